@@ -1,0 +1,205 @@
+"""The public library API: one call from program text to value, gradients and statistics.
+
+The CLI is a thin layer over :func:`gradients`; Python code can call it directly::
+
+    >>> import gradcalc
+    >>> r = gradcalc.gradients("B = A*3; OUT = (B+1)*(B+2)", at={"A": 2})
+    >>> r.value, r.gradients["A"], r.gradients["B"]
+    (56.0, 45.0, 15.0)
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import numbers
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from gradcalc import engine
+from gradcalc.ast import Program
+from gradcalc.dag import Dag, build
+from gradcalc.errors import Diagnostic, InputError
+from gradcalc.parse import parse
+
+__all__ = ["Result", "Stats", "compile_program", "gradients"]
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """What the counting pass saved: graph size, what backward visited, and for each requested
+    name the exact number of distinct paths from the output to it (the work a path-by-path
+    backpropagation would do, against ``visited_edges`` for the counting pass)."""
+
+    nodes: int
+    edges: int
+    merged: int
+    cone_nodes: int
+    visited_nodes: int
+    visited_edges: int
+    paths: dict[str, int]
+
+
+@dataclass(slots=True, eq=False)
+class Result:
+    """The answer for one output.
+
+    ``gradients`` maps each requested name to d(output)/d(name), in the order requested;
+    ``values`` gives each requested name's value; ``inputs`` every input's value that was
+    known (given or set in the program). ``warnings`` lists non-differentiable points met and
+    where an infinite or NaN gradient came from. ``dag``, ``node_values`` and ``node_gradients``
+    expose the evaluated graph for renderers.
+    """
+
+    output: str
+    value: float
+    gradients: dict[str, float]
+    values: dict[str, float]
+    inputs: dict[str, float]
+    stats: Stats | None = None
+    warnings: list[Diagnostic] = field(default_factory=list)
+    dag: Dag | None = field(default=None, repr=False)
+    node_values: list[float] = field(default_factory=list, repr=False)
+    node_gradients: list[float] = field(default_factory=list, repr=False)
+
+
+def compile_program(program: str | Program | Dag, name: str = "<program>") -> Dag:
+    """Parse and build ``program`` (text, a parsed :class:`Program`, or an already built
+    :class:`Dag`, returned as is) into the graph the engine runs on."""
+    if isinstance(program, Dag):
+        return program
+    if isinstance(program, Program):
+        return build(program)
+    return build(parse(program, name))
+
+
+def gradients(
+    program: str | Program | Dag,
+    at: Mapping[str, float] | None = None,
+    wrt: Iterable[str] | None = None,
+    of: str | None = None,
+    stats: bool = False,
+    on_step: Callable[[engine.Step], None] | None = None,
+) -> Result:
+    """Evaluate ``program`` and differentiate its output by reverse mode.
+
+    ``at`` gives input values (overriding values set in the program). ``wrt`` names the
+    gradients wanted (inputs or named intermediates); by default every input the output
+    depends on, then every named intermediate it depends on. ``of`` picks the output (default:
+    the last assigned name). ``stats=True`` adds :class:`Stats`. ``on_step`` is called with each
+    backward step in processing order.
+
+    Raises :class:`~gradcalc.errors.GradcalcError` subclasses: ``ParseError``,
+    ``NameResolutionError``, ``CycleError``, ``ArityError`` for a bad program,
+    ``InputError`` for bad ``at``/``wrt``/``of``, ``EvaluationError`` when the program cannot be
+    evaluated at that point.
+    """
+    dag = compile_program(program)
+    output_name = of if of is not None else dag.output
+    output = _lookup(dag, output_name, "output")
+    values = _leaf_values(dag, at or {})
+    within = engine.cone(dag, [output])
+    if wrt is None:
+        targets = _default_targets(dag, output, within)
+    else:
+        targets = {name: _lookup(dag, name, "gradient") for name in _unique(wrt)}
+
+    outside = [t for t in targets.values() if not within[t]]
+    needed = engine.cone(dag, [output, *outside]) if outside else within
+    _check_missing(dag, values, needed, output_name)
+    vals = engine.forward(dag, values, needed)
+
+    active = engine.active_nodes(dag, targets.values(), within)
+    pending = engine.counting_pass(dag, output, active)
+    counts = pending.copy()
+    grads = engine.backward(dag, vals, output, pending, active, on_step)
+    assert not any(pending), "every count must end at zero"
+
+    visited = [i for i, c in enumerate(counts) if c]
+    if active[output]:
+        visited.append(output)
+    result = Result(
+        output=output_name,
+        value=vals[output],
+        gradients={n: grads[i] + 0.0 if i <= output else 0.0 for n, i in targets.items()},
+        values={n: vals[i] for n, i in targets.items()},
+        inputs={n: v for n, i in dag.inputs.items() if (v := values[i]) is not None},
+        dag=dag,
+        node_values=vals,
+        node_gradients=grads,
+    )
+    result.warnings.extend(engine.kinks(dag, vals, [i for i in visited if dag.ops[i].kink]))
+    if not all(map(math.isfinite, result.gradients.values())):
+        origin = engine.find_nonfinite_origin(dag, vals, grads, visited)
+        if origin is not None:
+            result.warnings.append(origin)
+    if stats:
+        paths = engine.path_counts(dag, output, active)
+        result.stats = Stats(
+            nodes=len(dag),
+            edges=dag.edge_count,
+            merged=dag.merged,
+            cone_nodes=sum(within),
+            visited_nodes=len(visited),
+            visited_edges=sum(counts),
+            paths={n: paths[i] if i <= output else 0 for n, i in targets.items()},
+        )
+    return result
+
+
+def _unique(names: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(names))
+
+
+def _lookup(dag: Dag, name: str, role: str) -> int:
+    node = dag.named.get(name)
+    if node is not None:
+        return node
+    close = difflib.get_close_matches(name, dag.named, n=1)
+    hint = f"did you mean {close[0]}?" if close else (
+        "the program's names are " + ", ".join(dag.named) if len(dag.named) <= 12 else None)
+    raise InputError(f"the {role} {name!r} is not a name in the program", hint=hint)
+
+
+def _leaf_values(dag: Dag, at: Mapping[str, float]) -> list[float | None]:
+    values = list(dag.values)
+    for name, value in at.items():
+        node = dag.inputs.get(name)
+        if node is None:
+            if name in dag.named:
+                span = dag.name_spans[name]
+                raise InputError(
+                    f"{name} is not an input: the program computes it "
+                    f"(at {span.line}:{span.column})",
+                    hint="only inputs take values; the inputs are " + ", ".join(dag.inputs)
+                    if dag.inputs else "this program has no inputs")
+            _lookup(dag, name, "input")
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise InputError(f"the value of {name} must be a number, not {value!r}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise InputError(f"the value of {name} must be a finite number, not {value}")
+        values[node] = value
+    return values
+
+
+def _default_targets(dag: Dag, output: int, within: bytearray) -> dict[str, int]:
+    targets = {n: i for n, i in dag.inputs.items() if within[i] and i != output}
+    for node in range(output):
+        name = dag.names[node]
+        if name is not None and within[node] and name not in targets:
+            targets[name] = node
+    return targets
+
+
+def _check_missing(dag: Dag, values: list[float | None], needed: bytearray, output: str) -> None:
+    missing = [n for n, i in dag.inputs.items() if needed[i] and values[i] is None]
+    if not missing:
+        return
+    names = ", ".join(missing)
+    example = " ".join(f"--at {n}=VALUE" for n in missing[:3])
+    raise InputError(
+        f"no value for {'input' if len(missing) == 1 else 'inputs'} {names} (needed to "
+        f"evaluate {output})", dag.name_spans[missing[0]], dag.source,
+        hint=f"give values on the command line ({example}), with at={{...}} in Python, "
+        f"or in the program ({missing[0]} = VALUE)")

@@ -1,0 +1,292 @@
+"""The computation graph as plain data, and the builder that makes it from an AST.
+
+A :class:`Dag` is a set of parallel lists indexed by integer node id. Nodes are appended after
+their operands, so id order is a topological order: walking forwards or backwards is a loop.
+Operands are kept with repetitions (``B*B`` has two edges from B), which is what the engine's
+counting pass counts.
+
+Names: an input is a name used but never assigned, or assigned a plain number (``A = 2``). Every
+assigned name gets a node of its own, never shared with another name or merged away, so the
+gradient with respect to a named intermediate is the adjoint of exactly that node. Unnamed
+identical sub-expressions are merged (common sub-expression elimination).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+
+from gradcalc.ast import Apply, Assign, Expr, Name, Num, Output, Program, walk
+from gradcalc.errors import (
+    ArityError,
+    CycleError,
+    NameResolutionError,
+    Source,
+    Span,
+)
+from gradcalc.ops import CONST, CONSTANTS, FUNCTIONS, IDENTITY, INPUT, Op, op_named
+
+__all__ = ["Dag", "build"]
+
+
+@dataclass(slots=True, eq=False)
+class Dag:
+    """A counted-DAG-to-be: nodes as parallel lists, in topological order.
+
+    ``values[i]`` is a constant's value or an input's value set in the program (``None`` for a
+    free input and for op nodes); ``labels`` tells how constants were written. ``named`` maps
+    every name (inputs and assigned names) to its node; ``inputs`` only the inputs, in order of
+    first appearance. ``output`` is the default output: the last assigned name.
+    """
+
+    ops: list[Op] = field(default_factory=list)
+    args: list[tuple[int, ...]] = field(default_factory=list)
+    names: list[str | None] = field(default_factory=list)
+    spans: list[Span | None] = field(default_factory=list)
+    values: list[float | None] = field(default_factory=list)
+    labels: dict[int, str] = field(default_factory=dict)
+    inputs: dict[str, int] = field(default_factory=dict)
+    named: dict[str, int] = field(default_factory=dict)
+    name_spans: dict[str, Span] = field(default_factory=dict)
+    output: str = ""
+    source: Source = field(default_factory=lambda: Source(""))
+    merged: int = 0
+
+    def __len__(self) -> int:
+        return len(self.ops)
+
+    @property
+    def edge_count(self) -> int:
+        return sum(map(len, self.args))
+
+    def describe(self, node: int) -> str:
+        """A short human name for a node: its name, its constant, or its source text."""
+        name = self.names[node]
+        if name is not None:
+            return name
+        if node in self.labels:
+            return self.labels[node]
+        span = self.spans[node]
+        if span is not None:
+            text = self.source.text[span.start : span.end]
+            if len(text) <= 40 and "\n" not in text:
+                return text
+        return f"({self.ops[node].label})"
+
+    def add(self, op: Op, args: tuple[int, ...], span: Span | None,
+            name: str | None = None, value: float | None = None) -> int:
+        """Append a node and return its id (its operands must already be in the graph)."""
+        node = len(self.ops)
+        self.ops.append(op)
+        self.args.append(args)
+        self.names.append(name)
+        self.spans.append(span)
+        self.values.append(value)
+        if name is not None:
+            self.named[name] = node
+        return node
+
+
+def build(program: Program) -> Dag:
+    """Turn a parsed program into a :class:`Dag`.
+
+    Checks names (assigned once; not a constant or a function), function names and argument
+    counts, and that no name depends on itself. Statements may appear in any order; the graph
+    follows their dependencies.
+    """
+    return _Builder(program).run()
+
+
+class _Builder:
+    def __init__(self, program: Program) -> None:
+        self.program = program
+        self.source = program.source
+        self.dag = Dag(source=program.source)
+        self.statements: dict[str, Assign] = {}
+        self.cse: dict[tuple[object, ...], int] = {}
+
+    def error(self, cls: type[Exception], message: str, span: Span, hint: str | None = None
+              ) -> Exception:
+        return cls(message, span, self.source, hint)  # type: ignore[call-arg]
+
+    def run(self) -> Dag:
+        self._collect()
+        for name in self._order():
+            self._build_statement(self.statements[name])
+        return self.dag
+
+    # --- names and order -----------------------------------------------------------------
+
+    def _collect(self) -> None:
+        output_name = ""
+        for statement in self.program.statements:
+            if type(statement) is Output:
+                output_name = _fresh_output_name(self.program)
+                statement = Assign(output_name, statement.span, statement.expr, statement.span)
+            assert type(statement) is Assign
+            name = statement.name
+            if name in CONSTANTS:
+                raise self.error(NameResolutionError, f"cannot assign to the constant {name}",
+                                 statement.name_span, hint="choose another name")
+            if name in FUNCTIONS:
+                raise self.error(NameResolutionError, f"cannot assign to {name}: it is a function",
+                                 statement.name_span, hint="choose another name")
+            if name in self.statements:
+                first = self.statements[name].name_span
+                raise self.error(
+                    NameResolutionError, f"{name} is assigned twice", statement.name_span,
+                    hint=f"it was first assigned at {first.line}:{first.column}; every name is "
+                    "assigned once (use a new name for a new value)")
+            self.statements[name] = statement
+            output_name = name
+        self.dag.output = output_name
+
+    def _order(self) -> list[str]:
+        """Assigned names, dependencies first (source order where free), without recursion."""
+        uses: dict[str, list[Name]] = {}
+        for name, statement in self.statements.items():
+            uses[name] = [node for node in walk(statement.expr)
+                          if type(node) is Name and node.id in self.statements]
+        order: list[str] = []
+        state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+        for root in self.statements:
+            if root in state:
+                continue
+            state[root] = 1
+            stack: list[tuple[str, int]] = [(root, 0)]
+            while stack:
+                name, index = stack[-1]
+                deps = uses[name]
+                if index == len(deps):
+                    stack.pop()
+                    state[name] = 2
+                    order.append(name)
+                    continue
+                stack[-1] = (name, index + 1)
+                dep = deps[index]
+                seen = state.get(dep.id)
+                if seen == 1:
+                    raise self._cycle([n for n, _ in stack], dep)
+                if seen is None:
+                    state[dep.id] = 1
+                    stack.append((dep.id, 0))
+        return order
+
+    def _cycle(self, path: list[str], closing: Name) -> Exception:
+        loop = [*path[path.index(closing.id):], closing.id]
+        if len(loop) == 2:
+            return self.error(
+                CycleError, f"{closing.id} is defined in terms of itself", closing.span,
+                hint=f"assignments are equations, not updates: use a new name "
+                f"(e.g. {closing.id}2 = ... {closing.id} ...)")
+        return self.error(CycleError, "circular definition: " + " → ".join(loop), closing.span,
+                          hint="each name must be computable from names that do not use it")
+
+    # --- expressions ---------------------------------------------------------------------
+
+    def _build_statement(self, statement: Assign) -> None:
+        dag, expr, name = self.dag, statement.expr, statement.name
+        dag.name_spans[name] = statement.name_span
+        if type(expr) is Num:
+            dag.add(INPUT, (), statement.name_span, name, expr.value)
+            dag.inputs[name] = len(dag) - 1
+        elif type(expr) is Apply:
+            op = self._check(expr)
+            ids = tuple(self._expr(arg) for arg in expr.args)
+            dag.add(op, ids, expr.span, name)
+        else:
+            dag.add(IDENTITY, (self._expr(expr),), expr.span, name)
+
+    def _expr(self, expr: Expr) -> int:
+        """Add ``expr`` to the graph, sharing identical unnamed sub-expressions; return its id."""
+        results: list[int] = []
+        stack: list[tuple[Expr, bool]] = [(expr, False)]
+        pop, push = stack.pop, stack.append
+        while stack:
+            node, expanded = pop()
+            kind = type(node)
+            if kind is Num:
+                results.append(self._constant(node.value, node.text, node.span))
+            elif kind is Name:
+                results.append(self._name(node))
+            elif expanded:
+                n = len(node.args)
+                ids = tuple(results[-n:])
+                del results[-n:]
+                results.append(self._apply(self._check(node), ids, node.span))
+            else:
+                self._check(node)
+                push((node, True))
+                for arg in reversed(node.args):
+                    push((arg, False))
+        return results[0]
+
+    def _apply(self, op: Op, ids: tuple[int, ...], span: Span) -> int:
+        key = (op, *ids)
+        node = self.cse.get(key)
+        if node is None:
+            node = self.cse[key] = self.dag.add(op, ids, span)
+        else:
+            self.dag.merged += 1
+        return node
+
+    def _constant(self, value: float, label: str, span: Span) -> int:
+        key = (CONST, value, math.copysign(1.0, value))
+        node = self.cse.get(key)
+        if node is None:
+            node = self.cse[key] = self.dag.add(CONST, (), span, value=value)
+            self.dag.labels[node] = label
+        return node
+
+    def _name(self, node: Name) -> int:
+        name, dag = node.id, self.dag
+        found = dag.named.get(name)
+        if found is not None:
+            return found
+        if name in CONSTANTS:
+            return self._constant(CONSTANTS[name], name, node.span)
+        if name in FUNCTIONS:
+            raise self.error(NameResolutionError, f"{name} is a function, not a value", node.span,
+                             hint=f"call it with an argument: {name}(...)")
+        # Assigned names are built before their uses, so this is a free input.
+        dag.name_spans[name] = node.span
+        dag.inputs[name] = dag.add(INPUT, (), node.span, name)
+        return dag.inputs[name]
+
+    def _check(self, node: Apply) -> Op:
+        if not node.call:
+            return op_named(node.op)
+        name = node.op
+        op = FUNCTIONS.get(name)
+        if op is None:
+            raise self._unknown_function(node)
+        if len(node.args) != op.arity:
+            params = ", ".join("xyzw"[: op.arity])
+            count = f"{op.arity} argument" + ("s" if op.arity != 1 else "")
+            raise self.error(ArityError, f"{name} takes {count}, got {len(node.args)}", node.span,
+                             hint=f"write {name}({params})")
+        return op
+
+    def _unknown_function(self, node: Apply) -> Exception:
+        name = node.op
+        if name in CONSTANTS or name in self.statements:
+            kind = "a constant" if name in CONSTANTS else "a variable"
+            return self.error(NameResolutionError, f"{name} is {kind}, not a function",
+                              node.op_span, hint=f"to multiply, write {name}*(...)")
+        close = difflib.get_close_matches(name, FUNCTIONS, n=1, cutoff=0.6)
+        if not close:
+            close = [f for f in FUNCTIONS if f.lower() == name.lower()]
+        hint = (f"did you mean {close[0]}?" if close
+                else "known functions: " + ", ".join(sorted(FUNCTIONS)))
+        return self.error(NameResolutionError, f"unknown function {name!r}", node.op_span, hint)
+
+
+def _fresh_output_name(program: Program) -> str:
+    taken = {s.name for s in program.statements if type(s) is Assign}
+    taken.update(n.id for s in program.statements for n in walk(s.expr) if type(n) is Name)
+    name, suffix = "OUT", 1
+    while name in taken:
+        suffix += 1
+        name = f"OUT{suffix}"
+    return name

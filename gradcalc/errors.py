@@ -1,0 +1,214 @@
+"""Source positions and the errors a user can cause.
+
+Everything a user can get wrong is a :class:`GradcalcError` carrying a :class:`Span` into the
+:class:`Source` it came from, so that library users and the CLI get the same message: what is
+wrong, where (``line:column``, both 1-based), the source line with carets under the spot, and a
+hint where one helps. Rendering is plain text; the CLI only adds colour.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+__all__ = [
+    "ArityError",
+    "CycleError",
+    "Diagnostic",
+    "EvaluationError",
+    "GradcalcError",
+    "InputError",
+    "NameResolutionError",
+    "ParseError",
+    "Source",
+    "Span",
+]
+
+# An excerpt never shows more than this many characters of a source line: a 100,000-term sum
+# on one line must not flood the terminal with its error message.
+_EXCERPT_WIDTH = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A range of source text: offsets ``start``..``end`` (end exclusive, 0-based) and the
+    1-based ``line`` and ``column`` of its first character."""
+
+    start: int
+    end: int
+    line: int
+    column: int
+
+
+@dataclass(slots=True, eq=False)
+class Source:
+    """Program text with a name for messages (a file path, ``<stdin>`` or ``<program>``)."""
+
+    text: str
+    name: str = "<program>"
+    _line_starts: list[int] | None = field(default=None, repr=False)
+
+    def line_starts(self) -> list[int]:
+        if self._line_starts is None:
+            starts = [0]
+            find = self.text.find
+            pos = find("\n")
+            while pos >= 0:
+                starts.append(pos + 1)
+                pos = find("\n", pos + 1)
+            self._line_starts = starts
+        return self._line_starts
+
+    def span_at(self, start: int, end: int | None = None) -> Span:
+        """The span of offsets ``start``..``end`` with its line and column worked out."""
+        starts = self.line_starts()
+        line = bisect.bisect_right(starts, start)
+        return Span(start, start + 1 if end is None else end, line, start - starts[line - 1] + 1)
+
+    def line_text(self, line: int) -> str:
+        starts = self.line_starts()
+        begin = starts[line - 1]
+        stop = starts[line] - 1 if line < len(starts) else len(self.text)
+        return self.text[begin:stop].rstrip("\r")
+
+
+def excerpt(source: Source, span: Span) -> str:
+    """The source line of ``span`` with carets under it, as plain text (several lines)."""
+    text = source.line_text(span.line)
+    start_col = span.column - 1
+    line_end = source.line_starts()[span.line - 1] + len(text)
+    width = max(1, min(span.end, line_end) - span.start)
+    # Keep the caret in view on very long lines: show a window around it.
+    left = 0
+    if len(text) > _EXCERPT_WIDTH:
+        left = max(0, min(start_col - _EXCERPT_WIDTH // 3, len(text) - _EXCERPT_WIDTH))
+    shown = text[left : left + _EXCERPT_WIDTH]
+    prefix = "…" if left > 0 else ""
+    suffix = "…" if left + _EXCERPT_WIDTH < len(text) else ""
+    shown = prefix + shown.replace("\t", " ") + suffix
+    caret_col = start_col - left + len(prefix)
+    width = max(1, min(width, len(shown) - caret_col))
+    gutter = str(span.line)
+    pad = " " * len(gutter)
+    return (
+        f"{pad} |\n"
+        f"{gutter} | {shown}\n"
+        f"{pad} | {' ' * caret_col}{'^' * width}"
+    )
+
+
+def render_message(level: str, message: str, span: Span | None, source: Source | None,
+                   hint: str | None) -> str:
+    """``level: message``, then where (``name:line:column``), the excerpt and the hint."""
+    parts = [f"{level}: {message}"]
+    if span is not None and source is not None:
+        parts.append(f"  --> {source.name}:{span.line}:{span.column}")
+        parts.append(excerpt(source, span))
+    if hint:
+        parts.append(f"hint: {hint}")
+    return "\n".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """Something the user should know about a result that is still returned: a gradient
+    taken at a non-differentiable point, or a gradient that came out infinite or NaN."""
+
+    kind: str
+    message: str
+    span: Span | None = None
+    source: Source | None = field(default=None, compare=False)
+    hint: str | None = None
+
+    def render(self) -> str:
+        return render_message("warning", self.message, self.span, self.source, self.hint)
+
+
+class GradcalcError(Exception):
+    """Base class of every error a user's program or arguments can cause.
+
+    ``kind`` names the class of error in machine output (``syntax``, ``name``, ``cycle``,
+    ``arity``, ``input``, ``domain``, ``overflow``); ``exit_code`` is what the CLI exits with.
+    """
+
+    kind = "error"
+    exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        span: Span | None = None,
+        source: Source | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.span = span
+        self.source = source
+        self.hint = hint
+
+    @property
+    def line(self) -> int | None:
+        return self.span.line if self.span else None
+
+    @property
+    def column(self) -> int | None:
+        return self.span.column if self.span else None
+
+    def render(self) -> str:
+        """The full human message: ``error: …``, the location, the excerpt and the hint."""
+        return render_message("error", self.message, self.span, self.source, self.hint)
+
+    def __str__(self) -> str:
+        if self.span is not None:
+            return f"{self.span.line}:{self.span.column}: {self.message}"
+        return self.message
+
+
+class ParseError(GradcalcError):
+    """The text is not a well-formed gradcalc program."""
+
+    kind = "syntax"
+
+
+class NameResolutionError(GradcalcError):
+    """A name is used wrongly: unknown function, assigned twice, a constant assigned, …"""
+
+    kind = "name"
+
+
+class CycleError(GradcalcError):
+    """Assignments depend on each other in a circle."""
+
+    kind = "cycle"
+
+
+class ArityError(GradcalcError):
+    """A function is called with the wrong number of arguments."""
+
+    kind = "arity"
+
+
+class InputError(GradcalcError):
+    """Bad values or names given from outside the program (``--at``, ``--wrt``, ``--of``)."""
+
+    kind = "input"
+
+
+class EvaluationError(GradcalcError):
+    """The program is well formed but cannot be evaluated at the given point
+    (a domain error such as ``log(-1)``, division by zero, overflow)."""
+
+    kind = "domain"
+    exit_code = 1
+
+    def __init__(
+        self,
+        message: str,
+        span: Span | None = None,
+        source: Source | None = None,
+        hint: str | None = None,
+        kind: str = "domain",
+    ) -> None:
+        super().__init__(message, span, source, hint)
+        self.kind = kind

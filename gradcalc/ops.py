@@ -1,0 +1,233 @@
+"""The one registry of operations.
+
+Every operation is declared once, in :data:`OPS`, with its name, arity, forward rule and local
+partial derivatives side by side. The parser, the builder, the engine and the printers all look
+ops up here, so adding a function means adding one :class:`Op` entry and nothing else.
+
+Partial rules take the operands followed by the op's own result (``exp``'s derivative is its
+result) and return one partial derivative per operand. They never raise: where a derivative is
+infinite or undefined they return ``inf`` or ``nan`` and the engine reports it. Non-differentiable
+points follow PyTorch: ``relu'(0) = 0``, ``abs'(0) = 0``, a ``max``/``min`` tie gives 1/2 to each
+side, ``sqrt'(0) = inf``.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["CONSTANTS", "FUNCTIONS", "OPS", "Op", "op_named"]
+
+inf = math.inf
+nan = math.nan
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Op:
+    """One operation: how to compute it and how to differentiate it.
+
+    ``forward(*operands)`` gives the value (raising ``ValueError``/``ZeroDivisionError`` outside
+    the domain, ``OverflowError`` on overflow); ``partials(*operands, result)`` gives the local
+    derivative with respect to each operand. ``symbol``/``precedence`` describe infix printing,
+    ``pretty`` the symbol used in pictures. ``kink(*operands)`` is true at a non-differentiable
+    point, where ``kink_rule`` tells which convention was applied.
+    """
+
+    name: str
+    arity: int
+    forward: Callable[..., float]
+    partials: Callable[..., tuple[float, ...]]
+    domain: str = ""
+    symbol: str | None = None
+    pretty: str | None = None
+    precedence: int = 5
+    function: bool = True
+    kink: Callable[..., bool] | None = None
+    kink_rule: str = ""
+
+    @property
+    def label(self) -> str:
+        """How the op is shown in pictures and tables: ``×`` for mul, ``sin`` for sin."""
+        return self.pretty or self.symbol or self.name
+
+    def show(self, operands: list[str]) -> str:
+        """The op applied to operand texts as a person writes it: ``2 * 3``, ``-x``, ``log(-1)``."""
+        if self.symbol and len(operands) == 2:
+            return f"{operands[0]} {self.symbol} {operands[1]}"
+        if self.symbol and len(operands) == 1:
+            return f"{self.symbol}{operands[0]}"
+        return f"{self.name}({', '.join(operands)})"
+
+
+def _leaf(*_: float) -> float:  # pragma: no cover - leaves are never evaluated by the engine
+    raise AssertionError("leaf nodes have no forward rule")
+
+
+def _no_partials(*_: float) -> tuple[float, ...]:
+    return ()
+
+
+def _div(a: float, b: float, y: float) -> tuple[float, float]:
+    return (1.0 / b, -y / b)
+
+
+def _safe_pow(a: float, b: float) -> float:
+    """``a**b`` where the real result is infinite or undefined gives inf/nan instead of raising."""
+    try:
+        return math.pow(a, b)
+    except ZeroDivisionError:
+        return inf
+    except ValueError:
+        return inf if a == 0 else nan
+    except OverflowError:
+        return inf
+
+
+def _pow_partials(a: float, b: float, y: float) -> tuple[float, float]:
+    d_base = 0.0 if b == 0 else b * _safe_pow(a, b - 1.0)
+    # PyTorch's convention: where the base is 0 and the exponent is not negative the result is
+    # constant in the exponent (0^b = 0, 0^0 = 1), so that partial is 0, not 0*log(0).
+    if a > 0:
+        d_exponent = y * math.log(a)
+    elif a == 0 and b >= 0:
+        d_exponent = 0.0
+    else:
+        d_exponent = nan  # a negative base: the real power is not differentiable in the exponent
+    return (d_base, d_exponent)
+
+
+def _sqrt_partial(x: float, y: float) -> tuple[float]:
+    return (0.5 / y if y else inf,)
+
+
+def _asin_partial(x: float, y: float) -> tuple[float]:
+    r = 1.0 - x * x
+    return (1.0 / math.sqrt(r) if r > 0 else inf,)
+
+
+def _acos_partial(x: float, y: float) -> tuple[float]:
+    r = 1.0 - x * x
+    return (-1.0 / math.sqrt(r) if r > 0 else -inf,)
+
+
+def _sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
+
+
+def _softplus(x: float) -> float:
+    return math.log1p(math.exp(-abs(x))) + max(x, 0.0)
+
+
+def _tan_partial(x: float, y: float) -> tuple[float]:
+    c = math.cos(x)
+    return (1.0 / (c * c) if c else inf,)
+
+
+def _atan2_partials(y_: float, x: float, r: float) -> tuple[float, float]:
+    d = x * x + y_ * y_
+    if d == 0:
+        return (nan, nan)
+    return (x / d, -y_ / d)
+
+
+def _max_partials(a: float, b: float, y: float) -> tuple[float, float]:
+    if a > b:
+        return (1.0, 0.0)
+    if a < b:
+        return (0.0, 1.0)
+    return (0.5, 0.5)
+
+
+def _min_partials(a: float, b: float, y: float) -> tuple[float, float]:
+    if a < b:
+        return (1.0, 0.0)
+    if a > b:
+        return (0.0, 1.0)
+    return (0.5, 0.5)
+
+
+def _sign(x: float) -> float:
+    return 1.0 if x > 0 else -1.0 if x < 0 else 0.0
+
+
+def _tie(a: float, b: float) -> bool:
+    return a == b
+
+
+def _at_zero(x: float) -> bool:
+    return x == 0
+
+
+_LN2 = math.log(2.0)
+_LN10 = math.log(10.0)
+
+OPS: tuple[Op, ...] = (
+    # Leaves and plumbing: not callable from programs.
+    Op("input", 0, _leaf, _no_partials, function=False),
+    Op("const", 0, _leaf, _no_partials, function=False),
+    Op("id", 1, float, lambda x, y: (1.0,), pretty="=", function=False),
+    # Operators.
+    Op("add", 2, operator.add, lambda a, b, y: (1.0, 1.0), symbol="+", precedence=1,
+       function=False),
+    Op("sub", 2, operator.sub, lambda a, b, y: (1.0, -1.0), symbol="-", pretty="−", precedence=1,
+       function=False),
+    Op("mul", 2, operator.mul, lambda a, b, y: (b, a), symbol="*", pretty="×", precedence=2,
+       function=False),
+    Op("div", 2, operator.truediv, _div, "division by zero", symbol="/", pretty="÷", precedence=2,
+       function=False),
+    Op("neg", 1, operator.neg, lambda x, y: (-1.0,), symbol="-", pretty="−", precedence=3,
+       function=False),
+    Op("pow", 2, math.pow, _pow_partials,
+       "a negative base needs a whole exponent, and 0 has no negative powers",
+       symbol="^", precedence=4),
+    # Functions.
+    Op("sin", 1, math.sin, lambda x, y: (math.cos(x),)),
+    Op("cos", 1, math.cos, lambda x, y: (-math.sin(x),)),
+    Op("tan", 1, math.tan, _tan_partial),
+    Op("asin", 1, math.asin, _asin_partial, "asin needs an argument in [-1, 1]"),
+    Op("acos", 1, math.acos, _acos_partial, "acos needs an argument in [-1, 1]"),
+    Op("atan", 1, math.atan, lambda x, y: (1.0 / (1.0 + x * x),)),
+    Op("sinh", 1, math.sinh, lambda x, y: (math.cosh(x),)),
+    Op("cosh", 1, math.cosh, lambda x, y: (math.sinh(x),)),
+    Op("tanh", 1, math.tanh, lambda x, y: (1.0 - y * y,)),
+    Op("exp", 1, math.exp, lambda x, y: (y,)),
+    Op("log", 1, math.log, lambda x, y: (1.0 / x,), "log needs a positive argument"),
+    Op("log2", 1, math.log2, lambda x, y: (1.0 / (x * _LN2),), "log2 needs a positive argument"),
+    Op("log10", 1, math.log10, lambda x, y: (1.0 / (x * _LN10),),
+       "log10 needs a positive argument"),
+    Op("sqrt", 1, math.sqrt, _sqrt_partial, "sqrt needs a non-negative argument",
+       kink=_at_zero, kink_rule="sqrt'(0) = inf"),
+    Op("abs", 1, math.fabs, lambda x, y: (_sign(x),),
+       kink=_at_zero, kink_rule="abs'(0) = 0"),
+    Op("relu", 1, lambda x: x if x > 0 else 0.0, lambda x, y: (1.0 if x > 0 else 0.0,),
+       kink=_at_zero, kink_rule="relu'(0) = 0"),
+    Op("sigmoid", 1, _sigmoid, lambda x, y: (y * (1.0 - y),)),
+    Op("softplus", 1, _softplus, lambda x, y: (_sigmoid(x),)),
+    Op("max", 2, lambda a, b: a if a >= b else b, _max_partials,
+       kink=_tie, kink_rule="a tie gives 1/2 to each side"),
+    Op("min", 2, lambda a, b: a if a <= b else b, _min_partials,
+       kink=_tie, kink_rule="a tie gives 1/2 to each side"),
+    Op("atan2", 2, math.atan2, _atan2_partials),
+)
+
+_BY_NAME: dict[str, Op] = {op.name: op for op in OPS}
+
+#: Ops a program may call by name, e.g. ``sin(x)``.
+FUNCTIONS: dict[str, Op] = {op.name: op for op in OPS if op.function}
+
+#: Named constants a program may use.
+CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}
+
+INPUT = _BY_NAME["input"]
+CONST = _BY_NAME["const"]
+IDENTITY = _BY_NAME["id"]
+
+
+def op_named(name: str) -> Op:
+    """The registry entry called ``name`` (``KeyError`` if there is none)."""
+    return _BY_NAME[name]

@@ -1,0 +1,1 @@
+"""The gradcalc grammar (``gradcalc.lark``), installed as the package ``gradcalc.grammar``."""
