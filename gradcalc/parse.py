@@ -264,13 +264,16 @@ def _syntax_error(exc: Any, source: Source) -> ParseError:
                               hint="an operator needs a value on both sides")
         return ParseError(f"unexpected {_describe(token)}", span, source)
 
-    if token.type == "RPAR" and "RPAR" not in expected:
+    if token.type == "RPAR" and _unclosed_paren(text, pos) is None:
         return ParseError("unmatched ')'", span, source, hint="remove it or add the matching '('")
+    if token.type == "RPAR" and expected & _OPERAND_STARTS:
+        return ParseError("missing operand before ')'", span, source,
+                          hint="parentheses and function calls need something inside")
     if token.type in _OPERATORS and expected & _OPERAND_STARTS:
         return ParseError(f"missing operand before {_describe(token)}", span, source,
                           hint="two operators in a row need a value between them")
     if token.type == "EQUAL":
-        if previous == "=":
+        if previous == "=" or text.startswith("=", pos + 1):
             hint = "gradcalc has no comparisons: '=' gives a name to a value, once"
         elif "=" in text[source.line_starts()[span.line - 1]:pos].split(";")[-1]:
             hint = "only one '=' per statement; separate statements with ';' or a new line"
@@ -283,9 +286,6 @@ def _syntax_error(exc: Any, source: Source) -> ParseError:
         else:
             hint = "an operator (+ - * / ^) or ';' is missing here"
         return ParseError(f"unexpected {_describe(token)}", span, source, hint)
-    if token.type == "RPAR" and "RPAR" in expected and expected & _OPERAND_STARTS:
-        return ParseError("missing operand before ')'", span, source,
-                          hint="parentheses and function calls need something inside")
     wanted = sorted(_TERMINALS.get(name, name) for name in expected if name in _TERMINALS)
     hint = "expected " + ", ".join(wanted) if wanted else None
     return ParseError(f"unexpected {_describe(token)}", span, source, hint)
