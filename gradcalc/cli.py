@@ -4,6 +4,7 @@ mapping from error classes to exit codes. No math, no graph walking, no layout h
 from __future__ import annotations
 
 import enum
+import math
 import os
 import re
 import sys
@@ -140,10 +141,11 @@ def _parse_at(values: list[str]) -> dict[str, float]:
         name, value = name.strip(), value.strip()
         if not sep or not name:
             raise _usage(f"--at expects NAME=VALUE, got {item!r}", "for example --at A=2")
-        if not _NUMBER.fullmatch(value):
+        number = float(value) if _NUMBER.fullmatch(value) else math.nan
+        if not math.isfinite(number):
             raise _usage(f"--at {name}: {value!r} is not a finite number",
                          "write a decimal number such as 2, -0.5 or 1e-3")
-        at[name] = float(value)
+        at[name] = number
     return at
 
 

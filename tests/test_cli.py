@@ -1,0 +1,209 @@
+"""The command line end to end: Typer's CliRunner for most cases, the installed console script
+as a real subprocess for the rest."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gradcalc import cli
+
+SEED = "B = A*3; OUT = (B+1)*(B+2)"
+
+
+def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None):
+    return CliRunner().invoke(cli.app, list(args), input=stdin, env=env, prog_name="gradcalc")
+
+
+def test_seed_plain_output() -> None:
+    r = run(SEED, "--at", "A=2")
+    assert (r.exit_code, r.stdout, r.stderr) == (0, "A 45\nB 15\n", "")
+
+
+def test_wrt_selects_and_orders() -> None:
+    assert run("OUT = A*2 + B*3", "--at", "A=1", "--at", "B=1", "--wrt", "A").stdout == "A 2\n"
+    assert run("OUT = A*2 + B*3", "--at", "A=1,B=1", "--wrt", "B,A").stdout == "B 3\nA 2\n"
+    assert run(SEED, "--at", "A=2", "--wrt", "B", "--wrt", "OUT").stdout == "B 15\nOUT 1\n"
+
+
+def test_at_overrides_a_value_in_the_program() -> None:
+    assert run("A = 5; OUT = A*A", "--at", "A=3").stdout == "A 6\n"
+    assert run("A = 5; OUT = A*A").stdout == "A 10\n"
+
+
+def test_of_picks_another_output() -> None:
+    r = run("U = A*B; V = A+B", "--at", "A=2,B=3", "--of", "U")
+    assert r.stdout == "A 3\nB 2\n"
+
+
+def test_program_file_and_stdin(tmp_path: Path) -> None:
+    path = tmp_path / "prog.gc"
+    path.write_text("\ufeff# with a byte order mark\r\nA = 2\r\nOUT = sin(A)*A\r\n", "utf-8")
+    from_file = run(str(path), "--format", "json")
+    from_stdin = run("-", "--format", "json", stdin=path.read_text("utf-8"))
+    assert from_file.exit_code == from_stdin.exit_code == 0
+    assert json.loads(from_file.stdout)["gradients"] == json.loads(from_stdin.stdout)["gradients"]
+
+
+def test_stdin_example_from_the_issue() -> None:
+    r = run("-", "--at", "X=0.5", "--format", "json", stdin="OUT = sin(X)*X\n")
+    data = json.loads(r.stdout)
+    assert data["output"] == "OUT" and data["inputs"] == {"X": 0.5}
+    import math
+
+    assert data["value"] == math.sin(0.5) * 0.5
+    assert data["gradients"]["X"] == math.cos(0.5) * 0.5 + math.sin(0.5)
+
+
+def test_json_keys_and_nonfinite_numbers() -> None:
+    data = json.loads(run("OUT = sqrt(A)", "--at", "A=0", "-F", "json", "--stats").stdout)
+    assert set(data) == {"output", "value", "gradients", "values", "inputs", "warnings", "stats"}
+    assert data["gradients"] == {"A": "inf"}
+    assert {w["kind"] for w in data["warnings"]} == {"kink", "nonfinite"}
+    assert data["warnings"][0]["line"] == 1 and data["warnings"][0]["column"] == 7
+
+
+def test_stats_in_plain_and_json() -> None:
+    text = "X0 = 0.5\n" + "\n".join(f"X{i} = sin(X{i-1}) + cos(X{i-1})" for i in range(1, 61))
+    r = run(text, "--stats", "--wrt", "X0")
+    assert "stats.paths.X0 2^60" in r.stdout.splitlines()
+    data = json.loads(run(text, "--stats", "--wrt", "X0", "-F", "json").stdout)
+    assert data["stats"]["paths"]["X0"] == "2^60"
+    assert data["stats"]["visited_edges"] == 4 * 60
+    small = json.loads(run(SEED, "--at", "A=2", "--stats", "-F", "json").stdout)["stats"]
+    assert small["paths"] == {"A": 2, "B": 2}
+
+
+def test_table_format() -> None:
+    r = run(SEED, "--at", "A=2", "--format", "table", "--stats")
+    assert r.exit_code == 0
+    assert "OUT = 56" in r.stdout
+    assert "∂OUT/∂name" in r.stdout
+    rows = [line.split() for line in r.stdout.splitlines()]
+    assert ["A", "2", "45"] in rows and ["B", "6", "15"] in rows
+    assert "\x1b[" not in r.stdout  # not a terminal: no colour
+
+
+def test_warnings_go_to_stderr() -> None:
+    r = run("OUT = relu(A)", "--at", "A=0")
+    assert r.stdout == "A 0\n"
+    assert r.stderr.startswith("warning: relu is not differentiable at relu(0)")
+    assert "relu'(0) = 0" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "first_line", "location"),
+    [
+        (["OUT = (A+ * 2"], 2, "error: missing operand before '*'", "<program>:1:11"),
+        (["OUT = sine(A)", "--at", "A=1"], 2, "error: unknown function 'sine'", "<program>:1:7"),
+        (["A = B; B = A"], 2, "error: circular definition: A → B → A", "<program>:1:12"),
+        (["OUT = max(A)"], 2, "error: max takes 2 arguments, got 1", "<program>:1:7"),
+        (["OUT = log(A)", "--at", "A=-1"], 1, "error: log(-1) is undefined: log needs a positive "
+         "argument", "<program>:1:7"),
+        (["OUT = sqrt(A - 2)", "--at", "A=1"], 1, "error: sqrt(-1) is undefined: sqrt needs a "
+         "non-negative argument", "<program>:1:7"),
+        (["OUT = 1/(A-A)", "--at", "A=3"], 1, "error: 1 / 0 is undefined: division by zero",
+         "<program>:1:7"),
+        (["OUT = exp(A)", "--at", "A=1000"], 1, "error: exp(1000) overflows a 64-bit float",
+         "<program>:1:7"),
+        (["OUT = A*B", "--at", "A=1"], 2, "error: no value for input B (needed to evaluate OUT)",
+         "<program>:1:9"),
+        (["OUT = A", "--at", "A=nan"], 2, "error: --at A: 'nan' is not a finite number", None),
+        (["OUT = A", "--at", "A=1e999"], 2, "error: --at A: '1e999' is not a finite number", None),
+        (["OUT = A", "--at", "A"], 2, "error: --at expects NAME=VALUE, got 'A'", None),
+        (["OUT = A", "--at", "Z=1"], 2, "error: the input 'Z' is not a name in the program", None),
+        (["B = A*2; OUT = B", "--at", "B=1"], 2, "error: B is not an input: the program computes "
+         "it (at 1:1)", None),
+        (["OUT = A", "--at", "A=1", "--wrt", "Q"], 2, "error: the gradient 'Q' is not a name in "
+         "the program", None),
+        (["OUT = A", "--at", "A=1", "--of", "OTU"], 2, "error: the output 'OTU' is not a name in "
+         "the program", None),
+        (["no/such/file.gc"], 2, "error: no such file: no/such/file.gc", None),
+    ],
+)
+def test_errors(args: list[str], code: int, first_line: str, location: str | None) -> None:
+    r = run(*args)
+    assert r.exit_code == code
+    assert r.stdout == ""
+    lines = r.stderr.splitlines()
+    assert lines[0] == first_line
+    if location is not None:
+        assert lines[1] == f"  --> {location}"
+        assert "^" in lines[4]
+    assert "Traceback" not in r.stderr
+
+
+def test_caret_under_the_spot() -> None:
+    r = run("OUT = (A+ * 2")
+    assert r.stderr.splitlines()[3:5] == ["1 | OUT = (A+ * 2", "  |           ^"]
+
+
+def test_unreadable_input_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.gc"
+    path.write_bytes(b"OUT = A\xff")
+    r = run(str(path))
+    assert r.exit_code == 2 and "not UTF-8" in r.stderr
+
+
+def test_internal_errors_exit_70_without_traceback(monkeypatch, capsys) -> None:
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cli, "gradients", broken)
+    monkeypatch.setattr(sys, "argv", ["gradcalc", "OUT = A", "--at", "A=1"])
+    with pytest.raises(SystemExit) as info:
+        cli.main()
+    assert info.value.code == 70
+    err = capsys.readouterr().err
+    assert "internal error" in err and "boom" in err and "Traceback" not in err
+
+
+def test_version_and_help() -> None:
+    assert run("--version").stdout.startswith("gradcalc ")
+    help_text = run("--help").stdout
+    assert "Exit codes" in help_text and "--at" in help_text
+
+
+# --- the installed console script, as a real process -------------------------------------
+
+
+def console_script() -> str:
+    found = Path(sys.executable).with_name("gradcalc")
+    if found.exists():
+        return str(found)
+    which = shutil.which("gradcalc")
+    assert which, "the gradcalc console script is not installed"
+    return which
+
+
+def test_console_script_as_a_subprocess(tmp_path: Path) -> None:
+    env = {**os.environ, "NO_COLOR": "1"}
+    ok = subprocess.run([console_script(), SEED, "--at", "A=2"], capture_output=True, text=True,
+                        cwd=tmp_path, env=env, check=False)
+    assert (ok.returncode, ok.stdout, ok.stderr) == (0, "A 45\nB 15\n", "")
+    bad = subprocess.run([console_script(), "OUT = log(A)", "--at", "A=-1"], capture_output=True,
+                         text=True, cwd=tmp_path, env=env, check=False)
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert bad.stderr.startswith("error: log(-1) is undefined") and "Traceback" not in bad.stderr
+    module = subprocess.run([sys.executable, "-m", "gradcalc", "-", "--at", "X=2"],
+                            input="OUT = X^3", capture_output=True, text=True, cwd=tmp_path,
+                            env=env, check=False)
+    assert (module.returncode, module.stdout) == (0, "X 12\n")
+
+
+def test_closed_pipe_is_quiet(tmp_path: Path) -> None:
+    program = tmp_path / "wide.gc"
+    lines = [f"A{i} = 1" for i in range(20000)]
+    program.write_text("\n".join([*lines, "OUT = " + " + ".join(f"A{i}" for i in range(20000))]))
+    cmd = f'"{console_script()}" "{program}" | head -1'
+    done = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, cwd=tmp_path,
+                          check=False)
+    assert done.stdout == "A0 1\n"
+    assert "Traceback" not in done.stderr and "Error" not in done.stderr
