@@ -98,13 +98,18 @@ def build(program: Program) -> Dag:
     return _Builder(program).run()
 
 
+class _OutOfOrder(Exception):
+    """A name was used before its statement: build again in dependency order."""
+
+
 class _Builder:
     def __init__(self, program: Program) -> None:
         self.program = program
         self.source = program.source
         self.dag = Dag(source=program.source)
         self.statements: dict[str, Assign] = {}
-        self.cse: dict[tuple[object, ...], int] = {}
+        self.cse: dict[Op, dict[tuple[object, ...], int]] = {}
+        self.output = ""
 
     def error(self, cls: type[Exception], message: str, span: Span, hint: str | None = None
               ) -> Exception:
@@ -112,18 +117,26 @@ class _Builder:
 
     def run(self) -> Dag:
         self._collect()
-        for name in self._order():
-            self._build_statement(self.statements[name])
+        # Most programs define names before using them: build in source order, and only work
+        # out a dependency order (and look for cycles) when a name is used before its statement.
+        try:
+            for statement in self.statements.values():
+                self._build_statement(statement)
+        except _OutOfOrder:
+            self.dag = Dag(source=self.source)
+            self.cse.clear()
+            for name in self._order():
+                self._build_statement(self.statements[name])
+        self.dag.output = self.output
         return self.dag
 
     # --- names and order -----------------------------------------------------------------
 
     def _collect(self) -> None:
-        output_name = ""
         for statement in self.program.statements:
             if type(statement) is Output:
-                output_name = _fresh_output_name(self.program)
-                statement = Assign(output_name, statement.span, statement.expr, statement.span)
+                name = _fresh_output_name(self.program)
+                statement = Assign(name, statement.span, statement.expr, statement.span)
             assert type(statement) is Assign
             name = statement.name
             if name in CONSTANTS:
@@ -139,8 +152,7 @@ class _Builder:
                     hint=f"it was first assigned at {first.line}:{first.column}; every name is "
                     "assigned once (use a new name for a new value)")
             self.statements[name] = statement
-            output_name = name
-        self.dag.output = output_name
+            self.output = name
 
     def _order(self) -> list[str]:
         """Assigned names, dependencies first (source order where free), without recursion."""
@@ -187,55 +199,82 @@ class _Builder:
 
     def _build_statement(self, statement: Assign) -> None:
         dag, expr, name = self.dag, statement.expr, statement.name
-        dag.name_spans[name] = statement.name_span
-        if type(expr) is Num:
+        kind = type(expr)
+        if kind is Num:
             dag.add(INPUT, (), statement.name_span, name, expr.value)
             dag.inputs[name] = len(dag) - 1
-        elif type(expr) is Apply:
-            op = self._check(expr)
-            ids = tuple(self._expr(arg) for arg in expr.args)
-            dag.add(op, ids, expr.span, name)
-        else:
+        elif kind is Apply:
+            self._expr(expr, name)
+        else:  # `C = B` or `C = pi`: C is a node of its own
             dag.add(IDENTITY, (self._expr(expr),), expr.span, name)
+        dag.name_spans[name] = statement.name_span
 
-    def _expr(self, expr: Expr) -> int:
-        """Add ``expr`` to the graph, sharing identical unnamed sub-expressions; return its id."""
-        results: list[int] = []
-        stack: list[tuple[Expr, bool]] = [(expr, False)]
-        pop, push = stack.pop, stack.append
+    def _expr(self, expr: Expr, name: str | None = None) -> int:
+        """Add ``expr`` to the graph, sharing identical unnamed sub-expressions; return its id.
+        With ``name``, the root is that name's own node: never shared, never merged."""
+        kind = type(expr)
+        if kind is Num:
+            return self._constant(expr.value, expr.text, expr.span)
+        if kind is Name:
+            return self._name(expr)
+        # Pre-order with the last operand first, reversed, is post-order: operands first.
+        order: list[Expr] = []
+        stack: list[Expr] = [expr]
+        pop, extend, visit = stack.pop, stack.extend, order.append
         while stack:
-            node, expanded = pop()
+            node = pop()
+            visit(node)
+            if type(node) is Apply:
+                extend(node.args)
+        if name is not None:
+            order.pop(0)
+        dag, cse = self.dag, self.cse
+        ops, args, names, spans, values = dag.ops, dag.args, dag.names, dag.spans, dag.values
+        results: list[int] = []
+        push, take = results.append, results.pop
+        for node in reversed(order):
             kind = type(node)
-            if kind is Num:
-                results.append(self._constant(node.value, node.text, node.span))
+            if kind is Apply:
+                op = self._check(node) if node.call else op_named(node.op)
+                if op.arity == 2:
+                    second = take()
+                    operands: tuple[int, ...] = (take(), second)
+                elif op.arity == 1:
+                    operands = (take(),)
+                else:
+                    operands = tuple(results[-op.arity:])
+                    del results[-op.arity:]
+                table = cse.get(op)
+                if table is None:
+                    table = cse[op] = {}
+                found = table.get(operands)
+                if found is None:
+                    found = table[operands] = len(ops)
+                    ops.append(op)
+                    args.append(operands)
+                    names.append(None)
+                    spans.append(node.span)
+                    values.append(None)
+                else:
+                    dag.merged += 1
+                push(found)
             elif kind is Name:
-                results.append(self._name(node))
-            elif expanded:
-                n = len(node.args)
-                ids = tuple(results[-n:])
-                del results[-n:]
-                results.append(self._apply(self._check(node), ids, node.span))
+                push(self._name(node))
             else:
-                self._check(node)
-                push((node, True))
-                for arg in reversed(node.args):
-                    push((arg, False))
-        return results[0]
-
-    def _apply(self, op: Op, ids: tuple[int, ...], span: Span) -> int:
-        key = (op, *ids)
-        node = self.cse.get(key)
-        if node is None:
-            node = self.cse[key] = self.dag.add(op, ids, span)
-        else:
-            self.dag.merged += 1
-        return node
+                push(self._constant(node.value, node.text, node.span))
+        if name is None:
+            return results[0]
+        op = self._check(expr) if expr.call else op_named(expr.op)
+        return dag.add(op, tuple(results), expr.span, name)
 
     def _constant(self, value: float, label: str, span: Span) -> int:
-        key = (CONST, value, math.copysign(1.0, value))
-        node = self.cse.get(key)
+        table = self.cse.get(CONST)
+        if table is None:
+            table = self.cse[CONST] = {}
+        key = (value, math.copysign(1.0, value))  # 0.0 and -0.0 are different constants
+        node = table.get(key)
         if node is None:
-            node = self.cse[key] = self.dag.add(CONST, (), span, value=value)
+            node = table[key] = self.dag.add(CONST, (), span, value=value)
             self.dag.labels[node] = label
         return node
 
@@ -249,7 +288,8 @@ class _Builder:
         if name in FUNCTIONS:
             raise self.error(NameResolutionError, f"{name} is a function, not a value", node.span,
                              hint=f"call it with an argument: {name}(...)")
-        # Assigned names are built before their uses, so this is a free input.
+        if name in self.statements:
+            raise _OutOfOrder
         dag.name_spans[name] = node.span
         dag.inputs[name] = dag.add(INPUT, (), node.span, name)
         return dag.inputs[name]
