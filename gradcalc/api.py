@@ -113,11 +113,7 @@ def gradients(
     pending = engine.counting_pass(dag, output, active)
     counts = pending.copy()
     grads = engine.backward(dag, vals, output, pending, active, on_step)
-    assert not any(pending), "every count must end at zero"
 
-    visited = [i for i, c in enumerate(counts) if c]
-    if active[output]:
-        visited.append(output)
     result = Result(
         output=output_name,
         value=vals[output],
@@ -128,9 +124,15 @@ def gradients(
         node_values=vals,
         node_gradients=grads,
     )
-    result.warnings.extend(engine.kinks(dag, vals, [i for i in visited if dag.ops[i].kink]))
+
+    def visited(i: int) -> bool:  # reached by a counted edge, or the output itself
+        return i <= output and (counts[i] > 0 or (i == output and bool(active[i])))
+
+    kinked = [i for i, op in enumerate(dag.ops) if op.kink is not None] if _has_kinks(dag) else []
+    result.warnings.extend(engine.kinks(dag, vals, [i for i in kinked if visited(i)]))
     if not all(map(math.isfinite, result.gradients.values())):
-        origin = engine.find_nonfinite_origin(dag, vals, grads, visited)
+        origin = engine.find_nonfinite_origin(
+            dag, vals, grads, [i for i in range(output + 1) if visited(i)])
         if origin is not None:
             result.warnings.append(origin)
     if stats:
@@ -140,7 +142,7 @@ def gradients(
             edges=dag.edge_count,
             merged=dag.merged,
             cone_nodes=sum(within),
-            visited_nodes=len(visited),
+            visited_nodes=len(counts) - counts.count(0) + active[output],
             visited_edges=sum(counts),
             paths={n: paths[i] if i <= output else 0 for n, i in targets.items()},
         )
@@ -185,11 +187,14 @@ def _leaf_values(dag: Dag, at: Mapping[str, float]) -> list[float | None]:
 
 def _default_targets(dag: Dag, output: int, within: bytearray) -> dict[str, int]:
     targets = {n: i for n, i in dag.inputs.items() if within[i] and i != output}
-    for node in range(output):
-        name = dag.names[node]
-        if name is not None and within[node] and name not in targets:
-            targets[name] = node
+    # `named` is in creation order, which is id order: intermediates come out topologically.
+    targets.update((n, i) for n, i in dag.named.items()
+                   if i < output and within[i] and n not in targets)
     return targets
+
+
+def _has_kinks(dag: Dag) -> bool:
+    return any(op.kink is not None for op in set(dag.ops))
 
 
 def _check_missing(dag: Dag, values: list[float | None], needed: bytearray, output: str) -> None:
