@@ -70,6 +70,8 @@ def _no_partials(*_: float) -> tuple[float, ...]:
 
 
 def _div(a: float, b: float, y: float) -> tuple[float, float]:
+    if b == 0:  # the forward rule refuses this; the partials still must not raise
+        return (inf, nan)
     return (1.0 / b, -y / b)
 
 
@@ -129,10 +131,15 @@ def _tan_partial(x: float, y: float) -> tuple[float]:
 
 
 def _atan2_partials(y_: float, x: float, r: float) -> tuple[float, float]:
-    d = x * x + y_ * y_
-    if d == 0:
+    # Divide by the length twice instead of by x² + y², which under- or overflows far sooner.
+    h = math.hypot(x, y_)
+    if h == 0:
         return (nan, nan)
-    return (x / d, -y_ / d)
+    return (x / h / h, -y_ / h / h)
+
+
+def _reciprocal(x: float) -> float:
+    return 1.0 / x if x else inf
 
 
 def _max_partials(a: float, b: float, y: float) -> tuple[float, float]:
@@ -196,9 +203,10 @@ OPS: tuple[Op, ...] = (
     Op("cosh", 1, math.cosh, lambda x, y: (math.sinh(x),)),
     Op("tanh", 1, math.tanh, lambda x, y: (1.0 - y * y,)),
     Op("exp", 1, math.exp, lambda x, y: (y,)),
-    Op("log", 1, math.log, lambda x, y: (1.0 / x,), "log needs a positive argument"),
-    Op("log2", 1, math.log2, lambda x, y: (1.0 / (x * _LN2),), "log2 needs a positive argument"),
-    Op("log10", 1, math.log10, lambda x, y: (1.0 / (x * _LN10),),
+    Op("log", 1, math.log, lambda x, y: (_reciprocal(x),), "log needs a positive argument"),
+    Op("log2", 1, math.log2, lambda x, y: (_reciprocal(x * _LN2),),
+       "log2 needs a positive argument"),
+    Op("log10", 1, math.log10, lambda x, y: (_reciprocal(x * _LN10),),
        "log10 needs a positive argument"),
     Op("sqrt", 1, math.sqrt, _sqrt_partial, "sqrt needs a non-negative argument",
        kink=_at_zero, kink_rule="sqrt'(0) = inf"),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 import gradcalc
-from gradcalc.errors import ArityError, CycleError, GradcalcError, NameResolutionError
+from gradcalc.errors import ArityError, CycleError, GradcalcError
+from gradcalc.errors import NameResolutionError as Names
 
 
 def build(text: str) -> gradcalc.Dag:
@@ -66,7 +67,8 @@ def test_alias_is_a_node_of_its_own() -> None:
 def test_constants_are_values_not_inputs() -> None:
     dag = build("OUT = pi*R^2")
     assert list(dag.inputs) == ["R"]
-    assert gradcalc.gradients(dag, at={"R": 1}).gradients["R"] == pytest.approx(2 * 3.141592653589793)
+    gradient = gradcalc.gradients(dag, at={"R": 1}).gradients["R"]
+    assert gradient == 2 * 3.141592653589793
 
 
 def error(text: str, cls: type[GradcalcError]) -> GradcalcError:
@@ -79,17 +81,17 @@ def error(text: str, cls: type[GradcalcError]) -> GradcalcError:
 @pytest.mark.parametrize(
     ("text", "cls", "position", "message", "hint"),
     [
-        ("A = 1\nA = 2", NameResolutionError, (2, 1), "A is assigned twice", "first assigned at 1:1"),
-        ("pi = 3", NameResolutionError, (1, 1), "cannot assign to the constant pi", None),
-        ("sin = 3", NameResolutionError, (1, 1), "cannot assign to sin: it is a function", None),
-        ("OUT = sine(A)", NameResolutionError, (1, 7), "unknown function 'sine'", "did you mean sin?"),
-        ("OUT = SIN(A)", NameResolutionError, (1, 7), "unknown function 'SIN'", "did you mean sin?"),
-        ("OUT = frobnicate(A)", NameResolutionError, (1, 7), "unknown function 'frobnicate'",
+        ("A = 1\nA = 2", Names, (2, 1), "A is assigned twice", "first assigned at 1:1"),
+        ("pi = 3", Names, (1, 1), "cannot assign to the constant pi", None),
+        ("sin = 3", Names, (1, 1), "cannot assign to sin: it is a function", None),
+        ("OUT = sine(A)", Names, (1, 7), "unknown function 'sine'", "did you mean sin?"),
+        ("OUT = SIN(A)", Names, (1, 7), "unknown function 'SIN'", "did you mean sin?"),
+        ("OUT = frobnicate(A)", Names, (1, 7), "unknown function 'frobnicate'",
          "known functions:"),
-        ("OUT = sin + 1", NameResolutionError, (1, 7), "sin is a function, not a value", "sin(...)"),
-        ("B = 2; OUT = B(3)", NameResolutionError, (1, 14), "B is a variable, not a function",
+        ("OUT = sin + 1", Names, (1, 7), "sin is a function, not a value", "sin(...)"),
+        ("B = 2; OUT = B(3)", Names, (1, 14), "B is a variable, not a function",
          "B*(...)"),
-        ("OUT = pi(3)", NameResolutionError, (1, 7), "pi is a constant, not a function", None),
+        ("OUT = pi(3)", Names, (1, 7), "pi is a constant, not a function", None),
         ("OUT = max(A)", ArityError, (1, 7), "max takes 2 arguments, got 1", "max(x, y)"),
         ("OUT = sin(A, B)", ArityError, (1, 7), "sin takes 1 argument, got 2", "sin(x)"),
         ("A = A + 1", CycleError, (1, 5), "A is defined in terms of itself", "new name"),

@@ -1,0 +1,326 @@
+"""The op registry against independent oracles.
+
+Every differentiable op's partial derivatives are checked against central finite differences
+at many random points inside its domain (kept away from kinks, poles and branch cuts), and the
+documented conventions at non-differentiable points are checked exactly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from gradcalc.ops import CONSTANTS, FUNCTIONS, OPS, op_named
+
+SETTINGS = settings(max_examples=150, deadline=None, database=None,
+                    suppress_health_check=[HealthCheck.filter_too_much])
+
+LEAVES = {"input", "const"}
+DIFFERENTIABLE = [op for op in OPS if op.name not in LEAVES]
+
+
+def reals(lo: float, hi: float) -> st.SearchStrategy[float]:
+    return st.floats(lo, hi, allow_nan=False, allow_infinity=False)
+
+
+def away_from_zero(lo: float, hi: float, gap: float = 1e-3) -> st.SearchStrategy[float]:
+    return reals(lo, hi).filter(lambda x: abs(x) > gap)
+
+
+def unary(strategy: st.SearchStrategy[float]) -> st.SearchStrategy[tuple[float, ...]]:
+    return st.tuples(strategy)
+
+
+def _atan2_point(point: tuple[float, float]) -> bool:
+    y, x = point
+    # Away from the origin (a pole of the partials) and from the branch cut on the negative
+    # x axis, where atan2 jumps by 2*pi as y changes sign.
+    return math.hypot(x, y) > 0.1 and (x > 0 or abs(y) > 1e-3)
+
+
+#: op name -> strategy of operand tuples inside the op's smooth domain. Adding an op to the
+#: registry without adding it here makes ``test_every_op_has_a_domain_strategy`` fail.
+DOMAINS: dict[str, st.SearchStrategy[tuple[float, ...]]] = {
+    "id": unary(reals(-1e3, 1e3)),
+    "add": st.tuples(reals(-1e3, 1e3), reals(-1e3, 1e3)),
+    "sub": st.tuples(reals(-1e3, 1e3), reals(-1e3, 1e3)),
+    "mul": st.tuples(reals(-1e3, 1e3), reals(-1e3, 1e3)),
+    "div": st.tuples(reals(-100, 100), away_from_zero(-100, 100, gap=0.1)),
+    "neg": unary(reals(-1e3, 1e3)),
+    "pow": st.tuples(reals(0.1, 10), reals(-5, 5)),
+    "sin": unary(reals(-50, 50)),
+    "cos": unary(reals(-50, 50)),
+    "tan": unary(reals(-10, 10).filter(lambda x: abs(math.cos(x)) > 0.1)),
+    "asin": unary(reals(-0.99, 0.99)),
+    "acos": unary(reals(-0.99, 0.99)),
+    "atan": unary(reals(-100, 100)),
+    "sinh": unary(reals(-20, 20)),
+    "cosh": unary(reals(-20, 20)),
+    "tanh": unary(reals(-20, 20)),
+    "exp": unary(reals(-30, 30)),
+    "log": unary(reals(0.01, 1e4)),
+    "log2": unary(reals(0.01, 1e4)),
+    "log10": unary(reals(0.01, 1e4)),
+    "sqrt": unary(reals(1e-3, 1e4)),
+    "abs": unary(away_from_zero(-100, 100)),
+    "relu": unary(away_from_zero(-100, 100)),
+    "sigmoid": unary(reals(-30, 30)),
+    "softplus": unary(reals(-30, 30)),
+    "max": st.tuples(reals(-100, 100), reals(-100, 100)).filter(
+        lambda p: abs(p[0] - p[1]) > 1e-3),
+    "min": st.tuples(reals(-100, 100), reals(-100, 100)).filter(
+        lambda p: abs(p[0] - p[1]) > 1e-3),
+    "atan2": st.tuples(reals(-10, 10), reals(-10, 10)).filter(_atan2_point),
+}
+
+
+def central_difference(f, point: tuple[float, ...], i: int) -> tuple[float, float]:
+    """d f / d point[i] by central differences, and a bound on its rounding error."""
+    x = point[i]
+    h = 1e-6 * max(1.0, abs(x))
+    lo, hi = list(point), list(point)
+    lo[i], hi[i] = x - h, x + h
+    step = hi[i] - lo[i]  # the step actually taken, after rounding x +- h
+    f_hi, f_lo = f(*hi), f(*lo)
+    rounding = 1e-13 * max(abs(f_hi), abs(f_lo)) / step
+    return (f_hi - f_lo) / step, rounding
+
+
+def test_every_op_has_a_domain_strategy():
+    assert set(DOMAINS) == {op.name for op in DIFFERENTIABLE}
+
+
+def test_registry_is_consistent():
+    names = [op.name for op in OPS]
+    assert len(names) == len(set(names))
+    assert set(names) >= LEAVES
+    for op in OPS:
+        assert op_named(op.name) is op
+        if op.function:
+            assert FUNCTIONS[op.name] is op
+    assert {"pi": math.pi, "e": math.e} == CONSTANTS
+
+
+@pytest.mark.parametrize("name", sorted(DOMAINS))
+@SETTINGS
+@given(data=st.data())
+def test_partials_match_finite_differences(name, data):
+    op = op_named(name)
+    point = data.draw(DOMAINS[name], label="operands")
+    assert len(point) == op.arity
+    result = op.forward(*point)
+    assert math.isfinite(result)
+    partials = op.partials(*point, result)
+    assert isinstance(partials, tuple)
+    assert len(partials) == op.arity
+    for i, partial in enumerate(partials):
+        estimate, rounding = central_difference(op.forward, point, i)
+        assert math.isfinite(partial), (name, point, i)
+        tolerance = 1e-5 * max(abs(partial), abs(estimate)) + rounding + 1e-12
+        assert abs(partial - estimate) <= tolerance, (name, point, i, partial, estimate)
+
+
+# --- documented conventions at non-differentiable points -------------------------------------
+
+@pytest.mark.parametrize("x", [0.0, -0.0])
+def test_relu_derivative_at_zero_is_zero(x):
+    relu = op_named("relu")
+    assert relu.forward(x) == 0.0
+    assert relu.partials(x, relu.forward(x)) == (0.0,)
+    assert relu.kink(x)
+    assert relu.kink_rule == "relu'(0) = 0"
+
+
+@pytest.mark.parametrize("x", [0.0, -0.0])
+def test_abs_derivative_at_zero_is_zero(x):
+    fabs = op_named("abs")
+    assert fabs.forward(x) == 0.0
+    assert fabs.partials(x, fabs.forward(x)) == (0.0,)
+    assert fabs.kink(x)
+    assert fabs.kink_rule == "abs'(0) = 0"
+
+
+@pytest.mark.parametrize("name", ["max", "min"])
+@pytest.mark.parametrize("a", [0.0, 1.0, -2.5, 1e300, -1e-300])
+def test_max_min_tie_splits_half_half(name, a):
+    op = op_named(name)
+    y = op.forward(a, a)
+    assert y == a
+    assert op.partials(a, a, y) == (0.5, 0.5)
+    assert op.kink(a, a)
+    assert not op.kink(a, a + 1.0) or a + 1.0 == a
+
+
+def test_sqrt_derivative_at_zero_is_infinite():
+    sqrt = op_named("sqrt")
+    assert sqrt.forward(0.0) == 0.0
+    assert sqrt.partials(0.0, 0.0) == (math.inf,)
+    assert sqrt.kink(0.0)
+    assert not sqrt.kink(1e-300)
+
+
+@pytest.mark.parametrize("name", ["relu", "abs", "sqrt"])
+def test_kinks_only_at_zero(name):
+    op = op_named(name)
+    for x in (1e-300, 0.5, 3.0):
+        assert not op.kink(x)
+    assert op.kink(0.0)
+
+
+def test_smooth_ops_have_no_kink():
+    for op in DIFFERENTIABLE:
+        if op.name in {"relu", "abs", "sqrt", "max", "min"}:
+            assert op.kink is not None and op.kink_rule
+        else:
+            assert op.kink is None
+
+
+# --- partials never raise -----------------------------------------------------------------------
+
+EDGE_POINTS: list[tuple[str, tuple[float, ...]]] = [
+    ("sqrt", (0.0,)),
+    ("sqrt", (-0.0,)),
+    ("relu", (0.0,)),
+    ("abs", (0.0,)),
+    ("asin", (1.0,)),
+    ("asin", (-1.0,)),
+    ("acos", (1.0,)),
+    ("acos", (-1.0,)),
+    ("pow", (-2.0, 2.0)),
+    ("pow", (-2.0, 3.0)),
+    ("pow", (-0.5, -2.0)),
+    ("pow", (0.0, 0.0)),
+    ("pow", (0.0, 0.5)),
+    ("pow", (0.0, 2.0)),
+    ("pow", (-0.0, 3.0)),
+    ("atan2", (0.0, 0.0)),
+    ("atan2", (-0.0, -0.0)),
+    ("max", (0.0, 0.0)),
+    ("min", (0.0, 0.0)),
+    ("tan", (math.pi / 2,)),
+    ("div", (0.0, 1.0)),
+]
+
+
+@pytest.mark.parametrize(("name", "point"), EDGE_POINTS,
+                         ids=[f"{n}{p}" for n, p in EDGE_POINTS])
+def test_partials_at_edge_points_do_not_raise(name, point):
+    op = op_named(name)
+    y = op.forward(*point)
+    partials = op.partials(*point, y)
+    assert isinstance(partials, tuple)
+    assert len(partials) == op.arity
+    assert all(isinstance(p, float) for p in partials)
+
+
+def test_edge_point_values():
+    """The specific inf/nan values documented for the edge points."""
+    asin, acos, pw, atan2 = (op_named(n) for n in ("asin", "acos", "pow", "atan2"))
+    assert asin.partials(1.0, asin.forward(1.0)) == (math.inf,)
+    assert asin.partials(-1.0, asin.forward(-1.0)) == (math.inf,)
+    assert acos.partials(1.0, acos.forward(1.0)) == (-math.inf,)
+    assert acos.partials(-1.0, acos.forward(-1.0)) == (-math.inf,)
+    # negative base, whole exponent: d/da = b*a^(b-1) is fine, d/db is undefined (nan)
+    d_base, d_exp = pw.partials(-2.0, 3.0, pw.forward(-2.0, 3.0))
+    assert d_base == 3.0 * 4.0
+    assert math.isnan(d_exp)
+    # 0^b with b >= 0 is constant in b (PyTorch convention); d/da of 0^0.5 is inf
+    assert pw.partials(0.0, 2.0, 0.0) == (0.0, 0.0)
+    assert pw.partials(0.0, 0.0, 1.0) == (0.0, 0.0)
+    assert pw.partials(0.0, 0.5, 0.0) == (math.inf, 0.0)
+    d = atan2.partials(0.0, 0.0, atan2.forward(0.0, 0.0))
+    assert len(d) == 2
+    assert all(math.isnan(v) for v in d)
+
+
+
+@pytest.mark.parametrize("scale", [2.0**-600, 2.0**-300, 2.0**300, 2.0**600])
+@pytest.mark.parametrize(("y", "x"), [(1.0, 1.0), (3.0, -4.0)])
+def test_atan2_partials_at_extreme_scales(y, x, scale):
+    """atan2's partials x/r^2 and -y/r^2 are finite, representable numbers far from the origin
+    at any scale; computing r^2 = x*x + y*y directly underflows (or overflows) first."""
+    atan2 = op_named("atan2")
+    ys, xs = y * scale, x * scale
+    r = math.hypot(xs, ys)
+    expected = ((xs / r) / r, (-ys / r) / r)
+    got = atan2.partials(ys, xs, atan2.forward(ys, xs))
+    assert all(math.isfinite(e) and e != 0 for e in expected)
+    for g, e in zip(got, expected, strict=True):
+        assert math.isclose(g, e, rel_tol=1e-12), (got, expected)
+
+FINITE = st.floats(allow_nan=False, allow_infinity=False)
+SPECIAL = st.sampled_from([0.0, -0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 3.0, 1e-300, -1e-300,
+                           5e-324, 1e300, -1e300, 700.0, -700.0, 710.0, math.pi / 2])
+ANY_FLOAT = st.one_of(SPECIAL, FINITE)
+
+
+@pytest.mark.parametrize("name", sorted(DOMAINS))
+@SETTINGS
+@given(data=st.data())
+def test_partials_never_raise_where_forward_is_defined(name, data):
+    """Wherever the forward rule gives a finite value (the only points the engine ever
+    differentiates at), the partials return floats (possibly inf/nan) instead of raising."""
+    op = op_named(name)
+    point = tuple(data.draw(ANY_FLOAT, label=f"x{i}") for i in range(op.arity))
+    try:
+        y = op.forward(*point)
+    except (ValueError, ZeroDivisionError, OverflowError):
+        assume(False)
+    assume(math.isfinite(y))
+    partials = op.partials(*point, y)
+    assert len(partials) == op.arity
+    assert all(isinstance(p, float) for p in partials)
+
+
+# --- forward values against closed forms ---------------------------------------------------------
+
+def test_sigmoid_closed_forms():
+    sigmoid = op_named("sigmoid").forward
+    assert sigmoid(0.0) == 0.5
+    for x in (-5.0, -1.0, 0.3, 2.0, 7.5):
+        assert math.isclose(sigmoid(x), 1.0 / (1.0 + math.exp(-x)), rel_tol=1e-14)
+        assert math.isclose(sigmoid(x) + sigmoid(-x), 1.0, rel_tol=1e-14)
+    assert sigmoid(800.0) == 1.0
+    assert 0.0 <= sigmoid(-800.0) < 1e-300
+
+
+def test_softplus_closed_forms_and_stability():
+    softplus = op_named("softplus")
+    assert softplus.forward(0.0) == math.log(2.0)
+    for x in (-20.0, -3.0, -0.5, 0.25, 1.0, 4.0, 20.0):
+        assert math.isclose(softplus.forward(x), math.log1p(math.exp(x)), rel_tol=1e-12)
+        assert math.isclose(softplus.forward(x) - softplus.forward(-x), x,
+                            rel_tol=1e-12, abs_tol=1e-12)
+    # log(1 + e^800) would overflow if computed naively
+    assert softplus.forward(800.0) == 800.0
+    assert 0.0 <= softplus.forward(-800.0) < 1e-300
+    assert softplus.partials(800.0, 800.0) == (1.0,)
+    (d,) = softplus.partials(-800.0, softplus.forward(-800.0))
+    assert 0.0 <= d < 1e-300
+
+
+def test_other_forward_closed_forms():
+    f = {op.name: op.forward for op in DIFFERENTIABLE}
+    assert f["relu"](-2.0) == 0.0
+    assert f["relu"](3.0) == 3.0
+    assert f["abs"](-2.5) == 2.5
+    assert f["max"](1.0, 2.0) == 2.0
+    assert f["min"](1.0, 2.0) == 1.0
+    assert f["max"](-3.0, -4.0) == -3.0
+    assert f["min"](-3.0, -4.0) == -4.0
+    assert math.isclose(f["atan2"](1.0, 1.0), math.pi / 4, rel_tol=1e-15)
+    assert math.isclose(f["atan2"](1.0, -1.0), 3 * math.pi / 4, rel_tol=1e-15)
+    assert f["pow"](2.0, 10.0) == 1024.0
+    assert f["pow"](-2.0, 3.0) == -8.0
+    assert f["div"](1.0, 4.0) == 0.25
+    assert f["sub"](5.0, 7.0) == -2.0
+    assert f["neg"](3.0) == -3.0
+    assert f["id"](3.0) == 3.0
+    assert f["log2"](1024.0) == 10.0
+    assert f["log10"](1e-3) == -3.0
+    assert math.isclose(f["tanh"](0.5), (math.e - 1) / (math.e + 1), rel_tol=1e-14)
+    assert math.isclose(f["cosh"](1.0), (math.e + 1 / math.e) / 2, rel_tol=1e-14)
+    assert math.isclose(f["sinh"](1.0), (math.e - 1 / math.e) / 2, rel_tol=1e-14)
