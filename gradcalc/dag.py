@@ -113,7 +113,7 @@ class _Builder:
 
     def error(self, cls: type[Exception], message: str, span: Span, hint: str | None = None
               ) -> Exception:
-        return cls(message, span, self.source, hint)  # type: ignore[call-arg]
+        return cls(message, span, self.source, hint)
 
     def run(self) -> Dag:
         self._collect()
@@ -199,11 +199,10 @@ class _Builder:
 
     def _build_statement(self, statement: Assign) -> None:
         dag, expr, name = self.dag, statement.expr, statement.name
-        kind = type(expr)
-        if kind is Num:
+        if isinstance(expr, Num):
             dag.add(INPUT, (), statement.name_span, name, expr.value)
             dag.inputs[name] = len(dag) - 1
-        elif kind is Apply:
+        elif isinstance(expr, Apply):
             self._expr(expr, name)
         else:  # `C = B` or `C = pi`: C is a node of its own
             dag.add(IDENTITY, (self._expr(expr),), expr.span, name)
@@ -212,10 +211,9 @@ class _Builder:
     def _expr(self, expr: Expr, name: str | None = None) -> int:
         """Add ``expr`` to the graph, sharing identical unnamed sub-expressions; return its id.
         With ``name``, the root is that name's own node: never shared, never merged."""
-        kind = type(expr)
-        if kind is Num:
+        if isinstance(expr, Num):
             return self._constant(expr.value, expr.text, expr.span)
-        if kind is Name:
+        if isinstance(expr, Name):
             return self._name(expr)
         # Pre-order with the last operand first, reversed, is post-order: operands first.
         order: list[Expr] = []
@@ -224,7 +222,7 @@ class _Builder:
         while stack:
             node = pop()
             visit(node)
-            if type(node) is Apply:
+            if isinstance(node, Apply):
                 extend(node.args)
         if name is not None:
             order.pop(0)
@@ -233,8 +231,7 @@ class _Builder:
         results: list[int] = []
         push, take = results.append, results.pop
         for node in reversed(order):
-            kind = type(node)
-            if kind is Apply:
+            if isinstance(node, Apply):
                 op = self._check(node) if node.call else op_named(node.op)
                 if op.arity == 2:
                     second = take()
@@ -258,7 +255,7 @@ class _Builder:
                 else:
                     dag.merged += 1
                 push(found)
-            elif kind is Name:
+            elif isinstance(node, Name):
                 push(self._name(node))
             else:
                 push(self._constant(node.value, node.text, node.span))

@@ -208,7 +208,7 @@ def _run(machine: _Machine, text: str) -> list[Statement]:
             m = match(text, pos)
             if m is None:
                 raise _Unexpected(None, pos, set())
-            kind, end = m.lastgroup, m.end()
+            kind, end = m.lastgroup or "", m.end()
             value = text[pos:end]
             token = (kind, value, pos, end, line, pos - line_start + 1)
             if "\n" in value:
