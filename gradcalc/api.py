@@ -10,7 +10,6 @@ The CLI is a thin layer over :func:`gradients`; Python code can call it directly
 
 from __future__ import annotations
 
-import difflib
 import math
 import numbers
 from collections.abc import Callable, Iterable, Mapping
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 from gradcalc import engine
 from gradcalc.ast import Program
 from gradcalc.dag import Dag, build
-from gradcalc.errors import Diagnostic, InputError
+from gradcalc.errors import Diagnostic, InputError, closest
 from gradcalc.parse import parse
 
 __all__ = ["Result", "Stats", "compile_program", "gradients"]
@@ -157,8 +156,8 @@ def _lookup(dag: Dag, name: str, role: str) -> int:
     node = dag.named.get(name)
     if node is not None:
         return node
-    close = difflib.get_close_matches(name, dag.named, n=1)
-    hint = f"did you mean {close[0]}?" if close else (
+    close = closest(name, dag.named)
+    hint = f"did you mean {close}?" if close else (
         "the program's names are " + ", ".join(dag.named) if len(dag.named) <= 12 else None)
     raise InputError(f"the {role} {name!r} is not a name in the program", hint=hint)
 
@@ -208,3 +207,4 @@ def _check_missing(dag: Dag, values: list[float | None], needed: bytearray, outp
         f"evaluate {output})", dag.name_spans[missing[0]], dag.source,
         hint=f"give values on the command line ({example}), with at={{...}} in Python, "
         f"or in the program ({missing[0]} = VALUE)")
+

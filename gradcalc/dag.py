@@ -13,7 +13,6 @@ identical sub-expressions are merged (common sub-expression elimination).
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass, field
 
@@ -24,6 +23,7 @@ from gradcalc.errors import (
     NameResolutionError,
     Source,
     Span,
+    closest,
 )
 from gradcalc.ops import CONST, CONSTANTS, FUNCTIONS, IDENTITY, INPUT, Op, op_named
 
@@ -311,10 +311,8 @@ class _Builder:
             kind = "a constant" if name in CONSTANTS else "a variable"
             return self.error(NameResolutionError, f"{name} is {kind}, not a function",
                               node.op_span, hint=f"to multiply, write {name}*(...)")
-        close = difflib.get_close_matches(name, FUNCTIONS, n=1, cutoff=0.6)
-        if not close:
-            close = [f for f in FUNCTIONS if f.lower() == name.lower()]
-        hint = (f"did you mean {close[0]}?" if close
+        close = closest(name, FUNCTIONS)
+        hint = (f"did you mean {close}?" if close
                 else "known functions: " + ", ".join(sorted(FUNCTIONS)))
         return self.error(NameResolutionError, f"unknown function {name!r}", node.op_span, hint)
 
@@ -327,3 +325,4 @@ def _fresh_output_name(program: Program) -> str:
         suffix += 1
         name = f"OUT{suffix}"
     return name
+

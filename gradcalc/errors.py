@@ -9,6 +9,7 @@ hint where one helps. Rendering is plain text; the CLI only adds colour.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "ParseError",
     "Source",
     "Span",
+    "closest",
 ]
 
 # An excerpt never shows more than this many characters of a source line: a 100,000-term sum
@@ -95,6 +97,17 @@ def excerpt(source: Source, span: Span) -> str:
         f"{gutter} | {shown}\n"
         f"{pad} | {' ' * caret_col}{'^' * width}"
     )
+
+
+def closest(word: str, candidates: Iterable[str]) -> str | None:
+    """The candidate a typo most likely meant (``sine`` → ``sin``, ``SIN`` → ``sin``), if any."""
+    import difflib  # only on error paths: it costs start-up time
+
+    names = list(candidates)
+    found = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
+    if found:
+        return found[0]
+    return next((n for n in names if n.lower() == word.lower()), None)
 
 
 def render_message(level: str, message: str, span: Span | None, source: Source | None,

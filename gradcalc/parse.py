@@ -1,31 +1,30 @@
 """Program text to AST, with Lark's LALR(1) tables. The only module that imports Lark.
 
 Lark compiles the grammar (``grammar/gradcalc.lark``, shipped inside the package as
-``gradcalc.grammar``) into terminals and LALR(1) tables, cached per user so that start-up does
-not rebuild them. The grammar stays the single definition of the language; this module only runs
-those tables in a tight loop of its own: one regular expression made from Lark's terminals for
-the tokens, and a shift/reduce loop in which every reduction calls :class:`_ToAst` through
-Lark's callbacks. No parse tree is built and nothing recurses, so 100,000 nested parentheses or a
-million-term sum are ordinary inputs. Measured against Lark's own parse loop, this is the same
-parser without the per-token overhead (see ``tests/benchmarks``).
+``gradcalc.grammar``) into its terminals and LALR(1) tables; :func:`compile_tables` turns those
+into plain data, cached per user as JSON so that start-up neither rebuilds the tables nor even
+imports Lark. The grammar stays the single definition of the language; this module only runs
+the tables in a tight loop of its own: one regular expression made from Lark's terminals for the
+tokens, and a shift/reduce loop in which every reduction calls a :class:`_ToAst` method named by
+the grammar's rule aliases. No parse tree is built and nothing recurses, so 100,000 nested
+parentheses or a million-term sum are ordinary inputs.
 """
 
 from __future__ import annotations
 
 import gc
+import json
 import math
 import os
 import re
+import zlib
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gradcalc.ast import Apply, Assign, Expr, Name, Num, Output, Program, Statement
 from gradcalc.errors import GradcalcError, ParseError, Source, Span
-
-if TYPE_CHECKING:
-    from lark import Lark
 
 # A token: (type, text, start offset, end offset, line, column), lines and columns 1-based.
 Token = tuple[str, str, int, int, int, int]
@@ -111,7 +110,7 @@ class _ToAst:
         return Output(expr, expr.span)
 
     def start(self, children: list[Any]) -> list[Statement]:
-        statements = [c for c in children if isinstance(c, (Assign, Output))]
+        statements = [c for c in children if type(c) is Assign or type(c) is Output]
         for statement in statements[:-1]:
             if type(statement) is Output:
                 raise ParseError(
@@ -122,71 +121,140 @@ class _ToAst:
         return statements
 
 
-def _cache_file() -> str | bool:
-    """Where Lark keeps the compiled tables: the user's cache folder, never a shared /tmp
-    (the cache is a pickle, and loading another user's pickle would run their code)."""
+_TABLES_FORMAT = 1
+
+
+def _digest(grammar: str) -> str:
+    # Tells one version of the grammar from another (a cache key, not a security check);
+    # zlib is already loaded where hashlib would cost milliseconds of start-up.
+    data = grammar.encode()
+    return f"{zlib.crc32(data):08x}{len(data):x}"
+
+
+def _cache_folder() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = Path(base) / "gradcalc"
+    return Path(base) / "gradcalc"
+
+
+def compile_tables(grammar: str) -> dict[str, Any]:
+    """Compile ``grammar`` with Lark into plain data: the token regular expression, the
+    ignored terminals, and the LALR(1) action table in which a reduction names the
+    :class:`_ToAst` method it calls (``None`` for a rule that hands its only child up)."""
+    from lark import Lark
+    from lark.parsers.lalr_analysis import Shift
+
+    lark = Lark(grammar, parser="lalr", lexer="basic", keep_all_tokens=True)
+    table = lark.parser.parser.parser.parse_table  # the LALR table inside Lark's front end
+
+    def reduction(rule: Any) -> list[Any]:
+        origin = rule.origin.name
+        # Lark inlines rules whose names start with '_' (its helpers for `*` and `?`): their
+        # children are spliced into the parent's list.
+        splices = any(not s.is_term and s.name.startswith("_") for s in rule.expansion)
+        if origin.startswith("_"):
+            method = None
+        elif rule.alias:
+            method = rule.alias
+        elif rule.options.expand1 and len(rule.expansion) == 1:
+            method = None  # `?sum: product`: the child goes up unchanged
+        else:
+            method = origin
+        return [len(rule.expansion), method, origin, origin.startswith("_"), splices]
+
+    states = {state: {symbol: arg if action is Shift else reduction(arg)
+                      for symbol, (action, arg) in row.items()}
+              for state, row in table.states.items()}
+    # Lark's own order for its basic lexer: priority, then the longest possible match.
+    terminals = sorted(lark.terminals, key=lambda t: (
+        -t.priority, -t.pattern.max_width, -len(t.pattern.value), t.name))
+    return {
+        "format": _TABLES_FORMAT,
+        "grammar": _digest(grammar),
+        "tokens": "|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in terminals),
+        "ignore": sorted(lark.lexer_conf.ignore),
+        "start": table.start_states["start"],
+        "end": table.end_states["start"],
+        "states": [[state, row] for state, row in states.items()],
+    }
+
+
+def _tables() -> dict[str, Any]:
+    """The compiled grammar, from the per-user cache when it matches the grammar's text.
+
+    The cache is JSON (data, never code), written atomically; any problem with it just means
+    compiling again, and an unwritable cache folder means compiling on every run."""
+    grammar = grammar_text()
+    digest = _digest(grammar)
+    path = _cache_folder() / f"tables-{digest}.json"
     try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError:
-        return False
-    return str(folder / "grammar.lark-cache")
-
-
-@lru_cache(maxsize=1)
-def _lark() -> Lark:
-    from lark import Lark, Transformer
-
-    class Callbacks(_ToAst, Transformer):  # Lark looks callbacks up on a Transformer
+        data = json.loads(path.read_text("utf-8"))
+        if data.get("format") == _TABLES_FORMAT and data.get("grammar") == digest:
+            return data
+    except (OSError, ValueError):
         pass
+    data = compile_tables(grammar)
+    import tempfile
 
-    return Lark(
-        grammar_text(),
-        parser="lalr",
-        lexer="basic",
-        keep_all_tokens=True,
-        transformer=Callbacks(),
-        cache=_cache_file(),
-    )
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False,
+                                         encoding="utf-8", suffix=".tmp") as f:
+            json.dump(data, f)
+        os.replace(f.name, path)
+    except OSError:
+        pass
+    return data
+
+
+class _Splice(list):
+    """Children of an inlined helper rule, waiting to be spliced into the parent's list."""
+
+
+def _splice(children: list[Any]) -> list[Any]:
+    # Lark's helper rules are left-recursive lists: extend the first one in place, so a
+    # program of n statements costs O(n), not O(n^2).
+    first = children[0] if children else None
+    out = first if type(first) is _Splice else _Splice([first] if children else [])
+    for child in children[1:]:
+        if type(child) is _Splice:
+            out.extend(child)
+        else:
+            out.append(child)
+    return out
 
 
 class _Machine:
-    """Lark's compiled grammar in the shape the loop in :func:`_run` wants.
+    """The compiled grammar in the shape the loop in :func:`_run` wants.
 
     ``actions[state][symbol]`` is an ``int`` (shift to, or go to, that state) or a reduction
-    ``(length, callback, rule name)``; ``tokens`` matches one terminal at a position, with the
-    terminal's name as the group name."""
+    ``(length, callback, rule name, splices)``, with callback ``None`` for a pass-through rule;
+    ``tokens`` matches one terminal at a position, the terminal's name as the group name."""
 
-    def __init__(self, lark: Lark) -> None:
-        from lark.parsers.lalr_analysis import Shift
+    def __init__(self, data: dict[str, Any]) -> None:
+        builder = _ToAst()
 
-        parser = lark.parser.parser.parser  # the LALR parser inside Lark's front end
-        table, callbacks = parser.parse_table, parser.callbacks
-        self.start = table.start_states["start"]
-        self.end = table.end_states["start"]
-        def reduction(rule: Any) -> tuple[int, Any, str]:
-            # `?sum: product` hands its single child up unchanged: no call, no list.
-            if rule.options.expand1 and len(rule.expansion) == 1 and not rule.alias:
-                return (1, None, rule.origin.name)
-            return (len(rule.expansion), callbacks[rule], rule.origin.name)
+        def reduction(length: int, method: str | None, origin: str, helper: bool,
+                      splices: bool) -> tuple[Any, ...]:
+            if helper:
+                return (length, _splice, origin, False)
+            if method is None:
+                return (length, None, origin, False)
+            return (length, getattr(builder, method), origin, splices)
 
-        self.actions: dict[Any, dict[str, Any]] = {
-            state: {symbol: arg if action is Shift else reduction(arg)
-                    for symbol, (action, arg) in row.items()}
-            for state, row in table.states.items()
+        self.actions: dict[int, dict[str, Any]] = {
+            state: {symbol: arg if isinstance(arg, int) else reduction(*arg)
+                    for symbol, arg in row.items()}
+            for state, row in data["states"]
         }
-        # Lark's own order for its basic lexer: priority, then the longest possible match.
-        terminals = sorted(lark.terminals, key=lambda t: (
-            -t.priority, -t.pattern.max_width, -len(t.pattern.value), t.name))
-        self.tokens = re.compile("|".join(
-            f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in terminals))
-        self.ignore = frozenset(lark.lexer_conf.ignore)
+        self.start: int = data["start"]
+        self.end: int = data["end"]
+        self.tokens = re.compile(data["tokens"])
+        self.ignore = frozenset(data["ignore"])
 
 
 @lru_cache(maxsize=1)
 def _machine() -> _Machine:
-    return _Machine(_lark())
+    return _Machine(_tables())
 
 
 class _Unexpected(Exception):
@@ -229,7 +297,7 @@ def _run(machine: _Machine, text: str) -> list[Statement]:
                 states.append(action)
                 values.append(token)
                 break
-            length, callback, rule = action
+            length, callback, rule, splices = action
             if callback is None:  # a pass-through rule: only the state changes
                 del states[-1]
                 states.append(actions[states[-1]][rule])
@@ -240,7 +308,7 @@ def _run(machine: _Machine, text: str) -> list[Statement]:
                 del states[-length:]
             else:
                 children = []
-            values.append(callback(children))
+            values.append(callback(_splice(children) if splices else children))
             states.append(actions[states[-1]][rule])
             if kind == "$END" and states[-1] == end_state:
                 return values[-1]
