@@ -207,3 +207,47 @@ def test_closed_pipe_is_quiet(tmp_path: Path) -> None:
                           check=False)
     assert done.stdout == "A0 1\n"
     assert "Traceback" not in done.stderr and "Error" not in done.stderr
+
+
+class _Terminal:
+    """A stand-in for a terminal stream: collects text, says it is a TTY."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch) -> None:
+    error = cli.InputError("bad value", hint="a hint")
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    cli._print_diagnostic(error)
+    assert terminal.text.startswith("\x1b[1;31merror\x1b[0m: bad value")
+
+    terminal.text = ""
+    monkeypatch.setenv("NO_COLOR", "1")
+    cli._print_diagnostic(error)
+    assert terminal.text.startswith("error: bad value") and "\x1b[" not in terminal.text
+
+
+def test_default_format_is_table_on_a_terminal(monkeypatch, capsys) -> None:
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setattr(sys, "argv", ["gradcalc", SEED, "--at", "A=2"])
+    with pytest.raises(SystemExit) as info:
+        cli.main()
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    import re
+
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", out)
+    assert "OUT = 56" in plain and "∂OUT/∂name" in plain
+    # NO_COLOR allows bold, but no colours (SGR 30-37, 90-97).
+    assert not re.search(r"\x1b\[(?:[0-9;]*;)?(?:3[0-7]|9[0-7])m", out)
