@@ -5,9 +5,20 @@
 >>> r.value, r.gradients
 (56.0, {'A': 45.0, 'B': 15.0})
 
-Importing the package is cheap: Lark is loaded on the first parse, Rich and Typer only by the
-command-line interface.
+Python code can also build graphs directly, PyTorch style:
+
+>>> a = gradcalc.Value(2.0, requires_grad=True)
+>>> b = a * 3
+>>> out = (b + 1) * (b + 2)
+>>> out.backward()
+>>> a.grad, b.grad
+(45.0, 15.0)
+
+Importing the package is cheap: Lark is loaded only when the grammar's tables must be compiled,
+Rich and Typer only by the command-line interface.
 """
+
+from typing import Any
 
 from gradcalc.api import Result, Stats, compile_program, gradients
 from gradcalc.ast import Program
@@ -25,8 +36,18 @@ from gradcalc.errors import (
     Span,
 )
 from gradcalc.parse import parse
+from gradcalc.value import FUNCTION_NAMES, Value, zero_grad
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    """``gradcalc.sin``, ``gradcalc.relu``, ...: every function of the op registry, on values."""
+    if name in FUNCTION_NAMES:
+        from gradcalc.value import function
+
+        return function(name)
+    raise AttributeError(f"module 'gradcalc' has no attribute {name!r}")
 
 __all__ = [
     "ArityError",
@@ -43,8 +64,10 @@ __all__ = [
     "Source",
     "Span",
     "Stats",
+    "Value",
     "build",
     "compile_program",
     "gradients",
     "parse",
+    "zero_grad",
 ]

@@ -1,0 +1,112 @@
+"""A DAG back to gradcalc program text, which the grammar reads back to the same graph.
+
+Named nodes become statements (``B = A*3``); unnamed nodes used once are written inline with
+the fewest parentheses the grammar needs; unnamed nodes used more than once, or whose text grows
+long, get a generated name, so the text grows with the graph, never with the number of paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from gradcalc.dag import Dag
+from gradcalc.fmt import format_number
+from gradcalc.ops import CONST, IDENTITY, INPUT, Op
+
+__all__ = ["program_text"]
+
+# Inline text longer than this becomes a statement of its own: a million-step chain must not
+# become one quadratic-time, million-character expression.
+_INLINE_LIMIT = 120
+
+_ATOM = 9  # names, numbers, calls: never need parentheses
+_UNARY = 3  # unary minus and negative numbers (the grammar's `unary` level)
+
+
+def program_text(dag: Dag, output: int, output_name: str = "OUT") -> str:
+    """Program text computing node ``output`` of ``dag``: inputs with known values first
+    (``A = 2``), then one statement per named or shared node, the output last."""
+    ops, args, names = dag.ops, dag.args, dag.names
+    uses = [0] * (output + 1)
+    reached = bytearray(output + 1)
+    reached[output] = 1
+    for node in range(output, -1, -1):
+        if reached[node]:
+            for operand in args[node]:
+                uses[operand] += 1
+                reached[operand] = 1
+
+    taken = {n for n in names[: output + 1] if n is not None}
+    fresh = _fresh_names(taken)
+    label: dict[int, str] = {}  # node -> its name in the text
+    text: dict[int, tuple[str, int]] = {}  # unnamed node -> (inline text, precedence)
+    lines: list[str] = []
+    for node in range(output + 1):
+        if not reached[node]:
+            continue
+        op = ops[node]
+        if op is CONST:
+            value = dag.values[node]
+            assert value is not None
+            shown = dag.labels.get(node) or format_number(value)
+            text[node] = (shown, _UNARY if shown.startswith("-") else _ATOM)
+            continue
+        name = names[node]
+        if op is INPUT:
+            label[node] = name or next(fresh)
+            value = dag.values[node]
+            if value is not None:
+                lines.append(f"{label[node]} = {format_number(value)}")
+            continue
+        operands = [(label[a], _ATOM) if a in label else text[a] for a in args[node]]
+        expr, precedence = _apply(op, operands)
+        if name is None and node != output and uses[node] == 1 and len(expr) <= _INLINE_LIMIT:
+            text[node] = (expr, precedence)
+            continue
+        label[node] = name or (output_name if node == output else next(fresh))
+        lines.append(f"{label[node]} = {expr}")
+    if output in text:  # the output is a constant
+        lines.append(f"{output_name} = {text[output][0]}")
+    elif ops[output] is INPUT:  # the output is an input: say so with an identity
+        lines.append(f"{output_name} = {label[output]}" if label[output] != output_name else "")
+    return "\n".join(line for line in lines if line) + "\n"
+
+
+def _apply(op: Op, operands: list[tuple[str, int]]) -> tuple[str, int]:
+    """The text of ``op`` applied to operand texts, parenthesised as the grammar needs."""
+    if op is IDENTITY:
+        return operands[0]
+    if op.symbol and len(operands) == 2:
+        (left, lp), (right, rp) = operands
+        p = op.precedence
+        right_assoc = op.name == "pow"
+        # Left-associative: a - (b - c) needs parentheses on the right; power is the reverse,
+        # and a negative number or -x as its base needs them too: (-2)^x.
+        if lp < p or (right_assoc and lp <= p) or (right_assoc and lp == _UNARY):
+            left = f"({left})"
+        if rp < p or (not right_assoc and rp == p):
+            right = f"({right})"
+        joiner = f" {op.symbol} " if p == 1 else op.symbol
+        return f"{left}{joiner}{right}", p
+    if op.symbol and len(operands) == 1:
+        (inner, ip), p = operands[0], op.precedence
+        if ip < p or inner.startswith("-"):
+            inner = f"({inner})"
+        return f"{op.symbol}{inner}", _UNARY
+    return f"{op.name}({', '.join(t for t, _ in operands)})", _ATOM
+
+
+def _fresh_names(taken: set[str]) -> Iterator[str]:
+    """A, B, ..., Z, then T1, T2, ... skipping names already in use."""
+    letters = [chr(c) for c in range(ord("A"), ord("Z") + 1)]
+    for name in letters:
+        if name not in taken and name != "OUT":
+            taken.add(name)
+            yield name
+    count = 0
+    while True:
+        count += 1
+        name = f"T{count}"
+        if name not in taken:
+            taken.add(name)
+            yield name
