@@ -19,6 +19,7 @@ from gradcalc import engine
 from gradcalc.ast import Program
 from gradcalc.dag import Dag, build
 from gradcalc.errors import Diagnostic, InputError, closest
+from gradcalc.gcpause import paused_gc
 from gradcalc.parse import parse
 
 __all__ = ["Result", "Stats", "compile_program", "gradients"]
@@ -93,7 +94,18 @@ def gradients(
     ``InputError`` for bad ``at``/``wrt``/``of``, ``EvaluationError`` when the program cannot be
     evaluated at that point.
     """
-    dag = compile_program(program)
+    with paused_gc():
+        return _gradients(compile_program(program), at, wrt, of, stats, on_step)
+
+
+def _gradients(
+    dag: Dag,
+    at: Mapping[str, float] | None,
+    wrt: Iterable[str] | None,
+    of: str | None,
+    stats: bool,
+    on_step: Callable[[engine.Step], None] | None,
+) -> Result:
     output_name = of if of is not None else dag.output
     output = _lookup(dag, output_name, "output")
     values = _leaf_values(dag, at or {})

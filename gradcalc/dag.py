@@ -25,6 +25,7 @@ from gradcalc.errors import (
     Span,
     closest,
 )
+from gradcalc.gcpause import paused_gc
 from gradcalc.ops import CONST, CONSTANTS, FUNCTIONS, IDENTITY, INPUT, Op, op_named
 
 __all__ = ["Dag", "build"]
@@ -95,7 +96,8 @@ def build(program: Program) -> Dag:
     counts, and that no name depends on itself. Statements may appear in any order; the graph
     follows their dependencies.
     """
-    return _Builder(program).run()
+    with paused_gc():
+        return _Builder(program).run()
 
 
 class _OutOfOrder(Exception):

@@ -12,7 +12,6 @@ parentheses or a million-term sum are ordinary inputs.
 
 from __future__ import annotations
 
-import gc
 import json
 import math
 import os
@@ -25,6 +24,7 @@ from typing import Any
 
 from gradcalc.ast import Apply, Assign, Expr, Name, Num, Output, Program, Statement
 from gradcalc.errors import GradcalcError, ParseError, Source, Span
+from gradcalc.gcpause import paused_gc
 
 # A token: (type, text, start offset, end offset, line, column), lines and columns 1-based.
 Token = tuple[str, str, int, int, int, int]
@@ -322,20 +322,14 @@ def parse(text: str, name: str = "<program>") -> Program:
     """
     source = Source(text, name)
     machine = _machine()
-    # The parser allocates millions of small objects on big inputs; the cyclic garbage
-    # collector would scan them over and over for nothing (no cycles are made here).
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
     try:
-        statements = _run(machine, text)
+        with paused_gc():
+            statements = _run(machine, text)
     except _Unexpected as exc:
         raise _syntax_error(exc, source) from None
     except GradcalcError as exc:
         exc.source = source
         raise
-    finally:
-        if gc_was_enabled:
-            gc.enable()
     if not statements:
         raise ParseError("the program is empty",
                          hint="write at least one statement, e.g. OUT = A*2")

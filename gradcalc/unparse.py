@@ -7,6 +7,7 @@ long, get a generated name, so the text grows with the graph, never with the num
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 from gradcalc.dag import Dag
@@ -37,6 +38,15 @@ def program_text(dag: Dag, output: int, output_name: str = "OUT") -> str:
                 reached[operand] = 1
 
     taken = {n for n in names[: output + 1] if n is not None}
+    named_output = names[output]
+    if named_output is not None:
+        output_name = named_output
+    else:
+        base, suffix = output_name, 1
+        while output_name in taken:  # another node already has the output's name
+            suffix += 1
+            output_name = f"{base}{suffix}"
+        taken.add(output_name)
     fresh = _fresh_names(taken)
     label: dict[int, str] = {}  # node -> its name in the text
     text: dict[int, tuple[str, int]] = {}  # unnamed node -> (inline text, precedence)
@@ -48,7 +58,7 @@ def program_text(dag: Dag, output: int, output_name: str = "OUT") -> str:
         if op is CONST:
             value = dag.values[node]
             assert value is not None
-            shown = dag.labels.get(node) or format_number(value)
+            shown = dag.labels.get(node) or _literal(value)
             text[node] = (shown, _UNARY if shown.startswith("-") else _ATOM)
             continue
         name = names[node]
@@ -56,7 +66,7 @@ def program_text(dag: Dag, output: int, output_name: str = "OUT") -> str:
             label[node] = name or next(fresh)
             value = dag.values[node]
             if value is not None:
-                lines.append(f"{label[node]} = {format_number(value)}")
+                lines.append(f"{label[node]} = {_literal(value)}")
             continue
         operands = [(label[a], _ATOM) if a in label else text[a] for a in args[node]]
         expr, precedence = _apply(op, operands)
@@ -70,6 +80,12 @@ def program_text(dag: Dag, output: int, output_name: str = "OUT") -> str:
     elif ops[output] is INPUT:  # the output is an input: say so with an identity
         lines.append(f"{output_name} = {label[output]}" if label[output] != output_name else "")
     return "\n".join(line for line in lines if line) + "\n"
+
+
+def _literal(x: float) -> str:
+    """The number as program text that reads back as the same float, negative zero included
+    (the display format prints it as 0)."""
+    return "-0" if x == 0 and math.copysign(1.0, x) < 0 else format_number(x)
 
 
 def _apply(op: Op, operands: list[tuple[str, int]]) -> tuple[str, int]:

@@ -23,6 +23,7 @@ from gradcalc import engine
 from gradcalc.dag import Dag
 from gradcalc.errors import EvaluationError, GradcalcError, InputError
 from gradcalc.fmt import format_number
+from gradcalc.gcpause import paused_gc
 from gradcalc.ops import CONST, CONSTANTS, FUNCTIONS, INPUT, Op, op_named
 
 __all__ = ["FUNCTION_NAMES", "Value", "function", "zero_grad"]
@@ -152,6 +153,10 @@ class Value:
         if not self.requires_grad:
             raise InputError("backward() needs a value that requires grad: create the inputs "
                              "with Value(x, requires_grad=True)")
+        with paused_gc():
+            self._backward(on_step)
+
+    def _backward(self, on_step: Callable[[engine.Step], None] | None) -> None:
         dag, nodes = self._layout()
         output = len(nodes) - 1
         vals = [v.data for v in nodes]
