@@ -14,7 +14,7 @@ from gradcalc.dag import Dag
 from gradcalc.fmt import format_number
 from gradcalc.ops import CONST, IDENTITY, INPUT, Op
 
-__all__ = ["program_text"]
+__all__ = ["apply_text", "program_text"]
 
 # Inline text longer than this becomes a statement of its own: a million-step chain must not
 # become one quadratic-time, million-character expression.
@@ -69,7 +69,7 @@ def program_text(dag: Dag, output: int, output_name: str = "OUT") -> str:
                 lines.append(f"{label[node]} = {_literal(value)}")
             continue
         operands = [(label[a], _ATOM) if a in label else text[a] for a in args[node]]
-        expr, precedence = _apply(op, operands)
+        expr, precedence = apply_text(op, operands)
         if name is None and node != output and uses[node] == 1 and len(expr) <= _INLINE_LIMIT:
             text[node] = (expr, precedence)
             continue
@@ -88,8 +88,11 @@ def _literal(x: float) -> str:
     return "-0" if x == 0 and math.copysign(1.0, x) < 0 else format_number(x)
 
 
-def _apply(op: Op, operands: list[tuple[str, int]]) -> tuple[str, int]:
-    """The text of ``op`` applied to operand texts, parenthesised as the grammar needs."""
+def apply_text(op: Op, operands: list[tuple[str, int]], pretty: bool = False
+               ) -> tuple[str, int]:
+    """``op`` applied to operand texts (each with its precedence), parenthesised as the grammar
+    needs; returns the text and its precedence. ``pretty`` writes it as pictures show it:
+    ``×``, ``−`` and ``÷``, no spaces, and ``sin B`` for a function of a single name."""
     if op is IDENTITY:
         return operands[0]
     if op.symbol and len(operands) == 2:
@@ -102,13 +105,17 @@ def _apply(op: Op, operands: list[tuple[str, int]]) -> tuple[str, int]:
             left = f"({left})"
         if rp < p or (not right_assoc and rp == p):
             right = f"({right})"
+        if pretty:
+            return f"{left}{op.label}{right}", p
         joiner = f" {op.symbol} " if p == 1 else op.symbol
         return f"{left}{joiner}{right}", p
     if op.symbol and len(operands) == 1:
         (inner, ip), p = operands[0], op.precedence
         if ip < p or inner.startswith("-"):
             inner = f"({inner})"
-        return f"{op.symbol}{inner}", _UNARY
+        return f"{op.label if pretty else op.symbol}{inner}", _UNARY
+    if pretty and len(operands) == 1 and operands[0][0].isidentifier():
+        return f"{op.name} {operands[0][0]}", _UNARY
     return f"{op.name}({', '.join(t for t, _ in operands)})", _ATOM
 
 
