@@ -1,0 +1,875 @@
+"""The PyTorch-like ``Value`` against known answers, closed forms, finite differences and the
+program-text route (``gradcalc.gradients``).
+
+Known cases are the seed project's, written with values; every operator form and every registry
+function is checked against a closed form or central finite differences; random computations
+are built twice, as program text and as values, and must agree; a million-step chain must not
+recurse.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import gradcalc
+from gradcalc import EvaluationError, InputError, Value
+from gradcalc.engine import Step
+from gradcalc.ops import FUNCTIONS
+
+SETTINGS = settings(max_examples=120, deadline=None, database=None,
+                    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+
+
+def leaf(x: float, name: str | None = None) -> Value:
+    return Value(x, requires_grad=True, name=name)
+
+
+def steps_of(out: Value) -> list[Step]:
+    steps: list[Step] = []
+    out.backward(on_step=steps.append)
+    return steps
+
+
+def consumers(dag: gradcalc.Dag, node: int) -> list[int]:
+    return [n for n in range(len(dag)) if node in dag.args[n]]
+
+
+def shared_node(dag: gradcalc.Dag, op: str) -> int:
+    """The unique node of operation ``op`` that feeds two different consumers."""
+    found = [n for n in range(len(dag))
+             if dag.ops[n].name == op and len(set(consumers(dag, n))) == 2]
+    assert len(found) == 1, found
+    return found[0]
+
+
+# --- the seed cases, with values -------------------------------------------------------------
+
+def test_sum_of_two_inputs():
+    a, b = leaf(2.0), leaf(3.0)
+    out = a + b
+    out.backward()
+    assert out.data == 5.0
+    assert (a.grad, b.grad) == (1.0, 1.0)
+    assert out.grad == 1.0
+
+
+def test_four_inputs():
+    a, b, c, d = leaf(2.0), leaf(3.0), leaf(4.0), leaf(5.0)
+    out = a - b + c * d
+    out.backward()
+    assert out.data == 19.0
+    assert (a.grad, b.grad, c.grad, d.grad) == (1.0, -1.0, 5.0, 4.0)
+
+
+def test_input_used_in_both_factors():
+    a = leaf(2.0)
+    out = (a + 3) * (a * 4)
+    out.backward()
+    assert out.data == 40.0
+    assert a.grad == 28.0
+
+
+@pytest.mark.parametrize("make_b", [lambda a: a * 1, lambda a: a + 0, lambda a: 1 * a,
+                                    lambda a: 0 + a], ids=["a*1", "a+0", "1*a", "0+a"])
+def test_pass_through_node_used_twice_steps_once(make_b):
+    a = leaf(2.0)
+    b = make_b(a)
+    out = (b + 4) * (b + 5)
+    dag = out.to_dag()
+    b_node = _pass_through_node(dag)
+    steps = steps_of(out)
+    assert out.data == 42.0
+    assert a.grad == 13.0
+    assert b.grad == 13.0
+    counts = Counter(s.node for s in steps)
+    assert counts[b_node] == 1, "b's backward step must run exactly once"
+    assert max(counts.values()) == 1, "no node steps twice"
+    (b_step,) = [s for s in steps if s.node == b_node]
+    assert b_step.gradient == 13.0
+    assert b_step.operands == (dag.inputs["A"],)
+    assert b_step.partials == (1.0,)
+    # both of b's consumers delivered before b stepped
+    position = {s.node: i for i, s in enumerate(steps)}
+    users = consumers(dag, b_node)
+    assert len(users) == 2
+    assert all(position[u] < position[b_node] for u in users)
+
+
+def _pass_through_node(dag: gradcalc.Dag) -> int:
+    """b: the node that reads the input and feeds two consumers."""
+    a = dag.inputs["A"]
+    found = [n for n in range(len(dag)) if a in dag.args[n] and len(consumers(dag, n)) == 2]
+    assert len(found) == 1, found
+    assert dag.ops[found[0]].name in ("mul", "add")
+    return found[0]
+
+
+def test_derived_node_used_in_two_products():
+    a, b = leaf(2.0), leaf(5.0)
+    c = a * b
+    out = c * 3 + c * 4
+    dag = out.to_dag()
+    c_node = shared_node(dag, "mul")
+    steps = steps_of(out)
+    assert out.data == 70.0
+    assert c.grad == 7.0
+    assert a.grad == 35.0
+    assert b.grad == 14.0
+    assert Counter(s.node for s in steps)[c_node] == 1
+    assert len(steps) == len({s.node for s in steps})
+
+
+def test_operand_without_grad_gets_none():
+    a, b = leaf(2.0), Value(3.0)
+    out = a + b
+    out.backward()
+    assert a.grad == 1.0
+    assert b.grad is None
+    assert not b.requires_grad
+
+
+def test_constants_never_get_grad():
+    a, k = leaf(2.0), Value(3.0)
+    out = a * k + 2 - k / 4 + gradcalc.sin(k) * a
+    out.backward()
+    assert k.grad is None
+    assert math.isclose(a.grad, 3.0 + math.sin(3.0), rel_tol=1e-15)
+    for value in out.inputs():
+        assert value.requires_grad
+    assert out.inputs() == [a]
+    # the constants are constants of the laid-out graph: no backward step touches them
+    dag = out.to_dag()
+    steps = steps_of(out)
+    for step in steps:
+        assert dag.ops[step.node].name != "const"
+        assert all(dag.ops[j].name != "const" for j in step.operands)
+
+
+def test_readme_example():
+    a = Value(2.0, requires_grad=True)
+    b = a * 3
+    out = (b + 1) * (b + 2)
+    out.backward()
+    assert out.data == 56.0
+    assert a.grad == 45.0
+    assert b.grad == 15.0
+    assert out.to_program() == "A = 2\nB = A*3\nOUT = (B + 1)*(B + 2)\n"
+    result = gradcalc.gradients(out.to_program())
+    assert result.value == 56.0
+    assert result.gradients == {"A": 45.0, "B": 15.0}
+
+
+def test_step_node_ids_are_those_of_to_dag():
+    a, b = leaf(0.5, "A"), leaf(-1.5, "B")
+    c = a * b
+    out = gradcalc.sin(c) * c + b / 3
+    dag = out.to_dag()
+    steps = steps_of(out)
+    assert steps[0].node == len(dag) - 1
+    assert steps[0].gradient == 1.0
+    for step in steps:
+        live = tuple(j for j in dag.args[step.node] if dag.ops[j].name != "const")
+        assert step.operands == live
+    assert {s.node for s in steps} == {n for n in range(len(dag)) if dag.ops[n].name != "const"}
+
+
+# --- every operator form, against closed forms ----------------------------------------------------
+
+xs = st.floats(-5, 5, allow_nan=False).filter(lambda x: abs(x) > 1e-3)
+positive = st.floats(0.1, 5, allow_nan=False)
+
+# name -> (build from a, value of the result, derivative at x)
+FORMS = {
+    "2*a": (lambda a: 2 * a, lambda x: 2 * x, lambda x: 2.0),
+    "a*2": (lambda a: a * 2, lambda x: x * 2, lambda x: 2.0),
+    "a+2": (lambda a: a + 2, lambda x: x + 2, lambda x: 1.0),
+    "2+a": (lambda a: 2 + a, lambda x: 2 + x, lambda x: 1.0),
+    "a/3": (lambda a: a / 3, lambda x: x / 3, lambda x: 1 / 3),
+    "3/a": (lambda a: 3 / a, lambda x: 3 / x, lambda x: -3 / x**2),
+    "1-a": (lambda a: 1 - a, lambda x: 1 - x, lambda x: -1.0),
+    "a-1": (lambda a: a - 1, lambda x: x - 1, lambda x: 1.0),
+    "a**2": (lambda a: a**2, lambda x: x**2, lambda x: 2 * x),
+    "a**3": (lambda a: a**3, lambda x: x**3, lambda x: 3 * x**2),
+    "a**-1": (lambda a: a**-1, lambda x: x**-1, lambda x: -(x**-2)),
+    "2**a": (lambda a: 2**a, lambda x: 2**x, lambda x: 2**x * math.log(2)),
+    "-a": (lambda a: -a, lambda x: -x, lambda x: -1.0),
+    "+a": (lambda a: +a, lambda x: x, lambda x: 1.0),
+    "abs(a)": (lambda a: abs(a), abs, lambda x: math.copysign(1.0, x)),
+    "a*a": (lambda a: a * a, lambda x: x * x, lambda x: 2 * x),
+    "a/a": (lambda a: a / a, lambda x: 1.0, lambda x: 0.0),
+    "a-a": (lambda a: a - a, lambda x: 0.0, lambda x: 0.0),
+}
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+@SETTINGS
+@given(x=xs)
+def test_operator_forms_closed_form(form, x):
+    build, value, derivative = FORMS[form]
+    a = leaf(x)
+    out = build(a)
+    assert isinstance(out, Value)
+    assert math.isclose(out.data, value(x), rel_tol=1e-14, abs_tol=1e-300)
+    out.backward()
+    assert math.isclose(a.grad, derivative(x), rel_tol=1e-13, abs_tol=1e-15), (a.grad,
+                                                                               derivative(x))
+
+
+def test_unary_plus_is_the_value_itself():
+    a = leaf(3.0)
+    assert +a is a
+
+
+@SETTINGS
+@given(x=positive, y=st.floats(-3, 3, allow_nan=False))
+def test_power_of_two_values_closed_form(x, y):
+    a, b = leaf(x), leaf(y)
+    out = a**b
+    out.backward()
+    assert out.data == math.pow(x, y)
+    assert math.isclose(a.grad, y * x ** (y - 1), rel_tol=1e-13, abs_tol=1e-300)
+    assert math.isclose(b.grad, x**y * math.log(x), rel_tol=1e-13, abs_tol=1e-300)
+
+
+def test_numbers_on_either_side_are_constants():
+    a = leaf(2.0)
+    for out in (2 * a, a * 2, a / 3, 3 / a, 1 - a, a - 1, 2**a, a**2, a + 1, 1 + a):
+        dag = out.to_dag()
+        ops = [op.name for op in dag.ops]
+        assert ops.count("input") == 1
+        assert ops.count("const") == 1
+        assert out.inputs() == [a]
+
+
+# --- every registry function and method, against finite differences ---------------------------
+
+def reals(lo: float, hi: float) -> st.SearchStrategy[float]:
+    return st.floats(lo, hi, allow_nan=False, allow_infinity=False)
+
+
+def away_from_zero(lo: float, hi: float, gap: float = 1e-3) -> st.SearchStrategy[float]:
+    return reals(lo, hi).filter(lambda x: abs(x) > gap)
+
+
+def apart(lo: float, hi: float) -> st.SearchStrategy[tuple[float, float]]:
+    return st.tuples(reals(lo, hi), reals(lo, hi)).filter(lambda p: abs(p[0] - p[1]) > 1e-3)
+
+
+def _atan2_ok(p: tuple[float, float]) -> bool:
+    y, x = p
+    return math.hypot(x, y) > 0.1 and (x > 0 or abs(y) > 1e-3)
+
+
+DOMAINS: dict[str, st.SearchStrategy[tuple[float, ...]]] = {
+    "pow": st.tuples(reals(0.1, 5), reals(-3, 3)),
+    "sin": st.tuples(reals(-10, 10)),
+    "cos": st.tuples(reals(-10, 10)),
+    "tan": st.tuples(reals(-1.3, 1.3)),
+    "asin": st.tuples(reals(-0.95, 0.95)),
+    "acos": st.tuples(reals(-0.95, 0.95)),
+    "atan": st.tuples(reals(-20, 20)),
+    "sinh": st.tuples(reals(-5, 5)),
+    "cosh": st.tuples(reals(-5, 5)),
+    "tanh": st.tuples(reals(-5, 5)),
+    "exp": st.tuples(reals(-5, 5)),
+    "log": st.tuples(reals(0.05, 50)),
+    "log2": st.tuples(reals(0.05, 50)),
+    "log10": st.tuples(reals(0.05, 50)),
+    "sqrt": st.tuples(reals(0.05, 50)),
+    "abs": st.tuples(away_from_zero(-10, 10)),
+    "relu": st.tuples(away_from_zero(-10, 10)),
+    "sigmoid": st.tuples(reals(-10, 10)),
+    "softplus": st.tuples(reals(-10, 10)),
+    "max": apart(-10, 10),
+    "min": apart(-10, 10),
+    "atan2": st.tuples(reals(-3, 3), reals(-3, 3)).filter(_atan2_ok),
+}
+
+REFERENCE = {  # independent forward rules, to check the values themselves
+    "pow": math.pow, "sin": math.sin, "cos": math.cos, "tan": math.tan, "asin": math.asin,
+    "acos": math.acos, "atan": math.atan, "sinh": math.sinh, "cosh": math.cosh,
+    "tanh": math.tanh, "exp": math.exp, "log": math.log, "log2": math.log2,
+    "log10": math.log10, "sqrt": math.sqrt, "abs": abs, "relu": lambda x: max(x, 0.0),
+    "sigmoid": lambda x: 1 / (1 + math.exp(-x)), "softplus": lambda x: math.log1p(math.exp(x)),
+    "max": max, "min": min, "atan2": math.atan2,
+}
+
+# PyTorch-style method name -> registry function name
+METHODS = {"exp": "exp", "tanh": "tanh", "log": "log", "sqrt": "sqrt", "sigmoid": "sigmoid",
+           "relu": "relu", "pow": "pow", "maximum": "max", "minimum": "min", "atan2": "atan2"}
+
+
+def test_every_registry_function_has_a_domain_and_is_exported():
+    assert set(DOMAINS) == set(FUNCTIONS) == set(gradcalc.FUNCTION_NAMES)
+    for name in FUNCTIONS:
+        f = getattr(gradcalc, name)
+        assert callable(f)
+        assert f.__name__ == name
+    with pytest.raises(AttributeError):
+        gradcalc.no_such_function  # noqa: B018
+
+
+def central_difference(f, point: tuple[float, ...], i: int) -> tuple[float, float]:
+    x = point[i]
+    h = 1e-6 * max(1.0, abs(x))
+    hi = list(point)
+    lo = list(point)
+    hi[i] = x + h
+    lo[i] = x - h
+    step = hi[i] - lo[i]
+    return (f(*hi) - f(*lo)) / step, step
+
+
+def check_against_fd(name: str, point: tuple[float, ...], grads: list[float]) -> None:
+    def f(*args: float) -> float:
+        return getattr(gradcalc, name)(*args).data
+
+    for i, g in enumerate(grads):
+        estimate, step = central_difference(f, point, i)
+        scale = max(1.0, abs(f(*point)))
+        tolerance = 1e-6 * max(abs(g), abs(estimate)) + 1e-13 * scale / step + 1e-9
+        assert abs(g - estimate) <= tolerance, (name, point, i, g, estimate)
+
+
+@pytest.mark.parametrize("name", sorted(DOMAINS))
+@SETTINGS
+@given(data=st.data())
+def test_registry_function_against_finite_differences(name, data):
+    point = data.draw(DOMAINS[name], label="point")
+    values = [leaf(x) for x in point]
+    out = getattr(gradcalc, name)(*values)
+    assert out.requires_grad
+    assert math.isclose(out.data, REFERENCE[name](*point), rel_tol=1e-12, abs_tol=1e-300)
+    out.backward()
+    check_against_fd(name, point, [v.grad for v in values])
+    # with numbers in the other places, only the value that requires grad gets a gradient
+    for i in range(len(point)):
+        args: list[float | Value] = list(point)
+        args[i] = leaf(point[i])
+        mixed = getattr(gradcalc, name)(*args)
+        assert mixed.data == out.data
+        mixed.backward()
+        assert args[i].grad == values[i].grad
+    # numbers only: a constant value, no graph
+    constant = getattr(gradcalc, name)(*point)
+    assert constant.data == out.data
+    assert not constant.requires_grad
+    assert constant._parents == ()
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+@SETTINGS
+@given(data=st.data())
+def test_methods_match_the_functions(method, data):
+    name = METHODS[method]
+    point = data.draw(DOMAINS[name], label="point")
+    by_method = [leaf(x) for x in point]
+    by_function = [leaf(x) for x in point]
+    out = getattr(by_method[0], method)(*by_method[1:])
+    reference = getattr(gradcalc, name)(*by_function)
+    assert out.data == reference.data
+    out.backward()
+    reference.backward()
+    assert [v.grad for v in by_method] == [v.grad for v in by_function]
+    check_against_fd(name, point, [v.grad for v in by_method])
+    if len(point) == 2:  # a number as the other operand
+        a = leaf(point[0])
+        mixed = getattr(a, method)(point[1])
+        mixed.backward()
+        assert mixed.data == out.data
+        assert a.grad == by_method[0].grad
+
+
+def test_every_unary_function_is_a_method():
+    a = leaf(0.5)
+    for name, op in FUNCTIONS.items():
+        if op.arity == 1:
+            assert getattr(a, name)().data == getattr(gradcalc, name)(a).data
+
+
+def test_function_arity_is_checked():
+    a = leaf(0.5)
+    with pytest.raises(TypeError, match="1 argument"):
+        gradcalc.sin(a, a)
+    with pytest.raises(TypeError, match="2 argument"):
+        gradcalc.max(a)
+
+
+def test_kink_conventions():
+    a = leaf(0.0)
+    abs(a).backward()
+    assert a.grad == 0.0
+    a.zero_grad()
+    gradcalc.relu(a).backward()
+    assert a.grad == 0.0
+    b, c = leaf(1.5), leaf(1.5)
+    gradcalc.max(b, c).backward()
+    assert (b.grad, c.grad) == (0.5, 0.5)
+    b.zero_grad()
+    c.zero_grad()
+    b.minimum(c).backward()
+    assert (b.grad, c.grad) == (0.5, 0.5)
+
+
+# --- accumulation, zero_grad, errors ------------------------------------------------------------
+
+def test_backward_twice_accumulates():
+    a = leaf(2.0)
+    b = a * 3
+    out = (b + 1) * (b + 2)
+    out.backward()
+    out.backward()
+    assert a.grad == 90.0
+    assert b.grad == 30.0
+    assert out.grad == 2.0
+
+
+def test_zero_grad_resets():
+    a, c = leaf(2.0), leaf(-1.0)
+    b = a * 3
+    out = (b + 1) * (b + 2) * c
+    out.backward()
+    assert a.grad is not None and c.grad is not None
+    a.zero_grad()
+    b.zero_grad()
+    assert a.grad is None and b.grad is None
+    out.backward()
+    assert a.grad == -45.0
+    assert b.grad == -15.0
+    assert c.grad == 2 * 56.0
+    assert out.inputs() == [a, c]
+    gradcalc.zero_grad(out.inputs())
+    assert a.grad is None and c.grad is None
+    gradcalc.zero_grad([b, out])
+    assert b.grad is None and out.grad is None
+    out.backward()
+    assert (a.grad, c.grad) == (-45.0, 56.0)
+
+
+def test_backward_on_a_value_not_requiring_grad():
+    with pytest.raises(InputError, match="requires grad"):
+        Value(2.0).backward()
+    with pytest.raises(InputError):
+        (Value(2.0) * 3).backward()
+
+
+def test_backward_on_a_leaf():
+    a = leaf(4.0)
+    a.backward()
+    assert a.grad == 1.0
+
+
+def test_no_truth_value_no_comparisons():
+    v, w = Value(1.0), Value(2.0)
+    with pytest.raises(TypeError, match=r"truth value.*\.data"):
+        bool(v)
+    with pytest.raises(TypeError, match=r"cannot be compared.*\.data"):
+        v < w  # noqa: B015
+    with pytest.raises(TypeError, match="cannot be compared"):
+        v == w  # noqa: B015
+    with pytest.raises(TypeError, match="cannot be compared"):
+        v >= 1.0  # noqa: B015
+    with pytest.raises(TypeError):
+        if v:
+            pass
+    assert len({v, w, v}) == 2  # still hashable, by identity
+
+
+def test_float_and_item():
+    v = Value(2.5)
+    assert float(v) == 2.5
+    assert v.item() == 2.5
+    assert isinstance(v.item(), float)
+    assert Value(3).data == 3.0 and isinstance(Value(3).data, float)
+    assert float(leaf(2.0) * 3) == 6.0
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf"), "x", None, True,
+                                 [1.0], 1j])
+def test_bad_data_is_an_input_error(bad):
+    with pytest.raises(InputError):
+        Value(bad)
+
+
+@pytest.mark.parametrize("bad", ["1x", "sin", "pi", "e", "", "a b"])
+def test_bad_names_are_input_errors(bad):
+    with pytest.raises(InputError):
+        Value(1.0, requires_grad=True, name=bad)
+
+
+def test_domain_errors():
+    with pytest.raises(EvaluationError) as info:
+        gradcalc.log(Value(-1.0))
+    assert info.value.kind == "domain"
+    with pytest.raises(EvaluationError) as info:
+        Value(1.0) / 0
+    assert info.value.kind == "domain"
+    with pytest.raises(EvaluationError):
+        leaf(1.0) / Value(0.0)
+    with pytest.raises(EvaluationError):
+        gradcalc.sqrt(leaf(-4.0))
+    with pytest.raises(EvaluationError):
+        leaf(-8.0) ** (1 / 3)
+    with pytest.raises(EvaluationError):
+        Value(0.0) ** -1
+    with pytest.raises(EvaluationError):
+        gradcalc.asin(leaf(1.5))
+
+
+def test_overflow_errors():
+    with pytest.raises(EvaluationError) as info:
+        gradcalc.exp(Value(1000.0))
+    assert info.value.kind == "overflow"
+    with pytest.raises(EvaluationError) as info:
+        leaf(1e308) * 10
+    assert info.value.kind == "overflow"
+    with pytest.raises(EvaluationError) as info:
+        2 ** leaf(5000.0)
+    assert info.value.kind == "overflow"
+    with pytest.raises(EvaluationError) as info:
+        gradcalc.cosh(leaf(-800.0))
+    assert info.value.kind == "overflow"
+
+
+def test_values_not_requiring_grad_record_no_graph():
+    v = Value(2.0) * 3
+    assert v._parents == ()
+    assert v._op is None
+    assert not v.requires_grad
+    assert v.data == 6.0
+    w = gradcalc.sin(Value(1.0)) + Value(2.0) ** 2
+    assert w._parents == ()
+    a = leaf(1.0)
+    u = a * v
+    assert u.requires_grad
+    assert len(u._parents) == 2
+
+
+# --- agreement with the program-text route -------------------------------------------------------
+
+UNARY = ["sin", "cos", "tanh", "exp", "neg"]
+BINARY = ["+", "-", "*"]
+CONSTANTS = ["2", "0.5", "3", "1.5", "0.25"]
+INPUTS = ["X0", "X1", "X2"]
+
+
+@st.composite
+def statement_lists(draw):
+    """Statements (name, tree) over the inputs; trees are ('name', n) | ('const', text) |
+    ('un', f, t) | ('bin', op, l, r) | ('sq', t) (a self-product). Earlier names are reused,
+    so there are diamonds, self-products B*B and dead statements."""
+    n_inputs = draw(st.integers(1, 3))
+    names = INPUTS[:n_inputs]
+    at = {n: draw(st.floats(-1.5, 1.5, allow_nan=False), label=n) for n in names}
+
+    def pick_name() -> tuple:
+        if draw(st.integers(0, 3)):
+            return ("name", draw(st.sampled_from(names[-2:])))
+        return ("name", draw(st.sampled_from(names)))
+
+    def tree(depth: int, top: bool = False) -> tuple:
+        kinds = ["un", "bin", "sq"] if top else (["leaf", "un", "bin", "sq", "leaf"]
+                                                  if depth > 0 else ["leaf"])
+        kind = draw(st.sampled_from(kinds))
+        if kind == "leaf":
+            if draw(st.integers(0, 5)) == 0:
+                return ("const", draw(st.sampled_from(CONSTANTS)))
+            return pick_name()
+        if kind == "un":
+            f = draw(st.sampled_from(UNARY[:-1] if top else UNARY))
+            return ("un", f, tree(max(depth - 1, 0)))
+        if kind == "sq":
+            return ("sq", tree(max(depth - 1, 0)))
+        return ("bin", draw(st.sampled_from(BINARY)), tree(max(depth - 1, 0)),
+                tree(max(depth - 1, 0)))
+
+    statements = []
+    for i in range(draw(st.integers(1, 8))):
+        name = f"S{i}"
+        statements.append((name, tree(2, top=True)))
+        names.append(name)
+    statements.append(("OUT", ("bin", draw(st.sampled_from(BINARY)), ("name", names[-1]),
+                               tree(1))))
+    return statements, at
+
+
+def tree_text(t: tuple) -> str:
+    kind = t[0]
+    if kind in ("name", "const"):
+        return t[1]
+    if kind == "un":
+        inner = tree_text(t[2])
+        return f"-({inner})" if t[1] == "neg" else f"{t[1]}({inner})"
+    if kind == "sq":
+        inner = tree_text(t[1])
+        return f"({inner})*({inner})"
+    return f"({tree_text(t[2])}) {t[1]} ({tree_text(t[3])})"
+
+
+def program_of(statements) -> str:
+    return "\n".join(f"{name} = {tree_text(t)}" for name, t in statements)
+
+
+class Interpreter:
+    """The same statements evaluated with Values. Identical unnamed sub-expressions are shared
+    (as the program builder shares them); a statement's own node is never shared."""
+
+    def __init__(self, at: dict[str, float]) -> None:
+        self.env: dict[str, Value] = {n: leaf(x, n) for n, x in at.items()}
+        self.memo: dict[tuple, Value] = {}
+
+    def run(self, statements) -> dict[str, Value]:
+        for name, t in statements:
+            self.env[name] = self.value(t, top=True)
+        return self.env
+
+    def value(self, t: tuple, top: bool = False) -> Value:
+        kind = t[0]
+        if kind == "name":
+            return self.env[t[1]]
+        if kind == "const":
+            key = ("const", float(t[1]))
+            if key not in self.memo:
+                self.memo[key] = Value(float(t[1]))
+            return self.memo[key]
+        if kind == "un":
+            x = self.value(t[2])
+            key = (t[1], id(x))
+            make = (lambda: -x) if t[1] == "neg" else (lambda: getattr(gradcalc, t[1])(x))
+        elif kind == "sq":
+            x = self.value(t[1])
+            key = ("*", id(x), id(x))
+            make = lambda: x * x  # noqa: E731
+        else:
+            x, y = self.value(t[2]), self.value(t[3])
+            key = (t[1], id(x), id(y))
+            fs = {"+": lambda: x + y, "-": lambda: x - y, "*": lambda: x * y}
+            make = fs[t[1]]
+        if top:
+            return make()
+        if key not in self.memo:
+            self.memo[key] = make()
+        return self.memo[key]
+
+
+def close(x: float, y: float, scale: float) -> bool:
+    return math.isclose(x, y, rel_tol=1e-12, abs_tol=1e-13 * scale)
+
+
+@SETTINGS
+@given(case=statement_lists())
+def test_random_programs_agree_with_values(case):
+    statements, at = case
+    program = program_of(statements)
+    try:
+        env = Interpreter(at).run(statements)
+    except EvaluationError:
+        assume(False)  # an overflow somewhere (possibly in a dead statement)
+    out = env["OUT"]
+    assume(out.requires_grad)
+    assume(all(abs(v.data) < 1e6 for v in env.values()))
+    dag = gradcalc.compile_program(program)
+    result = gradcalc.gradients(dag, at={n: x for n, x in at.items() if n in dag.inputs})
+    steps = steps_of(out)
+
+    assert result.value == out.data
+    for name, value in result.values.items():
+        assert value == env[name].data, name
+    scale = (1.0 + max(abs(v.grad or 0.0) for v in env.values())) * (
+        1.0 + max(abs(v.data) for v in env.values()))
+    for name, gradient in result.gradients.items():
+        value = env[name]
+        if value.requires_grad:
+            assert value.grad is not None, name
+            assert close(gradient, value.grad, scale), (name, gradient, value.grad)
+        else:
+            assert value.grad is None
+    # exactly the values the output depends on (and that require grad) got a gradient
+    with_grad = {n for n, v in env.items() if v.grad is not None and n != "OUT"}
+    assert with_grad == {n for n in result.gradients if env[n].requires_grad}
+    # each node of the Value graph stepped once
+    nodes = [s.node for s in steps]
+    assert len(nodes) == len(set(nodes))
+    layout = out.to_dag()
+    assert set(nodes) == {n for n in range(len(layout)) if layout.ops[n].name != "const"}
+
+
+@SETTINGS
+@given(case=statement_lists(), name_them=st.booleans())
+def test_to_program_reads_back_to_the_same_results(case, name_them):
+    statements, at = case
+    try:
+        env = Interpreter(at).run(statements)
+    except EvaluationError:
+        assume(False)
+    out = env["OUT"]
+    assume(out.requires_grad)
+    if name_them:  # intermediates named as in the statements become statements of the text
+        for name, value in env.items():
+            value.name = name
+    out.backward()
+    text = out.to_program()
+    result = gradcalc.gradients(text)
+    assert result.value == out.data
+    leaves = out.inputs()
+    assert {v.name for v in leaves} <= set(at)
+    assert result.inputs == {v.name: v.data for v in leaves}
+    scale = (1.0 + max(abs(v.grad or 0.0) for v in env.values())) * (
+        1.0 + max(abs(v.data) for v in env.values()))
+    for v in leaves:
+        assert close(result.gradients[v.name], v.grad, scale), (v.name, text)
+    if name_them:
+        for name, value in env.items():
+            if value.grad is not None and name != "OUT":
+                assert f"\n{name} = " in "\n" + text
+                assert close(result.gradients[name], value.grad, scale), (name, text)
+                assert result.values[name] == value.data
+    # the text is as large as the graph, not as the number of paths
+    assert len(text) <= 200 * len(out.to_dag())
+
+
+def test_to_program_of_a_shared_chain_stays_short():
+    a = leaf(0.3, "A")
+    x = a
+    for _ in range(60):  # 2^60 paths
+        x = gradcalc.sin(x) + gradcalc.cos(x)
+    x.backward()
+    text = x.to_program()
+    assert len(text) < 60 * 40
+    result = gradcalc.gradients(text)
+    assert result.value == x.data
+    assert math.isclose(result.gradients["A"], a.grad, rel_tol=1e-12)
+
+
+def test_to_program_of_a_leaf():
+    a = leaf(2.5)
+    text = a.to_program()
+    assert text.startswith("A = 2.5\n")
+    result = gradcalc.gradients(text, wrt=["A"])
+    assert result.value == 2.5
+    assert result.gradients == {"A": 1.0}
+
+
+def test_to_program_names_leaves_and_keeps_given_names():
+    x, y = leaf(1.5, "x"), leaf(-2.0)
+    out = x * y + y
+    text = out.to_program()
+    assert text.startswith("x = 1.5\nA = -2\n")
+    out.backward()
+    result = gradcalc.gradients(text)
+    assert result.gradients == {"x": y.data, "A": x.data + 1.0}
+    assert (x.grad, y.grad) == (-2.0, 2.5)
+
+
+def test_two_leaves_with_one_name_are_told_apart():
+    a1, a2 = leaf(2.0, "A"), leaf(3.0, "A")
+    out = a1 * a2 + a1
+    out.backward()
+    assert (a1.grad, a2.grad) == (4.0, 2.0)
+    text = out.to_program()
+    result = gradcalc.gradients(text)
+    assert result.value == out.data == 8.0
+    assert result.inputs["A"] == 2.0
+    (other,) = set(result.inputs) - {"A"}
+    assert result.inputs[other] == 3.0
+    assert result.gradients == {"A": 4.0, other: 2.0}
+
+
+def test_to_program_with_a_leaf_named_out():
+    """A leaf may be called OUT; the output of its program must then get another name."""
+    x = leaf(2.0, "OUT")
+    y = x * 3
+    text = y.to_program()
+    result = gradcalc.gradients(text)  # was "OUT = 2\nOUT = OUT*3\n": OUT assigned twice
+    assert result.value == 6.0
+    assert result.gradients["OUT"] == 3.0
+
+
+def test_to_program_keeps_the_sign_of_a_negative_zero_constant():
+    """atan2 tells -0.0 from 0.0: the text must keep the constant's sign."""
+    a = leaf(2.0, "A")
+    out = gradcalc.atan2(a * -0.0, -1.0)
+    assert out.data == -math.pi
+    result = gradcalc.gradients(out.to_program())  # was "A*0": +pi
+    assert result.value == out.data
+
+
+# --- deep graphs: no recursion anywhere ----------------------------------------------------------
+
+C1, C2 = 1.0000001, 1.0000002
+
+
+def chain(a: Value, steps: int) -> tuple[Value, float]:
+    """``steps`` operations in a cycle of x*C1, x + 0.5, 1 - x, x/C2, built in a loop; returns
+    the end and the gradient the backward pass must produce (the partials multiplied in the
+    order backward multiplies them: from the output down)."""
+    x = a
+    partials = []
+    for i in range(steps):
+        k = i % 4
+        if k == 0:
+            x = x * C1
+            partials.append(C1)
+        elif k == 1:
+            x = x + 0.5
+            partials.append(1.0)
+        elif k == 2:
+            x = 1 - x
+            partials.append(-1.0)
+        else:
+            x = x / C2
+            partials.append(1.0 / C2)
+    g = 1.0
+    for p in reversed(partials):
+        g *= p
+    return x, g
+
+
+def closed_form(steps: int) -> float:
+    cycles, rest = divmod(steps, 4)
+    g = (-C1 / C2) ** cycles
+    for p in (C1, 1.0, -1.0)[:rest]:
+        g *= p
+    return g
+
+
+@pytest.mark.slow
+def test_million_step_chain():
+    steps = 1_000_000
+    a = leaf(0.25, "A")
+    out, expected = chain(a, steps)
+    out.backward()
+    assert a.grad == expected
+    assert math.isclose(a.grad, closed_form(steps), rel_tol=1e-8)
+    dag = out.to_dag()
+    assert sum(1 for op in dag.ops if op.name not in ("const", "input")) == steps
+
+
+def test_hundred_thousand_step_chain_and_its_program():
+    steps = 100_000
+    a = leaf(0.25, "A")
+    out, expected = chain(a, steps)
+    out.backward()
+    assert a.grad == expected
+    assert math.isclose(a.grad, closed_form(steps), rel_tol=1e-9)
+    text = out.to_program()
+    assert len(text) < 100 * steps
+    result = gradcalc.gradients(text)
+    assert result.value == out.data
+    assert result.gradients["A"] == a.grad
+
+
+def test_long_chain_of_multiplications():
+    steps = 100_000
+    a = leaf(2.0, "A")
+    x = a
+    for _ in range(steps):
+        x = x * 1.0000001
+    x.backward()
+    assert math.isclose(a.grad, 1.0000001**steps, rel_tol=1e-9)
+    assert math.isclose(x.data, 2.0 * 1.0000001**steps, rel_tol=1e-9)
