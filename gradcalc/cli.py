@@ -4,16 +4,18 @@ mapping from error classes to exit codes. No math, no graph walking, no layout h
 from __future__ import annotations
 
 import enum
+import json
 import math
 import os
 import re
+import shutil
 import sys
 from typing import Annotated, NoReturn
 
 import typer
 
 from gradcalc import __version__
-from gradcalc.api import compile_program, gradients
+from gradcalc.api import Result, compile_program, gradients
 from gradcalc.errors import Diagnostic, GradcalcError, InputError, ParseError
 
 EXIT_OK = 0
@@ -75,6 +77,21 @@ def run(
     stats: Annotated[bool, typer.Option(
         "--stats", help="Also report graph size, what the backward pass visited, and the "
         "number of distinct paths from the output to each name.")] = False,
+    graph: Annotated[str | None, typer.Option(
+        "--graph", metavar="[=FORM]",
+        help="Draw the computation graph with values and gradients. FORM: auto (the default: "
+        "full, else compact, else tree, else table, whichever fits the terminal), full, "
+        "compact, tree or table; write it as --graph=tree.")] = None,
+    ascii_only: Annotated[bool, typer.Option(
+        "--ascii", help="Draw with plain ASCII (+ - | > ^) instead of Unicode.")] = False,
+    explain: Annotated[bool, typer.Option(
+        "--explain", help="Tell the backward pass step by step: the counts, each node's "
+        "contributions and sum, what it hands on, and what counting saved over paths.")] = False,
+    dot: Annotated[bool, typer.Option(
+        "--dot", help="Print the graph as Graphviz DOT (gradcalc ... --dot | dot -Tsvg).")
+    ] = False,
+    mermaid: Annotated[bool, typer.Option(
+        "--mermaid", help="Print the graph as a Mermaid flowchart.")] = False,
     version: Annotated[bool, typer.Option(
         "--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = False,
@@ -96,15 +113,83 @@ def run(
     for warning in result.warnings:
         _print_diagnostic(warning)
 
+    views = [flag for flag, on in (("--graph", graph is not None), ("--explain", explain),
+                                   ("--dot", dot), ("--mermaid", mermaid)) if on]
+    if len(views) > 1:
+        raise _usage(f"{' and '.join(views)} cannot be combined", "choose one view")
     fmt = output_format or (Format.table if sys.stdout.isatty() else Format.plain)
-    from gradcalc import render
+    unicode = not ascii_only
+    if graph is not None:
+        _print_graph(result, graph, fmt, unicode)
+    elif explain:
+        _print_explanation(result, fmt, unicode)
+    elif dot or mermaid:
+        from gradcalc import export
 
-    if fmt is Format.table:
+        assert result.dag is not None
+        to_text = export.to_dot if dot else export.to_mermaid
+        sys.stdout.write(to_text(result.dag, result.dag.named[result.output],
+                                 result.node_values, result.node_gradients))
+    elif fmt is Format.table:
         from rich.console import Console
+
+        from gradcalc import render
 
         Console().print(render.to_table(result))
     else:
+        from gradcalc import render
+
         sys.stdout.write(render.to_json(result) if fmt is Format.json else render.to_plain(result))
+
+
+def _print_graph(result: Result, form: str, fmt: Format, unicode: bool) -> None:
+    from gradcalc import render
+
+    if form not in render.GRAPH_FORMS:
+        raise _usage(f"--graph={form}: unknown form",
+                     "the forms are " + ", ".join(render.GRAPH_FORMS))
+    dag = result.dag
+    assert dag is not None
+    width = _terminal_width()
+    try:
+        view = render.graph_view(dag, dag.named[result.output], result.node_values,
+                                 result.node_gradients, form=form, width=width,
+                                 unicode=unicode)
+    except render.GraphTooLarge as exc:
+        raise _usage(str(exc), "the tree and table forms have no size limit") from None
+    text = view if isinstance(view, str) else render.as_text(view, unicode)
+    if fmt is Format.json:
+        data = render.to_json_object(result)
+        data["graph"] = text
+        sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+    elif isinstance(view, str):
+        sys.stdout.write(view)
+    else:
+        from rich.console import Console
+
+        Console().print(view)
+
+
+def _print_explanation(result: Result, fmt: Format, unicode: bool) -> None:
+    from gradcalc.explain import explain, explanation_text
+
+    story = explain(result)
+    if fmt is Format.json:
+        sys.stdout.write(json.dumps(story.to_json(), ensure_ascii=False) + "\n")
+    elif sys.stdout.isatty():
+        from rich.console import Console
+
+        Console(highlight=True).print(explanation_text(story, unicode), end="")
+    else:
+        sys.stdout.write(explanation_text(story, unicode))
+
+
+def _terminal_width() -> int | None:
+    """The terminal's width; with no terminal, $COLUMNS if set, else no limit."""
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else None
 
 
 def _read_program(program: str) -> tuple[str, str]:
@@ -168,10 +253,15 @@ def _print_diagnostic(item: GradcalcError | Diagnostic) -> None:
     sys.stderr.write(text + "\n")
 
 
+def normalize_args(args: list[str]) -> list[str]:
+    """A bare ``--graph`` means ``--graph=auto`` (click options cannot take optional values)."""
+    return ["--graph=auto" if arg == "--graph" else arg for arg in args]
+
+
 def main() -> None:
     """Entry point of the ``gradcalc`` console script."""
     try:
-        app(prog_name="gradcalc")
+        app(args=normalize_args(sys.argv[1:]), prog_name="gradcalc")
     except SystemExit:
         raise
     except BrokenPipeError:

@@ -7,13 +7,15 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from gradcalc.api import Result, Stats
+from gradcalc.dag import Dag
 from gradcalc.errors import Diagnostic
 from gradcalc.fmt import format_count, format_number, json_number
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-__all__ = ["to_json", "to_plain", "to_table"]
+__all__ = ["GRAPH_FORMS", "GraphTooLarge", "as_text", "graph_view", "layered_table", "to_json",
+           "to_plain", "to_table"]
 
 
 def to_plain(result: Result) -> str:
@@ -115,3 +117,80 @@ def to_table(result: Result) -> RenderableType:
             stats.add_row(key, value)
         parts.extend([Text(), Text("statistics", style="bold"), stats])
     return Group(*parts)
+
+
+# --- graph views ----------------------------------------------------------------------------
+
+GRAPH_FORMS = ("auto", "full", "compact", "tree", "table")
+
+
+def graph_view(dag: Dag, output: int, values: list[float], grads: list[float], *,
+               form: str = "auto", width: int | None = None, unicode: bool = True
+               ) -> str | RenderableType:
+    """The picture of the graph in ``form``; ``auto`` tries the full drawing, then the compact
+    one, then the tree listing, and ends at the layered table, whichever first fits ``width``
+    columns (no limit when ``None``). Forced forms are drawn whatever their width."""
+    from gradcalc.listing import tree_lines
+    from gradcalc.picture import Style, TooLarge, draw
+
+    style = Style(unicode)
+    if form in ("full", "compact"):
+        try:
+            return draw(dag, output, values, grads, compact=form == "compact", style=style,
+                        max_nodes=2000)
+        except TooLarge as exc:
+            raise GraphTooLarge(f"the graph is too large to draw ({exc}); "
+                                "use --graph=tree or --graph=table") from None
+    if form == "auto":
+        for compact in (False, True):
+            try:
+                return draw(dag, output, values, grads, compact=compact, style=style,
+                            max_width=width)
+            except TooLarge:
+                continue
+    if form in ("auto", "tree"):
+        lines = tree_lines(dag, output, values, grads, style)
+        if form == "tree" or max(map(len, lines)) <= (width or _TREE_WIDTH):
+            return "\n".join(lines) + "\n"
+    return layered_table(dag, output, values, grads, unicode)
+
+
+def as_text(view: RenderableType, unicode: bool = True, width: int = 200) -> str:
+    """A Rich renderable as plain text (no colour), e.g. the layered table for JSON."""
+    import io
+
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    Console(file=buffer, width=width, color_system=None, legacy_windows=False,
+            safe_box=not unicode).print(view)
+    return buffer.getvalue()
+
+
+_TREE_WIDTH = 160  # without a terminal, a tree wider than this becomes the table
+
+
+class GraphTooLarge(Exception):
+    """A forced drawing of a graph too large to lay out."""
+
+
+def layered_table(dag: Dag, output: int, values: list[float], grads: list[float],
+                  unicode: bool = True) -> RenderableType:
+    """One row per node: layer, node, op, inputs, value, gradient, consumer count."""
+    from rich import box
+    from rich.table import Table
+
+    from gradcalc.listing import layered_rows
+    from gradcalc.picture import Style
+
+    name = dag.names[output] or "OUT"
+    d = "∂" if unicode else "d"
+    table = Table(box=box.SIMPLE_HEAD if unicode else box.ASCII, pad_edge=False)
+    for column, justify in (("layer", "right"), ("node", "left"), ("op", "left"),
+                            ("inputs", "left"), ("value", "right"),
+                            (f"{d}{name}/{d}node", "right"), ("consumers", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for row in layered_rows(dag, output, values, grads, Style(unicode)):
+        table.add_row(str(row.layer), row.node, row.op, row.inputs, format_number(row.value),
+                      format_number(row.gradient), str(row.consumers))
+    return table

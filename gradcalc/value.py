@@ -168,6 +168,32 @@ class Value:
             if active[node]:
                 value.grad = grads[node] if value.grad is None else value.grad + grads[node]
 
+    def graph(self, form: str = "auto", ascii: bool = False, width: int | None = 100) -> str:
+        """The picture of this value's graph with values and gradients: exactly what
+        ``gradcalc --graph`` draws for :meth:`to_program` (``form``: auto, full, compact, tree,
+        table; ``auto`` falls back from full to narrower forms to fit ``width``)."""
+        from gradcalc import render
+
+        result = self._as_program_result()
+        dag = result.dag
+        assert dag is not None
+        view = render.graph_view(dag, dag.named[result.output], result.node_values,
+                                 result.node_gradients, form=form, width=width,
+                                 unicode=not ascii)
+        return view if isinstance(view, str) else render.as_text(view, not ascii)
+
+    def explain(self, ascii: bool = False) -> str:
+        """The backward pass told step by step, exactly as ``gradcalc --explain`` tells it for
+        :meth:`to_program`."""
+        from gradcalc.explain import explain, explanation_text
+
+        return explanation_text(explain(self._as_program_result()), not ascii)
+
+    def _as_program_result(self) -> Any:
+        from gradcalc.api import gradients
+
+        return gradients(self.to_program())
+
     def zero_grad(self) -> None:
         """Forget this value's gradient (``grad`` becomes ``None``)."""
         self.grad = None

@@ -1,0 +1,133 @@
+"""Graph views for graphs too big to draw: an indented tree and a layered table.
+
+The tree is rooted at the output with operands indented; a node used more than once is
+expanded once, tagged with its name (unnamed ones get ``t1``, ``t2``, ...), and every later use
+points back to it (``↑ B``), so the listing grows with the graph, never with its paths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gradcalc.dag import Dag
+from gradcalc.engine import cone
+from gradcalc.ops import CONST, INPUT
+from gradcalc.picture import Style, short
+
+__all__ = ["TableRow", "layered_rows", "tree_lines"]
+
+
+def _consumers(dag: Dag, output: int) -> tuple[bytearray, list[int]]:
+    needed = cone(dag, [output])
+    uses = [0] * (output + 1)
+    for node in range(output + 1):
+        if needed[node]:
+            for operand in dag.args[node]:
+                uses[operand] += 1
+    return needed, uses
+
+
+def _tags(dag: Dag, output: int, uses: list[int], needed: bytearray, every: bool = False
+          ) -> dict[int, str]:
+    """Names for shared nodes (for ``every`` node): their own name, or t1, t2, ... for
+    unnamed operations."""
+    taken = set(dag.named)
+    tags: dict[int, str] = {}
+    count = 0
+    for node in range(output + 1):
+        if not needed[node] or dag.ops[node] is CONST:
+            continue
+        name = dag.names[node]
+        if name is not None:
+            tags[node] = name
+        elif uses[node] > 1 or every:
+            count += 1
+            while f"t{count}" in taken:
+                count += 1
+            tags[node] = f"t{count}"
+    return tags
+
+
+def tree_lines(dag: Dag, output: int, values: list[float], grads: list[float],
+               style: Style | None = None) -> list[str]:
+    """The tree listing as lines of text, gradients aligned in a column on the right."""
+    style = style or Style()
+    needed, uses = _consumers(dag, output)
+    tags = _tags(dag, output, uses, needed)
+    branch, last, pipe = ("├── ", "└── ", "│   ") if style.unicode else ("|-- ", "`-- ", "|   ")
+    back = "↑" if style.unicode else "^"
+    d = style.partial
+    rows: list[tuple[str, str]] = []  # (tree text, gradient text)
+    expanded: set[int] = set()
+    # Stack items: (node, prefix for the line, prefix for children, as-op-of-named)
+    stack: list[tuple[int, str, str, bool]] = [(output, "", "", False)]
+    while stack:
+        node, lead, child_lead, op_level = stack.pop()
+        op, name = dag.ops[node], dag.names[node]
+        children: list[int] = []
+        grad = f"{d} {short(grads[node])}" if node < len(grads) else ""
+        if op is CONST:
+            rows.append((lead + (dag.labels.get(node) or short(values[node])), ""))
+        elif not op_level and node in expanded:
+            rows.append((f"{lead}{back} {tags[node]}", ""))
+        elif name is not None and not op_level:
+            expanded.add(node)
+            tag = f"  [{name}]" if uses[node] > 1 else ""
+            rows.append((f"{lead}{name} = {short(values[node])}{tag}", grad))
+            if op is not INPUT:
+                stack.append((node, child_lead + last, child_lead + "    ", True))
+            continue
+        else:
+            expanded.add(node)
+            label = style.symbol(op) if op.symbol else op.name
+            label = f"({label})" if op.symbol else label
+            if op_level:
+                rows.append((lead + label, ""))
+            else:
+                tag = f"  [{tags[node]}]" if node in tags else ""
+                rows.append((f"{lead}{label} {short(values[node])}{tag}", grad))
+            children = list(dag.args[node])
+        for index in range(len(children) - 1, -1, -1):
+            is_last = index == len(children) - 1
+            stack.append((children[index], child_lead + (last if is_last else branch),
+                          child_lead + ("    " if is_last else pipe), False))
+    width = max(len(text) for text, _ in rows) + 2
+    return [f"{text:<{width}}{grad}".rstrip() for text, grad in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class TableRow:
+    """One node of the layered table."""
+
+    layer: int
+    node: str
+    op: str
+    inputs: str
+    value: float
+    gradient: float
+    consumers: int
+
+
+def layered_rows(dag: Dag, output: int, values: list[float], grads: list[float],
+                 style: Style | None = None) -> list[TableRow]:
+    """One row per node the output depends on (constants appear among the inputs), in
+    topological order, with its layer (longest path from the inputs)."""
+    style = style or Style()
+    needed, uses = _consumers(dag, output)
+    tags = _tags(dag, output, uses, needed, every=True)
+    layer = [0] * (output + 1)
+    rows = []
+    for node in range(output + 1):
+        op = dag.ops[node]
+        if not needed[node] or op is CONST:
+            continue
+        operands = dag.args[node]
+        layer[node] = 1 + max((layer[a] for a in operands if dag.ops[a] is not CONST),
+                              default=-1)
+        name = dag.names[node] or tags.get(node) or f"#{node}"
+        shown = [dag.labels.get(a) or short(values[a]) if dag.ops[a] is CONST
+                 else dag.names[a] or tags.get(a) or f"#{a}" for a in operands]
+        rows.append(TableRow(layer[node], name, style.symbol(op) if op is not INPUT else "input",
+                             ", ".join(shown), values[node],
+                             grads[node] if node < len(grads) else 0.0, uses[node]))
+    return rows
