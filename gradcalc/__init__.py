@@ -47,6 +47,10 @@ def __getattr__(name: str) -> Any:
         from gradcalc.value import function
 
         return function(name)
+    if name == "solve_line":  # the batch layer loads the output formats: only on demand
+        from gradcalc.batch import solve_line
+
+        return solve_line
     raise AttributeError(f"module 'gradcalc' has no attribute {name!r}")
 
 __all__ = [

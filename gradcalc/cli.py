@@ -10,13 +10,17 @@ import os
 import re
 import shutil
 import sys
-from typing import Annotated, NoReturn
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Annotated, BinaryIO, NoReturn
 
 import typer
 
 from gradcalc import __version__
 from gradcalc.api import Result, compile_program, gradients
 from gradcalc.errors import Diagnostic, GradcalcError, InputError, ParseError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 EXIT_OK = 0
 EXIT_EVALUATION = 1  # the program is fine but cannot be evaluated at that point
@@ -39,6 +43,14 @@ class Format(str, enum.Enum):
     table = "table"
     plain = "plain"
     json = "json"
+    jsonl = "jsonl"
+    csv = "csv"
+    tsv = "tsv"
+
+
+class InputKind(str, enum.Enum):
+    text = "text"
+    jsonl = "jsonl"
 
 
 app = typer.Typer(
@@ -56,8 +68,9 @@ def _version(value: bool) -> None:
 
 @app.command(epilog=EPILOG)
 def run(
-    program: Annotated[str, typer.Argument(
-        help="Program file, '-' for standard input, or program text.", show_default=False)],
+    program: Annotated[str | None, typer.Argument(
+        help="Program file, '-' for standard input, or program text.", show_default=False)
+    ] = None,
     at: Annotated[list[str] | None, typer.Option(
         "--at", metavar="NAME=VALUE",
         help="Value of an input; repeat or separate with commas (--at A=1,B=2). "
@@ -73,7 +86,8 @@ def run(
     output_format: Annotated[Format | None, typer.Option(
         "--format", "-F", case_sensitive=False,
         help="table (the default on a terminal), plain (the default otherwise: one "
-        "'NAME GRADIENT' line per name) or json.")] = None,
+        "'NAME GRADIENT' line per name) or json; with --batch: table, plain, jsonl (the "
+        "default off a terminal), csv or tsv.")] = None,
     stats: Annotated[bool, typer.Option(
         "--stats", help="Also report graph size, what the backward pass visited, and the "
         "number of distinct paths from the output to each name.")] = False,
@@ -92,12 +106,41 @@ def run(
     ] = False,
     mermaid: Annotated[bool, typer.Option(
         "--mermaid", help="Print the graph as a Mermaid flowchart.")] = False,
+    batch: Annotated[str | None, typer.Option(
+        "--batch", metavar="FILE",
+        help="Solve many independent problems, one per line of FILE ('-' for standard "
+        "input), streamed; --at, --wrt and --of apply to every line where they fit.")] = None,
+    input_kind: Annotated[InputKind, typer.Option(
+        "--input", case_sensitive=False,
+        help="With --batch: text (a program per line) or jsonl (an object per line: "
+        '{"program": ..., "at": {...}, "wrt": [...], "of": ...}).')] = InputKind.text,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", "-j", min=1, help="With --batch: worker processes (output order is kept).")
+    ] = 1,
+    fail_fast: Annotated[bool, typer.Option(
+        "--fail-fast", help="With --batch: stop at the first problem that fails.")] = False,
     version: Annotated[bool, typer.Option(
         "--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = False,
 ) -> None:
     """Differentiate an equation: value of the output and its gradient with respect to every
     input and named intermediate, by reverse mode over a counted DAG."""
+    if batch is not None:
+        if program is not None:
+            raise _usage("give either PROGRAM or --batch FILE, not both",
+                         "--batch reads one problem per line of FILE")
+        if graph is not None or explain or dot or mermaid or stats:
+            raise _usage("--batch cannot be combined with --graph, --explain, --dot, "
+                         "--mermaid or --stats", "run those on a single program")
+        _run_batch(batch, input_kind, _parse_at(at or []), _split(wrt) if wrt else None, of,
+                   output_format, jobs, fail_fast)
+        return
+    if program is None:
+        raise _usage("missing PROGRAM", "give program text, a file, '-' for standard input, "
+                     "or --batch FILE")
+    if output_format in (Format.jsonl, Format.csv, Format.tsv):
+        raise _usage(f"--format {output_format.value} is for --batch",
+                     "for one program use table, plain or json")
     text, name = _read_program(program)
     values = _parse_at(at or [])
     try:
@@ -190,6 +233,115 @@ def _terminal_width() -> int | None:
         return shutil.get_terminal_size().columns
     columns = os.environ.get("COLUMNS", "")
     return int(columns) if columns.isdigit() and int(columns) > 0 else None
+
+
+def _run_batch(path: str, kind: InputKind, at: dict[str, float], wrt: list[str] | None,
+               of: str | None, output_format: Format | None, jobs: int, fail_fast: bool
+               ) -> None:
+    from gradcalc import batch, render
+
+    fmt = output_format or (Format.table if sys.stdout.isatty() else Format.jsonl)
+    if fmt is Format.json:
+        raise _usage("--format json is for a single program", "with --batch use jsonl")
+    try:
+        stream: BinaryIO = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise _usage(f"cannot read {path}: {exc.strerror}", "check the --batch path") from None
+    size = None if path == "-" else _file_size(stream)
+    failed = False
+    out = sys.stdout
+    human = fmt in (Format.table, Format.plain)
+    table_rows: list[dict[str, object]] = []
+    writer = (render.BatchTable(out, "," if fmt is Format.csv else "\t", wrt)
+              if fmt in (Format.csv, Format.tsv) else None)
+    with stream, _progress(size) as advance:
+        counted = _counting(stream, advance)
+        for result in batch.solve_stream(batch.problems(counted, kind is InputKind.jsonl),
+                                         at, wrt, of, jobs):
+            error = result["error"]
+            if error is not None:
+                failed = True
+                if human:
+                    where = (f"{error['line']}:{error['column']}" if error["column"]
+                             else str(result["line"]))
+                    name = "<stdin>" if path == "-" else path
+                    _print_diagnostic(InputError(f"{name}:{where}: {error['message']}",
+                                                 hint=error.get("hint")))
+            if fmt is Format.jsonl:
+                out.write(json.dumps(result, ensure_ascii=False) + "\n")
+            elif writer is not None:
+                writer.write(result)
+            elif fmt is Format.plain:
+                out.write(render.batch_plain(result))
+            else:
+                table_rows.append(result)
+                if len(table_rows) == _TABLE_BLOCK:
+                    _print_rich(render.batch_table(table_rows))
+                    table_rows = []
+            out.flush()  # a downstream command sees each result at once
+            if failed and fail_fast:
+                break
+        if writer is not None:
+            writer.close()
+        if table_rows:
+            _print_rich(render.batch_table(table_rows))
+        out.flush()
+    if failed:
+        raise typer.Exit(EXIT_EVALUATION)
+
+
+_TABLE_BLOCK = 200  # the terminal table is printed in blocks, so memory stays flat
+
+
+def _print_rich(view: object) -> None:
+    from rich.console import Console
+
+    Console().print(view)
+
+
+def _file_size(stream: BinaryIO) -> int | None:
+    try:
+        return os.fstat(stream.fileno()).st_size or None
+    except (OSError, AttributeError, ValueError):
+        return None
+
+
+def _counting(stream: Iterable[bytes], advance: Callable[[int], None] | None
+              ) -> Iterable[bytes]:
+    """The stream's lines, reporting each line's size to the progress bar."""
+    if advance is None:
+        return stream
+    return (_advanced(raw, advance) for raw in stream)
+
+
+def _advanced(raw: bytes, advance: Callable[[int], None]) -> bytes:
+    advance(len(raw))
+    return raw
+
+
+class _progress:
+    """A Rich progress bar on stderr for an input of known size, only on a terminal."""
+
+    def __init__(self, size: int | None) -> None:
+        self.size = size
+        self.bar: Progress | None = None
+
+    def __enter__(self) -> Callable[[int], None] | None:
+        if self.size is None or not sys.stderr.isatty():
+            return None
+        from rich.console import Console
+        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+        bar = Progress(BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                       console=Console(stderr=True), transient=True)
+        bar.__enter__()
+        task = bar.add_task("batch", total=self.size)
+        self.bar = bar
+        return lambda n: bar.advance(task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def _read_program(program: str) -> tuple[str, str]:

@@ -14,8 +14,8 @@ from gradcalc.fmt import format_count, format_number, json_number
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-__all__ = ["GRAPH_FORMS", "GraphTooLarge", "as_text", "graph_view", "layered_table", "to_json",
-           "to_plain", "to_table"]
+__all__ = ["GRAPH_FORMS", "BatchTable", "GraphTooLarge", "as_text", "batch_plain", "batch_table",
+           "graph_view", "layered_table", "to_json", "to_plain", "to_table"]
 
 
 def to_plain(result: Result) -> str:
@@ -193,4 +193,95 @@ def layered_table(dag: Dag, output: int, values: list[float], grads: list[float]
     for row in layered_rows(dag, output, values, grads, Style(unicode)):
         table.add_row(str(row.layer), row.node, row.op, row.inputs, format_number(row.value),
                       format_number(row.gradient), str(row.consumers))
+    return table
+
+
+# --- batch results ---------------------------------------------------------------------------
+
+
+class BatchTable:
+    """Batch results as delimited text (CSV or TSV), streamed: a header, then one row per
+    problem. Columns: ``line, output, value``, one ``d_NAME`` per gradient name, ``other``
+    and ``error``. The gradient columns are the ``wrt`` names when given, otherwise the names
+    of the first problem that succeeds; gradients of other names go to ``other`` as
+    ``NAME=VALUE`` pairs separated by ``;``, so nothing is dropped."""
+
+    # Failures before the first success wait for the columns, but never more than this many.
+    _MAX_WAITING = 1000
+
+    def __init__(self, out: Any, delimiter: str, names: list[str] | None = None) -> None:
+        import csv
+
+        self.writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
+        self.names = names
+        self.waiting: list[dict[str, Any]] = []
+        self.header_written = False
+
+    def write(self, result: dict[str, Any]) -> None:
+        """Add one problem's result (rows come out in the order written)."""
+        if self.names is None:
+            if result["error"] is not None and len(self.waiting) < self._MAX_WAITING:
+                self.waiting.append(result)
+                return
+            self.names = list(result["gradients"])
+        self._flush()
+        self._row(result)
+
+    def close(self) -> None:
+        """Write what is still waiting (and the header, even for an empty batch)."""
+        if self.names is None:
+            self.names = []
+        self._flush()
+
+    def _flush(self) -> None:
+        if not self.header_written:
+            assert self.names is not None
+            self.writer.writerow(["line", "output", "value",
+                                  *(f"d_{n}" for n in self.names), "other", "error"])
+            self.header_written = True
+        for result in self.waiting:
+            self._row(result)
+        self.waiting.clear()
+
+    def _row(self, result: dict[str, Any]) -> None:
+        assert self.names is not None
+        grads = result["gradients"]
+        other = ";".join(f"{n}={_cell(g)}" for n, g in grads.items() if n not in self.names)
+        error = result["error"]
+        self.writer.writerow([
+            result["line"], result["output"] or "", _cell(result["value"]),
+            *(_cell(grads[n]) if n in grads else "" for n in self.names),
+            other, error["message"] if error else "",
+        ])
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else format_number(value)
+
+
+def batch_plain(result: dict[str, Any]) -> str:
+    """One line per problem: ``LINE OUTPUT VALUE NAME=GRADIENT ...`` or ``LINE error: ...``."""
+    error = result["error"]
+    if error is not None:
+        where = f" (column {error['column']})" if error.get("column") else ""
+        return f"{result['line']} error: {error['message']}{where}\n"
+    grads = " ".join(f"{n}={_cell(g)}" for n, g in result["gradients"].items())
+    return f"{result['line']} {result['output']} {_cell(result['value'])} {grads}".rstrip() + "\n"
+
+
+def batch_table(results: list[dict[str, Any]]) -> RenderableType:
+    """A block of batch results as a Rich table (the terminal view)."""
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column, justify in (("line", "right"), ("output", "left"), ("value", "right"),
+                            ("gradients", "left"), ("error", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for result in results:
+        error = result["error"]
+        grads = "  ".join(f"{n}={_cell(g)}" for n, g in result["gradients"].items())
+        table.add_row(str(result["line"]), result["output"] or "", _cell(result["value"]),
+                      grads, f"[red]{error['message']}[/red]" if error else "")
     return table

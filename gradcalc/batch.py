@@ -1,0 +1,161 @@
+"""Many independent problems, one per line: streamed, in order, errors kept to their line.
+
+:func:`solve_line` is a plain, picklable function from one problem to one JSON-ready result, so
+anything that maps functions over data (``multiprocessing``, ``dask.bag``, Spark) can run it.
+:func:`problems` reads lines lazily and :func:`solve_stream` yields results in input order, on
+one process or several, holding only a bounded window of lines in memory at any time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gradcalc.api import compile_program, gradients
+from gradcalc.errors import GradcalcError, InputError
+from gradcalc.render import to_json_object
+
+__all__ = ["Problem", "problems", "solve_line", "solve_problem", "solve_stream"]
+
+# Lines handed to worker processes per round trip; results are written as each window ends.
+_WINDOW = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One line of a batch: its 1-based line number and either program text or, for JSON Lines
+    input, the decoded object (``program`` plus optional ``at``, ``wrt``, ``of``); ``error`` is
+    set when the line itself could not be read (bad UTF-8, bad JSON)."""
+
+    line: int
+    text: str
+    structured: bool = False
+    error: str | None = None
+
+
+def problems(stream: Iterable[bytes], structured: bool = False) -> Iterator[Problem]:
+    """The problems of a byte stream, lazily: blank lines and ``#`` comment lines are skipped,
+    a UTF-8 byte order mark, CR LF endings and a last line without a newline are fine."""
+    for number, raw in enumerate(stream, 1):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        try:
+            text = raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as exc:
+            yield Problem(number, "", structured, f"line is not UTF-8 text (byte {exc.start})")
+            continue
+        stripped = text.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        yield Problem(number, text, structured)
+
+
+def solve_line(text: str, at: Mapping[str, float] | None = None,
+               wrt: Sequence[str] | None = None, of: str | None = None,
+               line: int = 1) -> dict[str, Any]:
+    """Solve one problem given as program text; never raises for a bad problem.
+
+    ``at`` values apply to the inputs the program has (others are ignored), ``wrt`` names to
+    the names it has. Returns the single-program JSON object (``output``, ``value``,
+    ``gradients``, ``values``, ``inputs``, ``warnings``) with ``line`` and ``error``: ``None``,
+    or ``{message, line, column, kind}`` where line and column point into the input.
+    """
+    return solve_problem(Problem(line, text), at, wrt, of)
+
+
+def solve_problem(problem: Problem, at: Mapping[str, float] | None = None,
+                  wrt: Sequence[str] | None = None, of: str | None = None) -> dict[str, Any]:
+    """Like :func:`solve_line` for a :class:`Problem` (which may carry its own JSON fields)."""
+    if problem.error is not None:
+        return _failure(problem.line, problem.error, None, None, "input")
+    program = problem.text
+    line_at, line_wrt, line_of = dict(at or {}), wrt, of
+    try:
+        if problem.structured:
+            program, line_at, line_wrt, line_of = _structured(problem.text, line_at, wrt, of)
+        dag = compile_program(program)
+        values = {n: v for n, v in line_at.items() if n in dag.inputs}
+        names = [n for n in line_wrt if n in dag.named] if line_wrt else None
+        result = gradients(dag, at=values, wrt=names, of=line_of)
+    except GradcalcError as exc:
+        line, column = exc.line, exc.column
+        if not problem.structured and line is not None:
+            line = problem.line  # one problem per line: point into the input file
+        return _failure(problem.line, exc.message, line, column, exc.kind,
+                        exc.hint)
+    return {"line": problem.line, **to_json_object(result), "error": None}
+
+
+def solve_stream(items: Iterable[Problem], at: Mapping[str, float] | None = None,
+                 wrt: Sequence[str] | None = None, of: str | None = None,
+                 jobs: int = 1) -> Iterator[dict[str, Any]]:
+    """Results in input order. With ``jobs`` > 1, worker processes solve windows of lines."""
+    if jobs <= 1:
+        for problem in items:
+            yield solve_problem(problem, at, wrt, of)
+        return
+    import multiprocessing
+    from functools import partial
+
+    solve = partial(solve_problem, at=dict(at or {}), wrt=list(wrt) if wrt else None, of=of)
+    context = multiprocessing.get_context("spawn" if _fork_unsafe() else None)
+    with context.Pool(jobs) as pool:
+        window: list[Problem] = []
+        for problem in items:
+            window.append(problem)
+            if len(window) == _WINDOW:
+                yield from pool.map(solve, window, chunksize=max(1, _WINDOW // (4 * jobs)))
+                window = []
+        if window:
+            yield from pool.map(solve, window, chunksize=max(1, len(window) // (4 * jobs)))
+
+
+def _fork_unsafe() -> bool:
+    import sys
+
+    return sys.platform == "darwin"
+
+
+def _structured(text: str, at: dict[str, float], wrt: Sequence[str] | None, of: str | None
+                ) -> tuple[str, dict[str, float], Sequence[str] | None, str | None]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"the line is not valid JSON ({exc.msg} at column {exc.colno})"
+                         ) from None
+    if not isinstance(data, dict) or not isinstance(data.get("program"), str):
+        raise InputError('each JSON line must be an object with a "program" string')
+    unknown = set(data) - {"program", "at", "wrt", "of"}
+    if unknown:
+        raise InputError(f"unknown keys {sorted(unknown)}: the keys are program, at, wrt, of")
+    line_at = data.get("at", {})
+    if not isinstance(line_at, dict):
+        raise InputError('"at" must be an object of input values')
+    at = {**at, **line_at}  # the line's values win over the command's
+    line_wrt = data.get("wrt", wrt)
+    if isinstance(line_wrt, str):
+        line_wrt = [line_wrt]
+    if line_wrt is not None and not (isinstance(line_wrt, list)
+                                     and all(isinstance(n, str) for n in line_wrt)):
+        raise InputError('"wrt" must be a name or a list of names')
+    line_of = data.get("of", of)
+    if line_of is not None and not isinstance(line_of, str):
+        raise InputError('"of" must be a name')
+    return data["program"], at, line_wrt, line_of
+
+
+def _failure(number: int, message: str, line: int | None, column: int | None, kind: str,
+             hint: str | None = None) -> dict[str, Any]:
+    return {
+        "line": number,
+        "output": None,
+        "value": None,
+        "gradients": {},
+        "values": {},
+        "inputs": {},
+        "warnings": [],
+        "error": {"message": message, "line": line, "column": column, "kind": kind,
+                  "hint": hint},
+    }
