@@ -14,6 +14,7 @@ import math
 import numbers
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from gradcalc import engine
 from gradcalc.ast import Program
@@ -21,6 +22,9 @@ from gradcalc.dag import Dag, build
 from gradcalc.errors import Diagnostic, InputError, closest
 from gradcalc.gcpause import paused_gc
 from gradcalc.parse import parse
+
+if TYPE_CHECKING:
+    from gradcalc.symbolic import Formula
 
 __all__ = ["Result", "Stats", "compile_program", "gradients"]
 
@@ -44,18 +48,23 @@ class Stats:
 class Result:
     """The answer for one output.
 
-    ``gradients`` maps each requested name to d(output)/d(name), in the order requested;
-    ``values`` gives each requested name's value; ``inputs`` every input's value that was
-    known (given or set in the program). ``warnings`` lists non-differentiable points met and
-    where an infinite or NaN gradient came from. ``dag``, ``node_values`` and ``node_gradients``
-    expose the evaluated graph for renderers.
+    ``gradients`` maps each requested name to d(output)/d(name) where it is a number, in the
+    order requested; ``formulas`` holds symbolic gradients (:class:`~gradcalc.symbolic.Formula`)
+    when some input had no value or ``symbolic`` was asked for; ``value`` is the output's
+    value (``None`` when it needs a missing input). ``values`` gives each requested name's
+    value where known; ``inputs`` every input's value that was known (given or set in the
+    program). ``warnings`` lists non-differentiable points met and where an infinite or NaN
+    gradient came from. ``dag``, ``node_values`` and ``node_gradients`` expose the evaluated
+    graph for renderers (empty lists when values were missing).
     """
 
     output: str
-    value: float
+    value: float | None
     gradients: dict[str, float]
     values: dict[str, float]
     inputs: dict[str, float]
+    formulas: dict[str, Formula] = field(default_factory=dict)
+    symbolic: bool = False
     stats: Stats | None = None
     warnings: list[Diagnostic] = field(default_factory=list)
     dag: Dag | None = field(default=None, repr=False)
@@ -80,6 +89,7 @@ def gradients(
     of: str | None = None,
     stats: bool = False,
     on_step: Callable[[engine.Step], None] | None = None,
+    symbolic: bool | None = None,
 ) -> Result:
     """Evaluate ``program`` and differentiate its output by reverse mode.
 
@@ -89,13 +99,17 @@ def gradients(
     the last assigned name). ``stats=True`` adds :class:`Stats`. ``on_step`` is called with each
     backward step in processing order.
 
+    ``symbolic``: ``None`` (the default) gives formulas where an input has no value and numbers
+    everywhere else; ``True`` gives formulas for every gradient (and numbers where the values
+    are known); ``False`` requires numbers and raises ``InputError`` for a missing value.
+
     Raises :class:`~gradcalc.errors.GradcalcError` subclasses: ``ParseError``,
     ``NameResolutionError``, ``CycleError``, ``ArityError`` for a bad program,
     ``InputError`` for bad ``at``/``wrt``/``of``, ``EvaluationError`` when the program cannot be
     evaluated at that point.
     """
     with paused_gc():
-        return _gradients(compile_program(program), at, wrt, of, stats, on_step)
+        return _gradients(compile_program(program), at, wrt, of, stats, on_step, symbolic)
 
 
 def _gradients(
@@ -105,6 +119,7 @@ def _gradients(
     of: str | None,
     stats: bool,
     on_step: Callable[[engine.Step], None] | None,
+    symbolic: bool | None,
 ) -> Result:
     output_name = of if of is not None else dag.output
     output = _lookup(dag, output_name, "output")
@@ -117,7 +132,11 @@ def _gradients(
 
     outside = [t for t in targets.values() if not within[t]]
     needed = engine.cone(dag, [output, *outside]) if outside else within
-    _check_missing(dag, values, needed, output_name)
+    missing = [n for n, i in dag.inputs.items() if needed[i] and values[i] is None]
+    if missing and symbolic is False:
+        _missing_error(dag, missing, output_name)
+    if missing:
+        return _symbolic_only(dag, output_name, output, targets, values, stats)
     vals = engine.forward(dag, values, needed)
 
     active = engine.active_nodes(dag, targets.values(), within)
@@ -135,6 +154,11 @@ def _gradients(
         node_values=vals,
         node_gradients=grads,
     )
+    if symbolic:
+        from gradcalc.symbolic import symbolic_gradients
+
+        result.formulas = symbolic_gradients(dag, output, targets, values).formulas
+        result.symbolic = True
 
     def visited(i: int) -> bool:  # reached by a counted edge, or the output itself
         return i <= output and (counts[i] > 0 or (i == output and bool(active[i])))
@@ -147,16 +171,49 @@ def _gradients(
         if origin is not None:
             result.warnings.append(origin)
     if stats:
-        paths = engine.path_counts(dag, output, active)
-        result.stats = Stats(
-            nodes=len(dag),
-            edges=dag.edge_count,
-            merged=dag.merged,
-            cone_nodes=sum(within),
-            visited_nodes=len(counts) - counts.count(0) + active[output],
-            visited_edges=sum(counts),
-            paths={n: paths[i] if i <= output else 0 for n, i in targets.items()},
-        )
+        result.stats = _stats(dag, output, targets, within, active, counts)
+    return result
+
+
+def _stats(dag: Dag, output: int, targets: dict[str, int], within: bytearray,
+           active: bytearray, counts: list[int]) -> Stats:
+    paths = engine.path_counts(dag, output, active)
+    return Stats(
+        nodes=len(dag),
+        edges=dag.edge_count,
+        merged=dag.merged,
+        cone_nodes=sum(within),
+        visited_nodes=len(counts) - counts.count(0) + active[output],
+        visited_edges=sum(counts),
+        paths={n: paths[i] if i <= output else 0 for n, i in targets.items()},
+    )
+
+
+def _symbolic_only(dag: Dag, output_name: str, output: int, targets: dict[str, int],
+                   values: list[float | None], stats: bool) -> Result:
+    """Some input has no value: formulas for every gradient, numbers where they are known."""
+    from gradcalc.symbolic import symbolic_gradients
+
+    formulas = symbolic_gradients(dag, output, targets, values).formulas
+    known: dict[str, float] = {}
+    for name, node in [(output_name, output), *targets.items()]:
+        cone = engine.cone(dag, [node])
+        if all(values[i] is not None for i in dag.inputs.values() if cone[i]):
+            known[name] = engine.forward(dag, list(values), cone)[node]
+    result = Result(
+        output=output_name,
+        value=known.get(output_name),
+        gradients={n: f.value for n, f in formulas.items() if f.value is not None},
+        values={n: known[n] for n in targets if n in known},
+        inputs={n: v for n, i in dag.inputs.items() if (v := values[i]) is not None},
+        formulas=formulas,
+        dag=dag,
+    )
+    if stats:
+        within = engine.cone(dag, [output])
+        active = engine.active_nodes(dag, targets.values(), within)
+        result.stats = _stats(dag, output, targets, within, active,
+                              engine.counting_pass(dag, output, active))
     return result
 
 
@@ -208,10 +265,7 @@ def _has_kinks(dag: Dag) -> bool:
     return any(op.kink is not None for op in set(dag.ops))
 
 
-def _check_missing(dag: Dag, values: list[float | None], needed: bytearray, output: str) -> None:
-    missing = [n for n, i in dag.inputs.items() if needed[i] and values[i] is None]
-    if not missing:
-        return
+def _missing_error(dag: Dag, missing: list[str], output: str) -> None:
     names = ", ".join(missing)
     example = " ".join(f"--at {n}=VALUE" for n in missing[:3])
     raise InputError(
@@ -219,4 +273,3 @@ def _check_missing(dag: Dag, values: list[float | None], needed: bytearray, outp
         f"evaluate {output})", dag.name_spans[missing[0]], dag.source,
         hint=f"give values on the command line ({example}), with at={{...}} in Python, "
         f"or in the program ({missing[0]} = VALUE)")
-

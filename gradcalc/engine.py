@@ -17,17 +17,21 @@ written once, the rules come from :mod:`gradcalc.ops`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from gradcalc.dag import Dag
 from gradcalc.errors import Diagnostic, EvaluationError
 from gradcalc.fmt import format_number
 
+T = TypeVar("T")
+
 __all__ = [
     "Step",
     "active_nodes",
     "backward",
+    "backward_over",
     "cone",
     "counting_pass",
     "find_nonfinite_origin",
@@ -196,6 +200,43 @@ def backward(
             counted = tuple(i for i, j in enumerate(a) if active[j])
             on_step(Step(node, g, tuple(a[i] for i in counted), tuple(parts[i] for i in counted)))
     return grads
+
+
+def backward_over(
+    dag: Dag,
+    output: int,
+    pending: list[int],
+    active: bytearray,
+    local: Callable[[int], Sequence[T]],
+    add: Callable[[T, T], T],
+    mul: Callable[[T, T], T],
+    one: T,
+) -> dict[int, T]:
+    """:func:`backward` over any algebra: the same counting, the same order, the same single
+    hand-on per node, with adjoints combined by ``add`` and ``mul`` and seeded with ``one``.
+    ``local(node)`` gives the node's local derivatives, one per operand. The symbolic engine
+    runs this with expressions; the numeric one keeps its own loop only for speed."""
+    adjoints: dict[int, T] = {output: one}
+    if not active[output]:
+        return {}
+    ready = [output]
+    args = dag.args
+    while ready:
+        node = ready.pop()
+        operands = args[node]
+        if not operands:
+            continue
+        gradient = adjoints[node]
+        for operand, partial in zip(operands, local(node), strict=True):
+            if active[operand]:
+                contribution = mul(gradient, partial)
+                previous = adjoints.get(operand)
+                adjoints[operand] = contribution if previous is None else add(previous,
+                                                                             contribution)
+                pending[operand] -= 1
+                if not pending[operand]:
+                    ready.append(operand)
+    return adjoints
 
 
 def path_counts(dag: Dag, output: int, active: bytearray) -> list[int]:

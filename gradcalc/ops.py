@@ -17,6 +17,7 @@ import math
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 
 __all__ = ["CONSTANTS", "FUNCTIONS", "OPS", "Op", "op_named"]
 
@@ -32,7 +33,11 @@ class Op:
     the domain, ``OverflowError`` on overflow); ``partials(*operands, result)`` gives the local
     derivative with respect to each operand. ``symbol``/``precedence`` describe infix printing,
     ``pretty`` the symbol used in pictures. ``kink(*operands)`` is true at a non-differentiable
-    point, where ``kink_rule`` tells which convention was applied.
+    point, where ``kink_rule`` tells which convention was applied. ``rule(X, *operands, result)``
+    is the symbolic form of ``partials``: the same derivatives as expressions of the algebra
+    ``X`` (:class:`gradcalc.algebra.Algebra`), with the same conventions at kinks; ``algebra``
+    names the algebra's method that builds the op's own expression (``X.call(name, ...)`` when
+    ``None``).
     """
 
     name: str
@@ -46,6 +51,8 @@ class Op:
     function: bool = True
     kink: Callable[..., bool] | None = None
     kink_rule: str = ""
+    rule: Callable[..., tuple[int, ...]] | None = None
+    algebra: str | None = None
 
     @property
     def label(self) -> str:
@@ -173,54 +180,101 @@ def _at_zero(x: float) -> bool:
 _LN2 = math.log(2.0)
 _LN10 = math.log(10.0)
 
+HALF = Fraction(1, 2)
+
+
+def _heaviside(x: float, h: float) -> float:
+    return 1.0 if x > 0 else 0.0 if x < 0 else h
+
+
+# Each op: name, arity, forward, numeric partials, domain message, then its symbolic rule.
+# The rules' X is the algebra; x, a, b are the operands' expressions and y the result's.
 OPS: tuple[Op, ...] = (
     # Leaves and plumbing: not callable from programs.
     Op("input", 0, _leaf, _no_partials, function=False),
     Op("const", 0, _leaf, _no_partials, function=False),
-    Op("id", 1, float, lambda x, y: (1.0,), pretty="=", function=False),
+    Op("id", 1, float, lambda x, y: (1.0,), pretty="=", function=False,
+       algebra="identity",
+       rule=lambda X, x, y: (X.one,)),
     # Operators.
     Op("add", 2, operator.add, lambda a, b, y: (1.0, 1.0), symbol="+", precedence=1,
-       function=False),
-    Op("sub", 2, operator.sub, lambda a, b, y: (1.0, -1.0), symbol="-", pretty="−", precedence=1,
-       function=False),
+       function=False, algebra="add",
+       rule=lambda X, a, b, y: (X.one, X.one)),
+    Op("sub", 2, operator.sub, lambda a, b, y: (1.0, -1.0), symbol="-", pretty="−",
+       precedence=1, function=False, algebra="sub",
+       rule=lambda X, a, b, y: (X.one, X.number(-1))),
     Op("mul", 2, operator.mul, lambda a, b, y: (b, a), symbol="*", pretty="×", precedence=2,
-       function=False),
-    Op("div", 2, operator.truediv, _div, "division by zero", symbol="/", pretty="÷", precedence=2,
-       function=False),
+       function=False, algebra="mul",
+       rule=lambda X, a, b, y: (b, a)),
+    Op("div", 2, operator.truediv, _div, "division by zero", symbol="/", pretty="÷",
+       precedence=2, function=False,
+       algebra="div",
+       rule=lambda X, a, b, y: (X.div(X.one, b), X.neg(X.div(y, b)))),
     Op("neg", 1, operator.neg, lambda x, y: (-1.0,), symbol="-", pretty="−", precedence=3,
-       function=False),
+       function=False, algebra="neg",
+       rule=lambda X, x, y: (X.number(-1),)),
     Op("pow", 2, math.pow, _pow_partials,
        "a negative base needs a whole exponent, and 0 has no negative powers",
-       symbol="^", precedence=4),
+       symbol="^", precedence=4,
+       algebra="pow",
+       rule=lambda X, a, b, y: (X.mul(b, X.pow(a, X.sub(b, X.one))),
+                                X.mul(y, X.call("log", a)))),
     # Functions.
-    Op("sin", 1, math.sin, lambda x, y: (math.cos(x),)),
-    Op("cos", 1, math.cos, lambda x, y: (-math.sin(x),)),
-    Op("tan", 1, math.tan, _tan_partial),
-    Op("asin", 1, math.asin, _asin_partial, "asin needs an argument in [-1, 1]"),
-    Op("acos", 1, math.acos, _acos_partial, "acos needs an argument in [-1, 1]"),
-    Op("atan", 1, math.atan, lambda x, y: (1.0 / (1.0 + x * x),)),
-    Op("sinh", 1, math.sinh, lambda x, y: (math.cosh(x),)),
-    Op("cosh", 1, math.cosh, lambda x, y: (math.sinh(x),)),
-    Op("tanh", 1, math.tanh, lambda x, y: (1.0 - y * y,)),
-    Op("exp", 1, math.exp, lambda x, y: (y,)),
-    Op("log", 1, math.log, lambda x, y: (_reciprocal(x),), "log needs a positive argument"),
+    Op("sin", 1, math.sin, lambda x, y: (math.cos(x),),
+       rule=lambda X, x, y: (X.call("cos", x),)),
+    Op("cos", 1, math.cos, lambda x, y: (-math.sin(x),),
+       rule=lambda X, x, y: (X.neg(X.call("sin", x)),)),
+    Op("tan", 1, math.tan, _tan_partial,
+       rule=lambda X, x, y: (X.add(X.one, X.power(y, 2)),)),
+    Op("asin", 1, math.asin, _asin_partial, "asin needs an argument in [-1, 1]",
+       rule=lambda X, x, y: (X.power(X.sub(X.one, X.power(x, 2)), -HALF),)),
+    Op("acos", 1, math.acos, _acos_partial, "acos needs an argument in [-1, 1]",
+       rule=lambda X, x, y: (X.neg(X.power(X.sub(X.one, X.power(x, 2)), -HALF)),)),
+    Op("atan", 1, math.atan, lambda x, y: (1.0 / (1.0 + x * x),),
+       rule=lambda X, x, y: (X.power(X.add(X.one, X.power(x, 2)), -1),)),
+    Op("sinh", 1, math.sinh, lambda x, y: (math.cosh(x),),
+       rule=lambda X, x, y: (X.call("cosh", x),)),
+    Op("cosh", 1, math.cosh, lambda x, y: (math.sinh(x),),
+       rule=lambda X, x, y: (X.call("sinh", x),)),
+    Op("tanh", 1, math.tanh, lambda x, y: (1.0 - y * y,),
+       rule=lambda X, x, y: (X.sub(X.one, X.power(y, 2)),)),
+    Op("exp", 1, math.exp, lambda x, y: (y,), rule=lambda X, x, y: (y,)),
+    Op("log", 1, math.log, lambda x, y: (_reciprocal(x),), "log needs a positive argument",
+       rule=lambda X, x, y: (X.power(x, -1),)),
     Op("log2", 1, math.log2, lambda x, y: (_reciprocal(x * _LN2),),
-       "log2 needs a positive argument"),
+       "log2 needs a positive argument",
+       rule=lambda X, x, y: (X.power(X.mul(x, X.call("log", X.number(2))), -1),)),
     Op("log10", 1, math.log10, lambda x, y: (_reciprocal(x * _LN10),),
-       "log10 needs a positive argument"),
+       "log10 needs a positive argument",
+       rule=lambda X, x, y: (X.power(X.mul(x, X.call("log", X.number(10))), -1),)),
     Op("sqrt", 1, math.sqrt, _sqrt_partial, "sqrt needs a non-negative argument",
-       kink=_at_zero, kink_rule="sqrt'(0) = inf"),
-    Op("abs", 1, math.fabs, lambda x, y: (_sign(x),),
-       kink=_at_zero, kink_rule="abs'(0) = 0"),
+       kink=_at_zero, kink_rule="sqrt'(0) = inf",
+       rule=lambda X, x, y: (X.power(X.mul(X.number(2), y), -1),)),
+    Op("abs", 1, math.fabs, lambda x, y: (_sign(x),), kink=_at_zero, kink_rule="abs'(0) = 0",
+       rule=lambda X, x, y: (X.call("sign", x),)),
     Op("relu", 1, lambda x: x if x > 0 else 0.0, lambda x, y: (1.0 if x > 0 else 0.0,),
-       kink=_at_zero, kink_rule="relu'(0) = 0"),
-    Op("sigmoid", 1, _sigmoid, lambda x, y: (y * (1.0 - y),)),
-    Op("softplus", 1, _softplus, lambda x, y: (_sigmoid(x),)),
+       kink=_at_zero, kink_rule="relu'(0) = 0",
+       rule=lambda X, x, y: (X.call("heaviside", x, X.zero),)),
+    Op("sigmoid", 1, _sigmoid, lambda x, y: (y * (1.0 - y),),
+       rule=lambda X, x, y: (X.mul(y, X.sub(X.one, y)),)),
+    Op("softplus", 1, _softplus, lambda x, y: (_sigmoid(x),),
+       rule=lambda X, x, y: (X.call("sigmoid", x),)),
     Op("max", 2, lambda a, b: a if a >= b else b, _max_partials,
-       kink=_tie, kink_rule="a tie gives 1/2 to each side"),
+       kink=_tie, kink_rule="a tie gives 1/2 to each side",
+       rule=lambda X, a, b, y: (X.call("heaviside", X.sub(a, b), X.number(HALF)),
+                                X.call("heaviside", X.sub(b, a), X.number(HALF)))),
     Op("min", 2, lambda a, b: a if a <= b else b, _min_partials,
-       kink=_tie, kink_rule="a tie gives 1/2 to each side"),
-    Op("atan2", 2, math.atan2, _atan2_partials),
+       kink=_tie, kink_rule="a tie gives 1/2 to each side",
+       rule=lambda X, a, b, y: (X.call("heaviside", X.sub(b, a), X.number(HALF)),
+                                X.call("heaviside", X.sub(a, b), X.number(HALF)))),
+    Op("atan2", 2, math.atan2, _atan2_partials,
+       rule=lambda X, a, b, y: (X.div(b, X.add(X.power(a, 2), X.power(b, 2))),
+                                X.neg(X.div(a, X.add(X.power(a, 2), X.power(b, 2)))))),
+    # Kinks written exactly, for symbolic derivatives (numpy's definitions; their own
+    # derivatives are 0 wherever they exist, and heaviside's value at 0 moves with h).
+    Op("sign", 1, _sign, lambda x, y: (0.0,), rule=lambda X, x, y: (X.zero,)),
+    Op("heaviside", 2, _heaviside, lambda x, h, y: (0.0, 1.0 if x == 0 else 0.0),
+       rule=lambda X, x, h, y: (X.zero, X.sub(X.one, X.call("abs", X.call("sign", x))))),
 )
 
 _BY_NAME: dict[str, Op] = {op.name: op for op in OPS}

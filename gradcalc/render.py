@@ -18,10 +18,24 @@ __all__ = ["GRAPH_FORMS", "BatchTable", "GraphTooLarge", "as_text", "batch_plain
            "graph_view", "layered_table", "to_json", "to_plain", "to_table"]
 
 
+def gradient_text(result: Result, name: str) -> str:
+    """The gradient for ``name`` as printed: its number where known (and not asked to be
+    symbolic), its formula otherwise."""
+    formula = result.formulas.get(name)
+    if formula is not None and (result.symbolic or name not in result.gradients):
+        return formula.text
+    return format_number(result.gradients[name])
+
+
+def _names(result: Result) -> list[str]:
+    return list(result.formulas) if result.formulas else list(result.gradients)
+
+
 def to_plain(result: Result) -> str:
-    """One line per requested name, ``NAME GRADIENT``; with stats, ``stats.KEY VALUE`` lines
-    follow. Numbers are the shortest round-tripping text (``45``, ``0.1``, ``inf``)."""
-    lines = [f"{name} {format_number(g)}" for name, g in result.gradients.items()]
+    """One line per requested name, ``NAME GRADIENT``: the number, or the formula where an
+    input has no value (or with ``--symbolic``); with stats, ``stats.KEY VALUE`` lines follow.
+    Numbers are the shortest round-tripping text (``45``, ``0.1``, ``inf``)."""
+    lines = [f"{name} {gradient_text(result, name)}" for name in _names(result)]
     if result.stats is not None:
         lines.extend(f"stats.{key} {value}" for key, value in _stats_rows(result.stats))
     return "\n".join(lines) + ("\n" if lines else "")
@@ -35,14 +49,24 @@ def to_json(result: Result) -> str:
 
 
 def to_json_object(result: Result) -> dict[str, Any]:
+    gradients: dict[str, Any] = {}
+    for name in _names(result):
+        formula = result.formulas.get(name)
+        if formula is not None and (result.symbolic or name not in result.gradients):
+            gradients[name] = formula.text
+        else:
+            gradients[name] = json_number(result.gradients[name])
     data: dict[str, Any] = {
         "output": result.output,
-        "value": json_number(result.value),
-        "gradients": {n: json_number(g) for n, g in result.gradients.items()},
+        "value": None if result.value is None else json_number(result.value),
+        "gradients": gradients,
         "values": {n: json_number(v) for n, v in result.values.items()},
         "inputs": {n: json_number(v) for n, v in result.inputs.items()},
         "warnings": [_json_diagnostic(w) for w in result.warnings],
     }
+    if result.symbolic:
+        data["gradient_values"] = {n: None if f.value is None else json_number(f.value)
+                                   for n, f in result.formulas.items()}
     if result.stats is not None:
         s = result.stats
         data["stats"] = {
@@ -89,16 +113,26 @@ def to_table(result: Result) -> RenderableType:
     from rich.text import Text
 
     out = result.output
-    parts: list[RenderableType] = [
-        Text.assemble((out, "bold"), " = ", (format_number(result.value), "bold cyan")),
-    ]
-    if result.gradients:
+    shown = "?" if result.value is None else format_number(result.value)
+    parts: list[RenderableType] = [Text.assemble((out, "bold"), " = ", (shown, "bold cyan"))]
+    names = _names(result)
+    if names:
         table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
         table.add_column("name")
         table.add_column("value", justify="right")
-        table.add_column(f"∂{out}/∂name", justify="right", style="green")
-        for name, g in result.gradients.items():
-            table.add_row(name, format_number(result.values[name]), format_number(g))
+        table.add_column(f"∂{out}/∂name", justify="left" if result.formulas else "right",
+                         style="green")
+        if result.formulas:
+            table.add_column("= at the given values", justify="right")
+        for name in names:
+            value = result.values.get(name)
+            formula = result.formulas.get(name)
+            row = [name, "?" if value is None else format_number(value),
+                   formula.text if formula is not None else gradient_text(result, name)]
+            if result.formulas:
+                number = result.gradients.get(name)
+                row.append("" if number is None else format_number(number))
+            table.add_row(*row)
         parts.append(Text())
         parts.append(table)
     if result.stats is not None:
@@ -113,8 +147,8 @@ def to_table(result: Result) -> RenderableType:
             ("visited by backward", f"{s.visited_nodes} nodes, {s.visited_edges} edges"),
         ]
         saved.extend((f"paths from {out} to {n}", format_count(p)) for n, p in s.paths.items())
-        for key, value in saved:
-            stats.add_row(key, value)
+        for key, text in saved:
+            stats.add_row(key, text)
         parts.extend([Text(), Text("statistics", style="bold"), stats])
     return Group(*parts)
 

@@ -74,6 +74,8 @@ DOMAINS: dict[str, st.SearchStrategy[tuple[float, ...]]] = {
     "min": st.tuples(reals(-100, 100), reals(-100, 100)).filter(
         lambda p: abs(p[0] - p[1]) > 1e-3),
     "atan2": st.tuples(reals(-10, 10), reals(-10, 10)).filter(_atan2_point),
+    "sign": unary(away_from_zero(-100, 100)),
+    "heaviside": st.tuples(away_from_zero(-100, 100), reals(0, 1)),
 }
 
 
