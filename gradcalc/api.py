@@ -122,13 +122,13 @@ def _gradients(
     symbolic: bool | None,
 ) -> Result:
     output_name = of if of is not None else dag.output
-    output = _lookup(dag, output_name, "output")
-    values = _leaf_values(dag, at or {})
+    output = lookup(dag, output_name, "output")
+    values = leaf_values(dag, at or {})
     within = engine.cone(dag, [output])
     if wrt is None:
-        targets = _default_targets(dag, output, within)
+        targets = default_targets(dag, output, within)
     else:
-        targets = {name: _lookup(dag, name, "gradient") for name in _unique(wrt)}
+        targets = {name: lookup(dag, name, "gradient") for name in unique(wrt)}
 
     outside = [t for t in targets.values() if not within[t]]
     needed = engine.cone(dag, [output, *outside]) if outside else within
@@ -136,7 +136,8 @@ def _gradients(
     if missing and symbolic is False:
         _missing_error(dag, missing, output_name)
     if missing:
-        return _symbolic_only(dag, output_name, output, targets, values, stats)
+        return _symbolic_only(dag, output_name, output, targets, values, stats,
+                              bool(symbolic))
     vals = engine.forward(dag, values, needed)
 
     active = engine.active_nodes(dag, targets.values(), within)
@@ -190,7 +191,7 @@ def _stats(dag: Dag, output: int, targets: dict[str, int], within: bytearray,
 
 
 def _symbolic_only(dag: Dag, output_name: str, output: int, targets: dict[str, int],
-                   values: list[float | None], stats: bool) -> Result:
+                   values: list[float | None], stats: bool, symbolic: bool) -> Result:
     """Some input has no value: formulas for every gradient, numbers where they are known."""
     from gradcalc.symbolic import symbolic_gradients
 
@@ -207,6 +208,7 @@ def _symbolic_only(dag: Dag, output_name: str, output: int, targets: dict[str, i
         values={n: known[n] for n in targets if n in known},
         inputs={n: v for n, i in dag.inputs.items() if (v := values[i]) is not None},
         formulas=formulas,
+        symbolic=symbolic,
         dag=dag,
     )
     if stats:
@@ -217,11 +219,11 @@ def _symbolic_only(dag: Dag, output_name: str, output: int, targets: dict[str, i
     return result
 
 
-def _unique(names: Iterable[str]) -> list[str]:
+def unique(names: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _lookup(dag: Dag, name: str, role: str) -> int:
+def lookup(dag: Dag, name: str, role: str) -> int:
     node = dag.named.get(name)
     if node is not None:
         return node
@@ -231,7 +233,7 @@ def _lookup(dag: Dag, name: str, role: str) -> int:
     raise InputError(f"the {role} {name!r} is not a name in the program", hint=hint)
 
 
-def _leaf_values(dag: Dag, at: Mapping[str, float]) -> list[float | None]:
+def leaf_values(dag: Dag, at: Mapping[str, float]) -> list[float | None]:
     values = list(dag.values)
     for name, value in at.items():
         node = dag.inputs.get(name)
@@ -243,7 +245,7 @@ def _leaf_values(dag: Dag, at: Mapping[str, float]) -> list[float | None]:
                     f"(at {span.line}:{span.column})",
                     hint="only inputs take values; the inputs are " + ", ".join(dag.inputs)
                     if dag.inputs else "this program has no inputs")
-            _lookup(dag, name, "input")
+            lookup(dag, name, "input")
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise InputError(f"the value of {name} must be a number, not {value!r}")
         value = float(value)
@@ -253,7 +255,7 @@ def _leaf_values(dag: Dag, at: Mapping[str, float]) -> list[float | None]:
     return values
 
 
-def _default_targets(dag: Dag, output: int, within: bytearray) -> dict[str, int]:
+def default_targets(dag: Dag, output: int, within: bytearray) -> dict[str, int]:
     targets = {n: i for n, i in dag.inputs.items() if within[i] and i != output}
     # `named` is in creation order, which is id order: intermediates come out topologically.
     targets.update((n, i) for n, i in dag.named.items()

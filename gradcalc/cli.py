@@ -17,6 +17,7 @@ import typer
 
 from gradcalc import __version__
 from gradcalc.api import Result, compile_program, gradients
+from gradcalc.dag import Dag
 from gradcalc.errors import Diagnostic, GradcalcError, InputError, ParseError
 
 if TYPE_CHECKING:
@@ -80,9 +81,19 @@ def run(
         help="Report the gradient with respect to NAME (an input or a named intermediate); "
         "repeat or separate with commas. Default: every input, then every named "
         "intermediate the output depends on.")] = None,
-    of: Annotated[str | None, typer.Option(
+    of: Annotated[list[str] | None, typer.Option(
         "--of", metavar="NAME", help="The output to differentiate (default: the last assigned "
-        "name).")] = None,
+        "name); several (repeat or separate with commas) give the Jacobian.")] = None,
+    symbolic: Annotated[bool, typer.Option(
+        "--symbolic", help="Give every gradient as a formula (with its value where the inputs "
+        "have values). Without it, formulas appear only where an input has no value.")
+    ] = False,
+    hessian: Annotated[bool, typer.Option(
+        "--hessian", help="The matrix of second derivatives with respect to the inputs "
+        "(or --wrt), numbers where the inputs have values, formulas otherwise.")] = False,
+    check: Annotated[bool, typer.Option(
+        "--check", help="Compare each input's gradient with a central finite difference; exit "
+        "1 when a relative difference exceeds 1e-5.")] = False,
     output_format: Annotated[Format | None, typer.Option(
         "--format", "-F", case_sensitive=False,
         help="table (the default on a terminal), plain (the default otherwise: one "
@@ -129,11 +140,15 @@ def run(
         if program is not None:
             raise _usage("give either PROGRAM or --batch FILE, not both",
                          "--batch reads one problem per line of FILE")
-        if graph is not None or explain or dot or mermaid or stats:
+        if graph is not None or explain or dot or mermaid or stats or hessian or check:
             raise _usage("--batch cannot be combined with --graph, --explain, --dot, "
-                         "--mermaid or --stats", "run those on a single program")
-        _run_batch(batch, input_kind, _parse_at(at or []), _split(wrt) if wrt else None, of,
-                   output_format, jobs, fail_fast)
+                         "--mermaid, --stats, --hessian or --check",
+                         "run those on a single program")
+        outputs = _split(of) if of else []
+        if len(outputs) > 1:
+            raise _usage("--batch takes one --of", "a Jacobian needs a single program")
+        _run_batch(batch, input_kind, _parse_at(at or []), _split(wrt) if wrt else None,
+                   outputs[0] if outputs else None, output_format, jobs, fail_fast)
         return
     if program is None:
         raise _usage("missing PROGRAM", "give program text, a file, '-' for standard input, "
@@ -143,9 +158,24 @@ def run(
                      "for one program use table, plain or json")
     text, name = _read_program(program)
     values = _parse_at(at or [])
+    outputs = _split(of) if of else []
+    names = _split(wrt) if wrt else None
+    views = [flag for flag, on in (("--graph", graph is not None), ("--explain", explain),
+                                   ("--dot", dot), ("--mermaid", mermaid),
+                                   ("--hessian", hessian), ("--check", check),
+                                   ("several --of", len(outputs) > 1)) if on]
+    if len(views) > 1:
+        raise _usage(f"{' and '.join(views)} cannot be combined", "choose one view")
+    fmt = output_format or (Format.table if sys.stdout.isatty() else Format.plain)
+    numbers_needed = bool(views) and not hessian and len(outputs) <= 1
     try:
-        result = gradients(compile_program(text, name), at=values,
-                           wrt=_split(wrt) if wrt else None, of=of, stats=stats)
+        dag = compile_program(text, name)
+        if hessian or len(outputs) > 1 or check:
+            _print_matrix_view(dag, values, names, outputs, hessian, check, fmt)
+            return
+        result = gradients(dag, at=values, wrt=names, of=outputs[0] if outputs else None,
+                           stats=stats,
+                           symbolic=False if numbers_needed else (True if symbolic else None))
     except ParseError as exc:
         if _looks_like_path(program) and not os.path.exists(program):
             _fail(InputError(f"no such file: {program}",
@@ -156,11 +186,6 @@ def run(
     for warning in result.warnings:
         _print_diagnostic(warning)
 
-    views = [flag for flag, on in (("--graph", graph is not None), ("--explain", explain),
-                                   ("--dot", dot), ("--mermaid", mermaid)) if on]
-    if len(views) > 1:
-        raise _usage(f"{' and '.join(views)} cannot be combined", "choose one view")
-    fmt = output_format or (Format.table if sys.stdout.isatty() else Format.plain)
     unicode = not ascii_only
     if graph is not None:
         _print_graph(result, graph, fmt, unicode)
@@ -183,6 +208,37 @@ def run(
         from gradcalc import render
 
         sys.stdout.write(render.to_json(result) if fmt is Format.json else render.to_plain(result))
+
+
+def _print_matrix_view(dag: Dag, values: dict[str, float], names: list[str] | None,
+                       outputs: list[str], hessian: bool, check: bool, fmt: Format) -> None:
+    from gradcalc import derivatives, render
+
+    if check:
+        checks = derivatives.check_gradients(dag, at=values, wrt=names,
+                                             of=outputs[0] if outputs else None)
+        if fmt is Format.json:
+            sys.stdout.write(json.dumps(render.checks_json(checks)) + "\n")
+        elif fmt is Format.table:
+            _print_rich(render.checks_table(checks))
+        else:
+            sys.stdout.write(render.checks_plain(checks))
+        if not all(c.ok for c in checks):
+            raise typer.Exit(EXIT_EVALUATION)
+        return
+    if hessian:
+        matrix = derivatives.hessian(dag, at=values, wrt=names,
+                                     of=outputs[0] if outputs else None)
+        key = "hessian"
+    else:
+        matrix = derivatives.jacobian(dag, outputs, at=values, wrt=names)
+        key = "jacobian"
+    if fmt is Format.json:
+        sys.stdout.write(json.dumps(render.matrix_json(matrix, key), ensure_ascii=False) + "\n")
+    elif fmt is Format.table:
+        _print_rich(render.matrix_table(matrix, key))
+    else:
+        sys.stdout.write(render.matrix_plain(matrix))
 
 
 def _print_graph(result: Result, form: str, fmt: Format, unicode: bool) -> None:

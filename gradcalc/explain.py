@@ -14,7 +14,7 @@ from typing import Any
 from gradcalc.api import Result
 from gradcalc.dag import Dag
 from gradcalc.engine import Step, active_nodes, backward, cone, counting_pass, path_counts
-from gradcalc.fmt import format_count, format_number, json_number
+from gradcalc.fmt import format_count, json_number
 from gradcalc.ops import CONST, INPUT
 from gradcalc.picture import short
 
@@ -131,11 +131,12 @@ def explain_graph(dag: Dag, output: int, values: list[float], targets: dict[str,
     requested = {n: paths[i] if i <= output else 0 for n, i in targets.items()}
     products: dict[str, list[tuple[list[str], list[float]]]] = {}
     if sum(requested.values()) <= _MAX_LISTED_PATHS:
-        partial_of = {(s.node, o): p for s in steps for o, p in zip(s.operands, s.partials,
-                                                                     strict=True)}
+        # Each step's counted edges with their local derivatives; an operand used twice
+        # (A - A, B/B) is two edges with two derivatives, kept apart.
+        edges = {s.node: list(zip(s.operands, s.partials, strict=True)) for s in steps}
         for name, node in targets.items():
             if node <= output and paths[node]:
-                products[name] = _enumerate_paths(dag, output, node, active, partial_of, names)
+                products[name] = _enumerate_paths(output, node, edges, names)
     return Explanation(names[output], count_rows, ordered, requested, sum(counts), products)
 
 
@@ -150,9 +151,8 @@ def _names(dag: Dag, output: int) -> dict[int, str]:
     return names
 
 
-def _enumerate_paths(dag: Dag, output: int, target: int, active: bytearray,
-                     local: dict[tuple[int, int], float], names: dict[int, str]
-                     ) -> list[tuple[list[str], list[float]]]:
+def _enumerate_paths(output: int, target: int, edges: dict[int, list[tuple[int, float]]],
+                     names: dict[int, str]) -> list[tuple[list[str], list[float]]]:
     found: list[tuple[list[str], list[float]]] = []
     stack: list[tuple[int, list[int], list[float]]] = [(output, [output], [])]
     while stack and len(found) <= _MAX_LISTED_PATHS:
@@ -160,9 +160,8 @@ def _enumerate_paths(dag: Dag, output: int, target: int, active: bytearray,
         if node == target:
             found.append(([names[n] for n in path], factors))
             continue
-        for operand in reversed(dag.args[node]):
-            if active[operand]:
-                stack.append((operand, [*path, operand], [*factors, local[(node, operand)]]))
+        for operand, local in reversed(edges.get(node, [])):
+            stack.append((operand, [*path, operand], [*factors, local]))
     return found
 
 
@@ -204,7 +203,7 @@ def explanation_text(story: Explanation, unicode: bool = True) -> str:
             lines.append(f"    {f' {arrow} '.join(path)}: {shown} = {short(_product(factors))}")
         if story.path_products.get(name):
             over_paths = sum(_product(f) for _, f in story.path_products[name])
-            lines.append(f"    sum over paths = {format_number(over_paths)}")
+            lines.append(f"    sum over paths = {short(over_paths)}")
     return "\n".join(lines) + "\n"
 
 

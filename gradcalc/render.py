@@ -14,6 +14,8 @@ from gradcalc.fmt import format_count, format_number, json_number
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
+    from gradcalc.derivatives import Check, Matrix
+
 __all__ = ["GRAPH_FORMS", "BatchTable", "GraphTooLarge", "as_text", "batch_plain", "batch_table",
            "graph_view", "layered_table", "to_json", "to_plain", "to_table"]
 
@@ -318,4 +320,74 @@ def batch_table(results: list[dict[str, Any]]) -> RenderableType:
         grads = "  ".join(f"{n}={_cell(g)}" for n, g in result["gradients"].items())
         table.add_row(str(result["line"]), result["output"] or "", _cell(result["value"]),
                       grads, f"[red]{error['message']}[/red]" if error else "")
+    return table
+
+
+# --- Jacobians, Hessians, checks ------------------------------------------------------------
+
+
+def _entry(value: float | str) -> str:
+    return value if isinstance(value, str) else format_number(value)
+
+
+def _json_entry(value: float | str) -> float | str:
+    return value if isinstance(value, str) else json_number(value)
+
+
+def matrix_plain(matrix: Matrix) -> str:
+    """One line per entry: ``ROW COLUMN VALUE`` (the value a number or a formula)."""
+    return "".join(f"{row} {column} {_entry(matrix.entries[row][column])}\n"
+                   for row in matrix.rows for column in matrix.columns)
+
+
+def matrix_json(matrix: Matrix, key: str) -> dict[str, Any]:
+    """``{"hessian": [[...], ...], "wrt": [...]}`` (rows in ``wrt`` order), or
+    ``{"jacobian": {output: {name: ...}}, "outputs": [...], "wrt": [...]}``."""
+    if key == "hessian":
+        return {"wrt": matrix.columns,
+                "hessian": [[_json_entry(matrix.entries[r][c]) for c in matrix.columns]
+                            for r in matrix.rows]}
+    return {"outputs": matrix.rows, "wrt": matrix.columns,
+            "jacobian": {r: {c: _json_entry(matrix.entries[r][c]) for c in matrix.columns}
+                         for r in matrix.rows}}
+
+
+def matrix_table(matrix: Matrix, key: str) -> RenderableType:
+    from rich.table import Table
+
+    table = Table(title=key, box=None, header_style="bold")
+    table.add_column("")
+    for column in matrix.columns:
+        table.add_column(column, justify="right")
+    for row in matrix.rows:
+        table.add_row(row, *(_entry(matrix.entries[row][c]) for c in matrix.columns))
+    return table
+
+
+def checks_plain(checks: list[Check]) -> str:
+    """``NAME GRADIENT FINITE_DIFFERENCE RELATIVE_ERROR ok|FAIL`` per input."""
+    return "".join(f"{c.name} {format_number(c.gradient)} {format_number(c.estimate)} "
+                   f"{c.relative_error:.2g} {'ok' if c.ok else 'FAIL'}\n" for c in checks)
+
+
+def checks_json(checks: list[Check]) -> dict[str, Any]:
+    from gradcalc.derivatives import CHECK_TOLERANCE
+
+    return {"tolerance": CHECK_TOLERANCE, "check": [
+        {"name": c.name, "gradient": json_number(c.gradient),
+         "finite_difference": json_number(c.estimate),
+         "relative_error": json_number(c.relative_error), "step": c.step, "ok": c.ok}
+        for c in checks]}
+
+
+def checks_table(checks: list[Check]) -> RenderableType:
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for column in ("name", "gradient", "finite difference", "relative error", ""):
+        table.add_column(column, justify="left" if column == "name" else "right")
+    for c in checks:
+        table.add_row(c.name, format_number(c.gradient), format_number(c.estimate),
+                      f"{c.relative_error:.2g}",
+                      "[green]ok[/green]" if c.ok else "[red]FAIL[/red]")
     return table

@@ -502,9 +502,14 @@ def test_evaluation_errors_point_at_the_culprit(program, at, culprit, kind):
 
 
 def test_missing_input_value():
+    # Numbers required: a missing value is an error naming the input.
     with pytest.raises(gradcalc.InputError) as info:
-        gradcalc.gradients("OUT = A*B", at={"A": 1})
-    assert "B" in info.value.message
+        gradcalc.gradients("OUT = A*B", at={"A": 1}, symbolic=False)
+    assert info.value.message == "no value for input B (needed to evaluate OUT)"
+    # By default the gradients come out as formulas where a value is missing.
+    r = gradcalc.gradients("OUT = A*B", at={"A": 1})
+    assert r.value is None and r.formulas["A"].text == "B"
+    assert r.gradients == {"B": 1.0}
 
 
 # --- warnings ------------------------------------------------------------------------------------

@@ -288,6 +288,8 @@ DOMAINS: dict[str, st.SearchStrategy[tuple[float, ...]]] = {
     "max": apart(-10, 10),
     "min": apart(-10, 10),
     "atan2": st.tuples(reals(-3, 3), reals(-3, 3)).filter(_atan2_ok),
+    "sign": st.tuples(away_from_zero(-10, 10)),
+    "heaviside": st.tuples(away_from_zero(-10, 10), reals(0, 1)),
 }
 
 REFERENCE = {  # independent forward rules, to check the values themselves
@@ -297,6 +299,8 @@ REFERENCE = {  # independent forward rules, to check the values themselves
     "log10": math.log10, "sqrt": math.sqrt, "abs": abs, "relu": lambda x: max(x, 0.0),
     "sigmoid": lambda x: 1 / (1 + math.exp(-x)), "softplus": lambda x: math.log1p(math.exp(x)),
     "max": max, "min": min, "atan2": math.atan2,
+    "sign": lambda x: math.copysign(1.0, x),
+    "heaviside": lambda x, h: 1.0 if x > 0 else (0.0 if x < 0 else h),
 }
 
 # PyTorch-style method name -> registry function name
