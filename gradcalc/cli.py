@@ -261,12 +261,10 @@ def _print_graph(result: Result, form: str, fmt: Format, unicode: bool) -> None:
         data = render.to_json_object(result)
         data["graph"] = text
         sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
-    elif isinstance(view, str):
-        sys.stdout.write(view)
+    elif isinstance(view, str) or not sys.stdout.isatty():
+        sys.stdout.write(text)
     else:
-        from rich.console import Console
-
-        Console().print(view)
+        _print_rich(view)
 
 
 def _print_explanation(result: Result, fmt: Format, unicode: bool) -> None:

@@ -415,20 +415,67 @@ def _groups(nodes: list[_Node], left: list[int], right: list[int]) -> list[_Grou
     return groups
 
 
-def _assign_tracks(groups: list[_Group]) -> int:
-    """Greedy interval colouring: groups whose rows overlap get different tracks."""
-    ends: list[int] = []
+def _assign_tracks(nodes: list[_Node], groups: list[_Group]) -> int:
+    """Columns for the groups' vertical tracks, left to right.
+
+    A line entering a target must not pass another group's track on its way (it would seem
+    to join it), and neither may a line leaving a source; so a group whose track spans one
+    of ``g``'s target rows goes left of ``g``, and one spanning a source row of ``g`` goes
+    right of it. Groups are placed in an order honouring these constraints (the first one
+    dropped when they form a cycle), each in the leftmost track allowed whose other groups'
+    rows it does not overlap."""
     vertical = [g for g in groups if g.top != g.bottom or len(g.sources) + len(g.targets) > 2]
-    for group in sorted(vertical, key=lambda g: (g.top, g.bottom)):
-        for track, end in enumerate(ends):
-            if end < group.top:
-                ends[track] = group.bottom
+    if not vertical:
+        return 0
+    vertical.sort(key=lambda g: (g.top, g.bottom, g.sources[0]))
+    before: dict[int, set[int]] = {i: set() for i in range(len(vertical))}  # i -> must be left
+    for i, g in enumerate(vertical):
+        target_rows = {nodes[v].row for v in g.targets}
+        source_rows = {nodes[u].row for u in g.sources}
+        for j, h in enumerate(vertical):
+            if i == j:
+                continue
+            if any(h.top <= r <= h.bottom for r in target_rows):
+                before[i].add(j)  # h left of g
+            if any(h.top <= r <= h.bottom for r in source_rows):
+                before[j].add(i)  # g left of h
+    order: list[int] = []
+    placed: set[int] = set()
+    while len(order) < len(vertical):
+        ready = [i for i in range(len(vertical)) if i not in placed and before[i] <= placed]
+        pick = ready[0] if ready else min(i for i in range(len(vertical)) if i not in placed)
+        order.append(pick)
+        placed.add(pick)
+    tracks: list[list[_Group]] = []
+    for i in order:
+        group = vertical[i]
+        lowest = 1 + max((vertical[j].track for j in before[i] if j in placed and
+                          vertical[j].track >= 0), default=-1)
+        for track in range(lowest, len(tracks) + 1):
+            if track == len(tracks):
+                tracks.append([])
+            if all(other.bottom < group.top or other.top > group.bottom
+                   for other in tracks[track]):
+                tracks[track].append(group)
                 group.track = track
                 break
-        else:
-            group.track = len(ends)
-            ends.append(group.bottom)
-    return len(ends)
+    return len(tracks)
+
+
+def _combine(contributions: list[int]) -> int:
+    """The bits a cell shows. Lines of one group, or of groups ending at the same target,
+    join; a vertical line of one group crossing a horizontal line of another is drawn as the
+    horizontal line alone (the vertical one hops under it), never as a junction."""
+    if len(contributions) == 1:
+        return contributions[0]
+    vertical = [c for c in contributions if not c & (E | W)]
+    horizontal = [c for c in contributions if not c & (N | S)]
+    if vertical and horizontal and len(vertical) + len(horizontal) == len(contributions):
+        return E | W
+    combined = 0
+    for bits in contributions:
+        combined |= bits
+    return combined
 
 
 def _render(nodes: list[_Node], layers: list[list[int]], widths: list[int], style: Style,
@@ -437,7 +484,7 @@ def _render(nodes: list[_Node], layers: list[list[int]], widths: list[int], styl
     gap_widths: list[int] = []
     for index in range(len(layers) - 1):
         groups = _groups(nodes, layers[index], layers[index + 1])
-        tracks = _assign_tracks(groups)
+        tracks = _assign_tracks(nodes, groups)
         gaps.append(groups)
         gap_widths.append(2 * tracks + 3 if tracks else 4)
     starts, x = [], 0
@@ -450,37 +497,50 @@ def _render(nodes: list[_Node], layers: list[list[int]], widths: list[int], styl
     for node in nodes:
         node.x = starts[node.layer]
     height = max(n.row + n.height for n in nodes)
-    masks = [[0] * total_width for _ in range(height)]
+    # Each cell keeps the N/E/S/W bits of every line through it, by owner (one owner per
+    # group of edges), so a crossing of unrelated lines can be drawn as one.
+    cells: dict[tuple[int, int], dict[int, int]] = {}
     special: dict[tuple[int, int], str] = {}
 
-    def hline(row: int, x0: int, x1: int) -> None:
+    def mark(row: int, col: int, owner: int, bits: int) -> None:
+        owners = cells.setdefault((row, col), {})
+        owners[owner] = owners.get(owner, 0) | bits
+
+    def hline(owner: int, row: int, x0: int, x1: int) -> None:
         for col in range(x0, x1 + 1):
             bits = (W if col > x0 else 0) | (E if col < x1 else 0)
-            masks[row][col] |= bits or (E if col == x0 else W)
+            mark(row, col, owner, bits or (E if col == x0 else W))
 
-    def vline(col: int, r0: int, r1: int) -> None:
+    def vline(owner: int, col: int, r0: int, r1: int) -> None:
         for row in range(r0, r1 + 1):
-            masks[row][col] |= (N if row > r0 else 0) | (S if row < r1 else 0)
+            mark(row, col, owner, (N if row > r0 else 0) | (S if row < r1 else 0))
 
+    owner = 0
     for index, groups in enumerate(gaps):
         gap_start = starts[index] + widths[index]
         arrow = starts[index + 1] - 1
         for group in groups:
+            owner += 1
             track = gap_start + 1 + 2 * group.track if group.track >= 0 else None
             for u in group.sources:
                 start = nodes[u].x + len(nodes[u].label)
-                hline(nodes[u].row, start, track if track is not None else arrow)
+                hline(owner, nodes[u].row, start, track if track is not None else arrow)
             for v in group.targets:
-                hline(nodes[v].row, track if track is not None else gap_start, arrow)
+                hline(owner, nodes[v].row, track if track is not None else gap_start, arrow)
                 if not nodes[v].dummy:
                     special[(nodes[v].row, arrow)] = style.arrow
             if track is not None:
-                vline(track, group.top, group.bottom)
+                vline(owner, track, group.top, group.bottom)
                 if group.top == group.bottom:  # a fan-out along one row: mark the junction
-                    masks[group.top][track] |= E | W
+                    mark(group.top, track, owner, E | W)
     for node in nodes:
         if node.dummy:
-            hline(node.row, node.x, node.x + widths[node.layer] - 1)
+            owner += 1
+            hline(owner, node.row, node.x, node.x + widths[node.layer] - 1)
+
+    masks = [[0] * total_width for _ in range(height)]
+    for (row, col), owners in cells.items():
+        masks[row][col] = _combine(list(owners.values()))
 
     lines = style.lines
     grid = [[lines[m] if m else " " for m in row] for row in masks]

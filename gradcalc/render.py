@@ -200,7 +200,12 @@ def as_text(view: RenderableType, unicode: bool = True, width: int = 200) -> str
     buffer = io.StringIO()
     Console(file=buffer, width=width, color_system=None, legacy_windows=False,
             safe_box=not unicode).print(view)
-    return buffer.getvalue()
+    lines = [line.rstrip() for line in buffer.getvalue().splitlines()]
+    while lines and not lines[0]:
+        lines.pop(0)
+    while lines and not lines[-1]:
+        lines.pop()
+    return "\n".join(lines) + "\n"
 
 
 _TREE_WIDTH = 160  # without a terminal, a tree wider than this becomes the table
@@ -217,18 +222,18 @@ def layered_table(dag: Dag, output: int, values: list[float], grads: list[float]
     from rich.table import Table
 
     from gradcalc.listing import layered_rows
-    from gradcalc.picture import Style
+    from gradcalc.picture import Style, short
 
     name = dag.names[output] or "OUT"
     d = "∂" if unicode else "d"
-    table = Table(box=box.SIMPLE_HEAD if unicode else box.ASCII, pad_edge=False)
+    table = Table(box=box.SIMPLE_HEAD if unicode else box.ASCII, pad_edge=not unicode)
     for column, justify in (("layer", "right"), ("node", "left"), ("op", "left"),
                             ("inputs", "left"), ("value", "right"),
                             (f"{d}{name}/{d}node", "right"), ("consumers", "right")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for row in layered_rows(dag, output, values, grads, Style(unicode)):
-        table.add_row(str(row.layer), row.node, row.op, row.inputs, format_number(row.value),
-                      format_number(row.gradient), str(row.consumers))
+        table.add_row(str(row.layer), row.node, row.op, row.inputs, short(row.value),
+                      short(row.gradient), str(row.consumers))
     return table
 
 

@@ -578,12 +578,20 @@ def check_grid(nodes, text: str, style: Style, expected: set[tuple[int, int]]) -
                 mask = 0
                 for direction, (dr, dc) in STEP.items():
                     other = (r + dr, c + dc)
+                    beyond = (r + 2 * dr, c + 2 * dc)
+                    hop = (direction in (N, S) and grid.char(*other) == "-"
+                           and beyond in masks and grid.char(*beyond) in "|+")
                     if (other in masks and grid.char(*other) in fits[direction]) or (
                             direction == E and other in arrows) or (
-                            direction == W and (r, c) in label_end):
+                            direction == W and (r, c) in label_end) or hop:
                         mask |= direction
                 assert bin(mask).count("1") >= 2, f"a '+' joining nothing at {(r, c)}{picture_of}"
                 masks[(r, c)] = mask
+
+    # A crossing: a horizontal line with a vertical one pointing at it from above and below
+    # (the vertical line hops under the horizontal one; they do not join).
+    hops = {(r, c) for (r, c), mask in masks.items()
+            if mask == E | W and masks.get((r - 1, c), 0) & S and masks.get((r + 1, c), 0) & N}
 
     # (a) Consistent connections: each direction a glyph claims is answered by its neighbour.
     for (r, c), mask in masks.items():
@@ -592,6 +600,8 @@ def check_grid(nodes, text: str, style: Style, expected: set[tuple[int, int]]) -
                 continue
             other = (r + dr, c + dc)
             if other in masks and masks[other] & OPPOSITE[direction]:
+                continue
+            if direction in (N, S) and other in hops:
                 continue
             if direction == E and other in arrows:
                 continue
@@ -621,6 +631,8 @@ def check_grid(nodes, text: str, style: Style, expected: set[tuple[int, int]]) -
                 if not mask & direction or direction == W:
                     continue
                 other = (r + dr, c + dc)
+                while direction in (N, S) and other in hops:  # pass under the crossing line
+                    other = (other[0] + dr, other[1])
                 if direction == E and other in arrows:
                     reached.add(arrows[other])
                 elif other in masks and masks[other] & OPPOSITE[direction] and other not in seen:
