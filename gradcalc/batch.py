@@ -15,6 +15,7 @@ from typing import Any
 
 from gradcalc.api import compile_program, gradients
 from gradcalc.errors import GradcalcError, InputError
+from gradcalc.parse import parse
 from gradcalc.render import to_json_object
 
 __all__ = ["Problem", "problems", "solve_line", "solve_problem", "solve_stream"]
@@ -60,7 +61,9 @@ def solve_line(text: str, at: Mapping[str, float] | None = None,
     ``at`` values apply to the inputs the program has (others are ignored), ``wrt`` names to
     the names it has. Returns the single-program JSON object (``output``, ``value``,
     ``gradients``, ``values``, ``inputs``, ``warnings``) with ``line`` and ``error``: ``None``,
-    or ``{message, line, column, kind}`` where line and column point into the input.
+    or ``{message, line, column, kind, hint}`` where line and column point into the input.
+    Where an input has no value, gradients come out as formulas (strings), as for a single
+    program.
     """
     return solve_problem(Problem(line, text), at, wrt, of)
 
@@ -70,21 +73,22 @@ def solve_problem(problem: Problem, at: Mapping[str, float] | None = None,
     """Like :func:`solve_line` for a :class:`Problem` (which may carry its own JSON fields)."""
     if problem.error is not None:
         return _failure(problem.line, problem.error, None, None, "input")
-    program = problem.text
-    line_at, line_wrt, line_of = dict(at or {}), wrt, of
     try:
         if problem.structured:
-            program, line_at, line_wrt, line_of = _structured(problem.text, line_at, wrt, of)
-        dag = compile_program(program)
-        values = {n: v for n, v in line_at.items() if n in dag.inputs}
+            # The line's own values must fit its program (a typo is an error); the
+            # command's --at values apply where they fit.
+            program, line_at, line_wrt, line_of = _structured(problem.text, wrt, of)
+            dag = compile_program(parse(program, "<program>"))
+            values = {n: v for n, v in (at or {}).items() if n in dag.inputs} | line_at
+        else:
+            # One problem per line: positions (and positions inside messages) are the file's.
+            program, line_wrt, line_of = problem.text, wrt, of
+            dag = compile_program(parse(program, "<batch>", problem.line))
+            values = {n: v for n, v in (at or {}).items() if n in dag.inputs}
         names = [n for n in line_wrt if n in dag.named] if line_wrt else None
         result = gradients(dag, at=values, wrt=names, of=line_of)
     except GradcalcError as exc:
-        line, column = exc.line, exc.column
-        if not problem.structured and line is not None:
-            line = problem.line  # one problem per line: point into the input file
-        return _failure(problem.line, exc.message, line, column, exc.kind,
-                        exc.hint)
+        return _failure(problem.line, exc.message, exc.line, exc.column, exc.kind, exc.hint)
     return {"line": problem.line, **to_json_object(result), "error": None}
 
 
@@ -118,7 +122,7 @@ def _fork_unsafe() -> bool:
     return sys.platform == "darwin"
 
 
-def _structured(text: str, at: dict[str, float], wrt: Sequence[str] | None, of: str | None
+def _structured(text: str, wrt: Sequence[str] | None, of: str | None
                 ) -> tuple[str, dict[str, float], Sequence[str] | None, str | None]:
     try:
         data = json.loads(text)
@@ -133,7 +137,6 @@ def _structured(text: str, at: dict[str, float], wrt: Sequence[str] | None, of: 
     line_at = data.get("at", {})
     if not isinstance(line_at, dict):
         raise InputError('"at" must be an object of input values')
-    at = {**at, **line_at}  # the line's values win over the command's
     line_wrt = data.get("wrt", wrt)
     if isinstance(line_wrt, str):
         line_wrt = [line_wrt]
@@ -143,7 +146,7 @@ def _structured(text: str, at: dict[str, float], wrt: Sequence[str] | None, of: 
     line_of = data.get("of", of)
     if line_of is not None and not isinstance(line_of, str):
         raise InputError('"of" must be a name')
-    return data["program"], at, line_wrt, line_of
+    return data["program"], line_at, line_wrt, line_of
 
 
 def _failure(number: int, message: str, line: int | None, column: int | None, kind: str,

@@ -4,6 +4,7 @@ mapping from error classes to exit codes. No math, no graph walking, no layout h
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import math
 import os
@@ -67,7 +68,24 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _closed_pipe_is_quiet(command: Callable[..., None]) -> Callable[..., None]:
+    """The reader of standard output went away (``| head``): stop quietly with 141, as
+    command-line tools do, instead of click's exit 1 (which means "a problem failed")."""
+
+    @functools.wraps(command)
+    def wrapper(*args: object, **kwargs: object) -> None:
+        try:
+            command(*args, **kwargs)
+        except BrokenPipeError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise SystemExit(EXIT_BROKEN_PIPE) from None
+
+    return wrapper
+
+
 @app.command(epilog=EPILOG)
+@_closed_pipe_is_quiet
 def run(
     program: Annotated[str | None, typer.Argument(
         help="Program file, '-' for standard input, or program text.", show_default=False)
@@ -316,8 +334,11 @@ def _run_batch(path: str, kind: InputKind, at: dict[str, float], wrt: list[str] 
             if error is not None:
                 failed = True
                 if human:
-                    where = (f"{error['line']}:{error['column']}" if error["column"]
-                             else str(result["line"]))
+                    where = str(result["line"])
+                    if error["column"] and kind is InputKind.text:
+                        where = f"{error['line']}:{error['column']}"
+                    elif error["column"]:  # a position inside the line's "program" string
+                        where += f": program {error['line']}:{error['column']}"
                     name = "<stdin>" if path == "-" else path
                     _print_diagnostic(InputError(f"{name}:{where}: {error['message']}",
                                                  hint=error.get("hint")))

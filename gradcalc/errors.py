@@ -44,10 +44,14 @@ class Span:
 
 @dataclass(slots=True, eq=False)
 class Source:
-    """Program text with a name for messages (a file path, ``<stdin>`` or ``<program>``)."""
+    """Program text with a name for messages (a file path, ``<stdin>`` or ``<program>``).
+
+    ``first_line`` is the number of the text's first line in its file: a batch problem on
+    line 12 of a file reports its positions as 12:col, in messages and excerpts alike."""
 
     text: str
     name: str = "<program>"
+    first_line: int = 1
     _line_starts: list[int] | None = field(default=None, repr=False)
 
     def line_starts(self) -> list[int]:
@@ -64,13 +68,19 @@ class Source:
     def span_at(self, start: int, end: int | None = None) -> Span:
         """The span of offsets ``start``..``end`` with its line and column worked out."""
         starts = self.line_starts()
-        line = bisect.bisect_right(starts, start)
-        return Span(start, start + 1 if end is None else end, line, start - starts[line - 1] + 1)
+        index = bisect.bisect_right(starts, start)
+        return Span(start, start + 1 if end is None else end, index + self.first_line - 1,
+                    start - starts[index - 1] + 1)
+
+    def line_start(self, line: int) -> int:
+        """The offset at which line ``line`` (numbered as in the file) starts."""
+        return self.line_starts()[line - self.first_line]
 
     def line_text(self, line: int) -> str:
         starts = self.line_starts()
-        begin = starts[line - 1]
-        stop = starts[line] - 1 if line < len(starts) else len(self.text)
+        index = line - self.first_line + 1
+        begin = starts[index - 1]
+        stop = starts[index] - 1 if index < len(starts) else len(self.text)
         return self.text[begin:stop].rstrip("\r")
 
 
@@ -78,7 +88,7 @@ def excerpt(source: Source, span: Span) -> str:
     """The source line of ``span`` with carets under it, as plain text (several lines)."""
     text = source.line_text(span.line)
     start_col = span.column - 1
-    line_end = source.line_starts()[span.line - 1] + len(text)
+    line_end = source.line_start(span.line) + len(text)
     width = max(1, min(span.end, line_end) - span.start)
     # Keep the caret in view on very long lines: show a window around it.
     left = 0

@@ -265,12 +265,12 @@ class _Unexpected(Exception):
         self.token, self.pos, self.expected = token, pos, expected
 
 
-def _run(machine: _Machine, text: str) -> list[Statement]:
+def _run(machine: _Machine, text: str, first_line: int = 1) -> list[Statement]:
     match = machine.tokens.match
     ignore, actions, end_state = machine.ignore, machine.actions, machine.end
     states: list[Any] = [machine.start]
     values: list[Any] = []
-    pos, line, line_start, size = 0, 1, 0, len(text)
+    pos, line, line_start, size = 0, first_line, 0, len(text)
     while True:
         if pos < size:
             m = match(text, pos)
@@ -314,17 +314,18 @@ def _run(machine: _Machine, text: str) -> list[Statement]:
                 return values[-1]
 
 
-def parse(text: str, name: str = "<program>") -> Program:
+def parse(text: str, name: str = "<program>", first_line: int = 1) -> Program:
     """Parse gradcalc program text into a :class:`~gradcalc.ast.Program`.
 
-    ``name`` is used in error messages (a file path, ``<stdin>``). Raises
+    ``name`` is used in error messages (a file path, ``<stdin>``), and ``first_line`` numbers
+    the text's first line (for a program taken from a line of a bigger file). Raises
     :class:`~gradcalc.errors.ParseError` with the position of the problem.
     """
-    source = Source(text, name)
+    source = Source(text, name, first_line)
     machine = _machine()
     try:
         with paused_gc():
-            statements = _run(machine, text)
+            statements = _run(machine, text, first_line)
     except _Unexpected as exc:
         raise _syntax_error(exc, source) from None
     except GradcalcError as exc:
@@ -438,7 +439,7 @@ def _syntax_error(exc: _Unexpected, source: Source) -> ParseError:
     if kind == "EQUAL":
         if previous == "=" or text.startswith("=", pos + 1):
             hint = "gradcalc has no comparisons: '=' gives a name to a value, once"
-        elif "=" in text[source.line_starts()[span.line - 1]:pos].split(";")[-1]:
+        elif "=" in text[source.line_start(span.line):pos].split(";")[-1]:
             hint = "only one '=' per statement; separate statements with ';' or a new line"
         else:
             hint = "the left side of '=' must be a single name"

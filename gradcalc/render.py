@@ -309,22 +309,26 @@ def batch_plain(result: dict[str, Any]) -> str:
         where = f" (column {error['column']})" if error.get("column") else ""
         return f"{result['line']} error: {error['message']}{where}\n"
     grads = " ".join(f"{n}={_cell(g)}" for n, g in result["gradients"].items())
-    return f"{result['line']} {result['output']} {_cell(result['value'])} {grads}".rstrip() + "\n"
+    value = "?" if result["value"] is None else _cell(result["value"])
+    return f"{result['line']} {result['output']} {value} {grads}".rstrip() + "\n"
 
 
 def batch_table(results: list[dict[str, Any]]) -> RenderableType:
     """A block of batch results as a Rich table (the terminal view)."""
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(box=None, pad_edge=False, header_style="bold")
+    # Cells are Text, not markup: a message may contain [brackets] of the user's.
     for column, justify in (("line", "right"), ("output", "left"), ("value", "right"),
                             ("gradients", "left"), ("error", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for result in results:
         error = result["error"]
         grads = "  ".join(f"{n}={_cell(g)}" for n, g in result["gradients"].items())
-        table.add_row(str(result["line"]), result["output"] or "", _cell(result["value"]),
-                      grads, f"[red]{error['message']}[/red]" if error else "")
+        table.add_row(Text(str(result["line"])), Text(result["output"] or ""),
+                      Text(_cell(result["value"])),
+                      Text(grads), Text(error["message"], style="red") if error else "")
     return table
 
 
