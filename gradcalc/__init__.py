@@ -51,6 +51,10 @@ def __getattr__(name: str) -> Any:
         from gradcalc.batch import solve_line
 
         return solve_line
+    if name in ("jacobian", "hessian", "check_gradients"):
+        from gradcalc import derivatives
+
+        return getattr(derivatives, name)
     raise AttributeError(f"module 'gradcalc' has no attribute {name!r}")
 
 __all__ = [
