@@ -18,15 +18,14 @@ import multiprocessing
 import os
 import pickle
 import select
-import shutil
 import subprocess
-import sys
 import time
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import console_script
 from typer.testing import CliRunner
 
 import gradcalc
@@ -49,15 +48,6 @@ ASSIGNED_TWICE_HINT = ("it was first assigned at 1:1; every name is assigned onc
 def run(*args: str, stdin: str | bytes | None = None):
     """The command in-process (CliRunner); stdout and stderr kept apart."""
     return CliRunner().invoke(cli.app, list(args), input=stdin, prog_name="gradcalc")
-
-
-def console_script() -> str:
-    found = Path(sys.executable).with_name("gradcalc")
-    if found.exists():
-        return str(found)
-    which = shutil.which("gradcalc")
-    assert which, "the gradcalc console script is not installed"
-    return which
 
 
 def script(*args: str, stdin: bytes | None = None, cwd: Path | None = None,

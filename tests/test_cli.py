@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import console_script
 from typer.testing import CliRunner
 
 from gradcalc import cli
@@ -178,15 +178,6 @@ def test_version_and_help() -> None:
 
 
 # --- the installed console script, as a real process -------------------------------------
-
-
-def console_script() -> str:
-    found = Path(sys.executable).with_name("gradcalc")
-    if found.exists():
-        return str(found)
-    which = shutil.which("gradcalc")
-    assert which, "the gradcalc console script is not installed"
-    return which
 
 
 def test_console_script_as_a_subprocess(tmp_path: Path) -> None:
