@@ -153,9 +153,9 @@ def backward(
     """
     ops, args = dag.ops, dag.args
     grads = [0.0] * (output + 1)
+    grads[output] = 1.0  # d(output)/d(output), whether or not anything is requested
     if not active[output]:
         return grads
-    grads[output] = 1.0
     ready = [output]
     pop, push = ready.pop, ready.append
     while ready:
