@@ -97,7 +97,10 @@ def excerpt(source: Source, span: Span) -> str:
     shown = text[left : left + _EXCERPT_WIDTH]
     prefix = "…" if left > 0 else ""
     suffix = "…" if left + _EXCERPT_WIDTH < len(text) else ""
-    shown = prefix + shown.replace("\t", " ") + suffix
+    # Control characters (a stray NUL, a form feed) would garble the terminal: show them as
+    # one visible character each, so the caret stays aligned.
+    shown = prefix + "".join(ch if ch.isprintable() else "\ufffd" for ch in shown.replace(
+        "\t", " ")) + suffix
     caret_col = start_col - left + len(prefix)
     width = max(1, min(width, len(shown) - caret_col))
     gutter = str(span.line)

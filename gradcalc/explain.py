@@ -22,6 +22,7 @@ __all__ = ["Explanation", "explain", "explain_graph", "explanation_text"]
 
 # Paths are listed one by one (with their products) only up to this many in all.
 _MAX_LISTED_PATHS = 16
+_MAX_LISTED_LENGTH = 40  # ... and only when no path has more nodes than this
 
 
 @dataclass(slots=True)
@@ -157,6 +158,8 @@ def _enumerate_paths(output: int, target: int, edges: dict[int, list[tuple[int, 
     stack: list[tuple[int, list[int], list[float]]] = [(output, [output], [])]
     while stack and len(found) <= _MAX_LISTED_PATHS:
         node, path, factors = stack.pop()
+        if len(path) > _MAX_LISTED_LENGTH:
+            return []  # a path this long is no reading matter: list none
         if node == target:
             found.append(([names[n] for n in path], factors))
             continue
