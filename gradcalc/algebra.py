@@ -524,7 +524,11 @@ class _Printer:
             numerator: list[list[Fragment]] = []
             denominator: list[list[Fragment]] = []
             order: list[tuple[str, Rational]] = []
-            for atom, exponent in monomial:
+            # Factors in the order of their text (A*B, never B*A): the ids they are stored by
+            # depend on which was built first.
+            factors = sorted(monomial, key=lambda item: (
+                self.prefix(self._atom(item[0])[0], self._KEY_LENGTH), item[0]))
+            for atom, exponent in factors:
                 base, precedence = self._atom(atom)
                 power: Rational = exponent if exponent > 0 else -exponent
                 # A product inside a product needs no parentheses: a*(b*c) is a*b*c.
@@ -539,9 +543,9 @@ class _Printer:
             degree = sum(e for _, e in monomial if e > 0)
             magnitude: Rational = coefficient if coefficient > 0 else -coefficient
             if magnitude.numerator != 1 or not numerator:
-                numerator.insert(0, [str(magnitude.numerator)])
+                numerator.insert(0, [_integer_text(magnitude.numerator)])
             if magnitude.denominator != 1:
-                denominator.insert(0, [str(magnitude.denominator)])
+                denominator.insert(0, [_integer_text(magnitude.denominator)])
             text = _joined(numerator, "*")
             if denominator:
                 below = _joined(denominator, "*")
@@ -576,6 +580,26 @@ def _joined(pieces: list[list[Fragment]], separator: str) -> list[Fragment]:
             out.append(separator)
         out.extend(piece)
     return out
+
+
+_CHUNK_DIGITS = 300
+_CHUNK = 10**_CHUNK_DIGITS
+_FLOAT_RANGE = 10**308  # literals below this parse as finite floats
+
+
+def _integer_text(n: int) -> str:
+    """An exact integer as program text. Beyond float range a literal would not parse (and
+    beyond 4,300 digits Python will not even print it), so big ones are written in chunks:
+    ``(c2*10^600 + c1*10^300 + c0)``."""
+    if n < _FLOAT_RANGE:
+        return str(n)
+    parts, power = [], 0
+    while n:
+        n, chunk = divmod(n, _CHUNK)
+        if chunk:
+            parts.append(str(chunk) if power == 0 else f"{chunk}*10^{power}")
+        power += _CHUNK_DIGITS
+    return "(" + " + ".join(reversed(parts)) + ")"
 
 
 def _fraction_text(value: Rational) -> str:

@@ -217,7 +217,9 @@ OPS: tuple[Op, ...] = (
        "a negative base needs a whole exponent, and 0 has no negative powers",
        symbol="^", precedence=4,
        algebra="pow",
-       rule=lambda X, a, b, y: (X.mul(b, X.pow(a, X.sub(b, X.one))),
+       # As numerically: an exponent of exactly 0 gives the base a derivative of 0.
+       rule=lambda X, a, b, y: (X.zero if X.constant_value(b) == 0
+                                else X.mul(b, X.pow(a, X.sub(b, X.one))),
                                 X.mul(y, X.call("log", a)))),
     # Functions.
     Op("sin", 1, math.sin, lambda x, y: (math.cos(x),),

@@ -67,8 +67,12 @@ def to_json_object(result: Result) -> dict[str, Any]:
         "warnings": [_json_diagnostic(w) for w in result.warnings],
     }
     if result.symbolic:
-        data["gradient_values"] = {n: None if f.value is None else json_number(f.value)
-                                   for n, f in result.formulas.items()}
+        # The engine's numbers where it ran (they follow the conventions at kinks exactly),
+        # else the formulas' values where every name in them has a value.
+        data["gradient_values"] = {
+            n: json_number(result.gradients[n]) if n in result.gradients
+            else None if f.value is None else json_number(f.value)
+            for n, f in result.formulas.items()}
     if result.stats is not None:
         s = result.stats
         data["stats"] = {

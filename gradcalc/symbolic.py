@@ -18,6 +18,7 @@ from fractions import Fraction
 from gradcalc.algebra import Algebra
 from gradcalc.dag import Dag
 from gradcalc.engine import active_nodes, backward_over, cone, counting_pass
+from gradcalc.errors import EvaluationError, GradcalcError
 from gradcalc.ops import CONST, CONSTANTS, FUNCTIONS, INPUT, Op
 
 __all__ = ["Formula", "SymbolicGradients", "symbolic_gradients"]
@@ -53,52 +54,189 @@ class SymbolicGradients:
 def symbolic_gradients(dag: Dag, output: int, targets: dict[str, int],
                        values: list[float | None]) -> SymbolicGradients:
     """d(output)/d(target) as formulas, for each target name; ``values`` holds the known
-    input values (``None`` where unknown) for the formulas' numbers."""
-    X = Algebra()
-    within = cone(dag, [output])
-    expressions: dict[int, int] = {}
-    bindings: list[tuple[str, int]] = []
-    results: dict[int, int] = {}  # the `y` the rules see: a name's symbol, or the expression
-    for node in range(output + 1):
-        if not within[node]:
-            continue
-        op, name = dag.ops[node], dag.names[node]
-        if op is INPUT:
-            expressions[node] = results[node] = X.symbol(str(name))
-            continue
-        if op is CONST:
-            expressions[node] = results[node] = _constant(X, dag, node)
-            continue
-        built = _build(X, op, [expressions[a] for a in dag.args[node]])
-        if name is None:
-            expressions[node] = results[node] = built
-        else:
-            bindings.append((name, built))
-            expressions[node] = results[node] = X.symbol(name)
+    input values (``None`` where unknown) for the formulas' numbers.
 
+    Raises :class:`~gradcalc.errors.EvaluationError` where the program is undefined for every
+    value (``A/(A - A)``), at that operation's position."""
+    X = Algebra()
+    graph = _Expressions(X, dag)
+    within = cone(dag, [output])
     active = active_nodes(dag, targets.values(), within)
     pending = counting_pass(dag, output, active)
 
     def local(node: int) -> tuple[int, ...]:
         op = dag.ops[node]
         assert op.rule is not None, f"{op.name} has no symbolic rule"
-        return op.rule(X, *(expressions[a] for a in dag.args[node]), results[node])
+        if _constant_rule(op):  # add, sub, neg, id: no need to build the operands
+            return op.rule(X, *([X.zero] * len(dag.args[node])), X.zero)
+        operands = [graph.expression(a) for a in dag.args[node]]
+        with graph.at(node):
+            return op.rule(X, *operands, graph.expression(node))
 
-    adjoints = backward_over(dag, output, pending, active, local, X.add, X.mul, X.one)
-    gradients = {name: adjoints.get(node, X.zero) for name, node in targets.items()}
-
-    inlined, kept = _split_bindings(X, bindings)
-    known = _known_values(X, dag, values, kept)
+    with graph.at(output):
+        adjoints = backward_over(dag, output, pending, active, local, X.add, X.mul, X.one)
     formulas, final = {}, {}
-    for name, expr in gradients.items():
-        expr = X.substitute(expr, inlined)
+    known: dict[str, float] | None = None
+    for name, node in targets.items():
+        expr = graph.inline(adjoints.get(node, X.zero))
+        needed = graph.bindings_for(expr)
+        if known is None:
+            known = _known_values(X, dag, values, [])
+        for bound, definition in needed:
+            if bound not in known:
+                value = _value(X, definition, known)
+                if value is not None:
+                    known[bound] = value
         final[name] = expr
-        needed = _needed_bindings(X, expr, kept)
-        text = X.program(expr, needed)
-        symbols = X.symbols(expr)
-        value = _value(X, expr, known)
-        formulas[name] = Formula(text, value, not symbols, tuple(n for n, _ in needed))
+        formulas[name] = Formula(X.program(expr, needed), _value(X, expr, known),
+                                 not X.symbols(expr), tuple(n for n, _ in needed))
     return SymbolicGradients(X, formulas, final)
+
+
+_CONSTANT_RULES: dict[str, bool] = {}
+
+
+def _constant_rule(op: Op) -> bool:
+    """Whether the op's derivatives do not depend on its operands (true for add, sub, neg,
+    id): found once per op by asking the rule itself, so the registry stays the only source."""
+    known = _CONSTANT_RULES.get(op.name)
+    if known is None:
+        probe = Algebra()
+        assert op.rule is not None
+        args = [probe.symbol(f"x{i}") for i in range(op.arity)]
+        parts = op.rule(probe, *args, probe.symbol("y"))
+        known = _CONSTANT_RULES[op.name] = all(probe.constant_value(p) is not None
+                                               for p in parts)
+    return known
+
+
+class _Expressions:
+    """Expressions of the DAG's nodes, built only when asked for: a named value is its
+    symbol, an unnamed operation the expression of its operands; a name's definition, and
+    whether it is small enough to substitute, are worked out only when a formula uses it.
+    (A 10,000-term sum would otherwise intern all its 10,000 partial sums.)"""
+
+    def __init__(self, X: Algebra, dag: Dag) -> None:
+        self.X, self.dag = X, dag
+        self.memo: dict[int, int] = {}
+        self.definitions: dict[str, int] = {}  # name -> definition, smaller names substituted
+        self.inlined: dict[str, int] = {}  # names substituted into formulas
+        self.node: int | None = None  # where an algebra error is reported
+
+    def at(self, node: int) -> _Where:
+        return _Where(self, node)
+
+    def expression(self, node: int) -> int:
+        """The expression of ``node``, built iteratively from its unnamed ancestors."""
+        memo, dag, X = self.memo, self.dag, self.X
+        stack = [node]
+        while stack:
+            n = stack[-1]
+            if n in memo:
+                stack.pop()
+                continue
+            op, name = dag.ops[n], dag.names[n]
+            if op is INPUT or name is not None:
+                memo[n] = X.symbol(str(name))
+            elif op is CONST:
+                memo[n] = _constant(X, dag, n)
+            else:
+                missing = [a for a in dag.args[n] if a not in memo]
+                if missing:
+                    stack.extend(missing)
+                    continue
+                with self.at(n):
+                    memo[n] = _build(X, op, [memo[a] for a in dag.args[n]])
+            stack.pop()
+        return memo[node]
+
+    def _definition(self, name: str) -> int:
+        """The definition of the named node ``name``, with substitutable names substituted
+        (their definitions resolved first, in dependency order, without recursion)."""
+        dag, X = self.dag, self.X
+        order: list[str] = []
+        seen: set[str] = set()
+        stack: list[tuple[str, bool]] = [(name, False)]
+        while stack:
+            current, done = stack.pop()
+            if done:
+                order.append(current)
+                continue
+            if current in seen or current in self.definitions:
+                continue
+            seen.add(current)
+            stack.append((current, True))
+            stack.extend((s, False) for s in X.symbols(self._raw(current))
+                         if s in dag.named and dag.ops[dag.named[s]] is not INPUT)
+        for current in order:
+            if current in self.definitions:
+                continue
+            raw = self._raw(current)
+            with self.at(dag.named[current]):
+                resolved = X.substitute(raw, {s: self.inlined[s] for s in X.symbols(raw)
+                                              if s in self.inlined})
+            self.definitions[current] = resolved
+            if X.is_plain(resolved) and X.term_count(resolved) <= _INLINE_TERMS:
+                self.inlined[current] = resolved
+        return self.definitions[name]
+
+    def _raw(self, name: str) -> int:
+        node = self.dag.named[name]
+        op = self.dag.ops[node]
+        operands = [self.expression(a) for a in self.dag.args[node]]
+        with self.at(node):
+            return _build(self.X, op, operands)
+
+    def _named_symbols(self, expr: int) -> list[str]:
+        dag = self.dag
+        return [s for s in sorted(self.X.symbols(expr))
+                if s in dag.named and dag.ops[dag.named[s]] is not INPUT]
+
+    def inline(self, expr: int) -> int:
+        """``expr`` with the names defined by small polynomials substituted."""
+        for name in self._named_symbols(expr):
+            self._definition(name)
+        replacements = {s: self.inlined[s] for s in self.X.symbols(expr) if s in self.inlined}
+        with self.at(self.node if self.node is not None else 0):
+            return self.X.substitute(expr, replacements)
+
+    def bindings_for(self, expr: int) -> list[tuple[str, int]]:
+        """The kept bindings ``expr`` uses, directly or through other bindings, in program
+        order (a name's definition before its uses)."""
+        needed: set[str] = set()
+        stack = self._named_symbols(expr)
+        while stack:
+            name = stack.pop()
+            if name in needed or name in self.inlined:
+                continue
+            needed.add(name)
+            stack.extend(self._named_symbols(self._definition(name)))
+        ordered = sorted(needed, key=lambda n: self.dag.named[n])
+        return [(n, self.definitions[n]) for n in ordered]
+
+
+class _Where:
+    """Reports an algebra failure (``1/0`` met while building) at a node's position."""
+
+    __slots__ = ("graph", "node", "previous")
+
+    def __init__(self, graph: _Expressions, node: int) -> None:
+        self.graph, self.node = graph, node
+
+    def __enter__(self) -> None:
+        self.previous, self.graph.node = self.graph.node, self.node
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: object) -> None:
+        self.graph.node = self.previous
+        if isinstance(error, (ZeroDivisionError, ValueError)) and \
+                not isinstance(error, GradcalcError):
+            dag = self.graph.dag
+            raise EvaluationError(
+                f"{dag.describe(self.node)} is undefined for every value: {error}",
+                dag.spans[self.node], dag.source,
+                hint="an expression here is identically zero where it divides, or takes the "
+                "log or a negative power of zero", kind="domain") from error
 
 
 def _constant(X: Algebra, dag: Dag, node: int) -> int:
@@ -120,38 +258,9 @@ def _build(X: Algebra, op: Op, operands: list[int]) -> int:
     return X.call(op.name, *operands)
 
 
-def _split_bindings(X: Algebra, bindings: list[tuple[str, int]]
-                    ) -> tuple[dict[str, int], list[tuple[str, int]]]:
-    """Which named values to substitute (small polynomials of symbols) and which to keep as
-    bindings; kept definitions get the substituted ones written out."""
-    inlined: dict[str, int] = {}
-    kept: list[tuple[str, int]] = []
-    for name, expr in bindings:
-        expr = X.substitute(expr, inlined)
-        if X.is_plain(expr) and X.term_count(expr) <= _INLINE_TERMS:
-            inlined[name] = expr
-        else:
-            kept.append((name, expr))
-    return inlined, kept
-
-
-def _needed_bindings(X: Algebra, expr: int, kept: list[tuple[str, int]]
-                     ) -> list[tuple[str, int]]:
-    """The kept bindings ``expr`` uses, directly or through other bindings, in order."""
-    definitions = dict(kept)
-    needed: set[str] = set()
-    stack = [s for s in X.symbols(expr) if s in definitions]
-    while stack:
-        name = stack.pop()
-        if name in needed:
-            continue
-        needed.add(name)
-        stack.extend(s for s in X.symbols(definitions[name]) if s in definitions)
-    return [(n, e) for n, e in kept if n in needed]
-
-
 def _known_values(X: Algebra, dag: Dag, values: list[float | None],
                   kept: list[tuple[str, int]]) -> dict[str, float]:
+    """Input values (and constants), then the values of ``kept`` bindings where computable."""
     known = {name: float(v) for name, node in dag.inputs.items()
              if (v := values[node]) is not None}
     known.update(CONSTANTS)
