@@ -178,6 +178,9 @@ def explanation_text(story: Explanation, unicode: bool = True) -> str:
     width = max((len(n) for n, _, _ in story.counts), default=1)
     for name, count, consumers in story.counts:
         lines.append(f"  {name:<{width}}  waits for {count}: {', '.join(consumers)}")
+    if not story.counts:
+        lines.append(f"  (nothing: {out} depends on none of the names asked for, so no "
+                     "gradient flows and every one is 0)")
     lines.append("")
     lines.append(f"Backward pass, in processing order ({d}{out}/{d}{out} = 1 to start)")
     for index, step in enumerate(story.steps, 1):
