@@ -12,15 +12,15 @@ import math
 from collections import Counter, defaultdict
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from helpers import property_settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import gradcalc
 from gradcalc import engine
 from gradcalc.api import compile_program
 
-SETTINGS = settings(max_examples=150, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+SETTINGS = property_settings(150)
 
 
 # --- helpers (independent of the engine) -------------------------------------------------------

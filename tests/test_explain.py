@@ -9,7 +9,8 @@ import math
 from collections import Counter
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from helpers import property_settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -23,8 +24,7 @@ from gradcalc.ops import CONST
 SEED = "A = 2; B = A*3; OUT = (B+1)*(B+2)"
 HARDER = "A = 2; B = A*3; C = sin(B); D = B*C; OUT = (C+D)*(D-A)"
 
-SETTINGS = settings(max_examples=60, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+SETTINGS = property_settings(60)
 
 
 def close(a: float, b: float) -> bool:
@@ -259,8 +259,7 @@ def test_random_explanations_match_the_engine(text: str) -> None:
     check_explanation(text, skip_known_bug=True)
 
 
-@settings(max_examples=40, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@property_settings(40)
 @given(programs(3, 8))
 def test_random_path_counts_match_brute_force(text: str) -> None:
     result_of(text)
@@ -312,8 +311,7 @@ def test_json_huge_path_counts_are_text() -> None:
     assert data["paths"] == {"X0": "2^60"} and data["path_products"] == {}
 
 
-@settings(max_examples=20, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@property_settings(20)
 @given(programs())
 def test_random_json_forms(text: str) -> None:
     check_json(explain(result_of(text)).to_json())

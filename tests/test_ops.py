@@ -10,13 +10,13 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from helpers import property_settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from gradcalc.ops import CONSTANTS, FUNCTIONS, OPS, op_named
 
-SETTINGS = settings(max_examples=150, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.filter_too_much])
+SETTINGS = property_settings(150)
 
 LEAVES = {"input", "const"}
 DIFFERENTIABLE = [op for op in OPS if op.name not in LEAVES]

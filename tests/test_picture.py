@@ -18,7 +18,8 @@ import time
 from collections import deque
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from helpers import property_settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import gradcalc
@@ -40,8 +41,7 @@ STEP = {N: (-1, 0), S: (1, 0), E: (0, 1), W: (0, -1)}
 GLYPH_MASK = {glyph: mask for mask, glyph in picture._UNICODE_LINES.items()
               if mask not in (N, S, E, W)}
 
-PROPERTY = settings(max_examples=80, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+PROPERTY = property_settings(80)
 
 
 def evaluated(text: str):
@@ -679,8 +679,7 @@ def test_random_drawings_connect_every_edge(text: str) -> None:
             check_drawing(dag, output, values, grads, compact, Style(unicode))
 
 
-@settings(max_examples=30, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@property_settings(30)
 @given(programs())
 def test_random_programs_tree_and_table(text: str) -> None:
     evaluate_or_reject(text)

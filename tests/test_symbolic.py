@@ -15,7 +15,8 @@ from fractions import Fraction
 
 import pytest
 import sympy
-from hypothesis import HealthCheck, assume, given, settings
+from helpers import property_settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from sympy.parsing.sympy_parser import parse_expr
 from test_ops import DOMAINS  # the in-domain operand strategies of every op
@@ -30,9 +31,7 @@ from gradcalc.errors import GradcalcError
 from gradcalc.ops import FUNCTIONS, OPS, op_named
 from gradcalc.symbolic import symbolic_gradients
 
-SETTINGS = settings(max_examples=100, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.filter_too_much,
-                                           HealthCheck.too_slow])
+SETTINGS = property_settings(100)
 
 EVAL_FUNCTIONS = {name: op.forward for name, op in FUNCTIONS.items()}
 

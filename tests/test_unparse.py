@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from helpers import property_settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import gradcalc
@@ -21,8 +22,7 @@ from gradcalc.dag import Dag
 from gradcalc.ops import CONST, INPUT, op_named
 from gradcalc.unparse import program_text
 
-SETTINGS = settings(max_examples=150, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+SETTINGS = property_settings(150)
 
 
 def same(x: float, y: float) -> bool:

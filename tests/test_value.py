@@ -13,7 +13,8 @@ import math
 from collections import Counter
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from helpers import property_settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import gradcalc
@@ -21,8 +22,7 @@ from gradcalc import EvaluationError, InputError, Value
 from gradcalc.engine import Step
 from gradcalc.ops import FUNCTIONS
 
-SETTINGS = settings(max_examples=120, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+SETTINGS = property_settings(120)
 
 
 def leaf(x: float, name: str | None = None) -> Value:
