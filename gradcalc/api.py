@@ -135,9 +135,12 @@ def _gradients(
     missing = [n for n, i in dag.inputs.items() if needed[i] and values[i] is None]
     if missing and symbolic is False:
         _missing_error(dag, missing, output_name)
+    notes = question_notes(dag, of, output_name, targets if wrt is None else None)
     if missing:
-        return _symbolic_only(dag, output_name, output, targets, values, stats,
-                              bool(symbolic))
+        result = _symbolic_only(dag, output_name, output, targets, values, stats,
+                                bool(symbolic))
+        result.warnings[:0] = notes
+        return result
     vals = engine.forward(dag, values, needed)
 
     active = engine.active_nodes(dag, targets.values(), within)
@@ -154,6 +157,7 @@ def _gradients(
         dag=dag,
         node_values=vals,
         node_gradients=grads,
+        warnings=notes,
     )
     if symbolic:
         from gradcalc.symbolic import symbolic_gradients
@@ -217,6 +221,35 @@ def _symbolic_only(dag: Dag, output_name: str, output: int, targets: dict[str, i
         result.stats = _stats(dag, output, targets, within, active,
                               engine.counting_pass(dag, output, active))
     return result
+
+
+def output_note(dag: Dag, of: str | None) -> Diagnostic | None:
+    """A note when the output was not named and the program has several candidates (names
+    that nothing else uses): which one is differentiated, and how to choose another."""
+    if of is not None or len(dag.outputs) < 2:
+        return None
+    shown = ", ".join(dag.outputs) if len(dag.outputs) <= 8 else (
+        ", ".join(dag.outputs[:7]) + f", ... ({len(dag.outputs)} in all)")
+    return Diagnostic(
+        "outputs", f"several outputs ({shown}); differentiating {dag.output}, the last assigned",
+        hint="choose the output with --of NAME (of= in Python); several --of give the Jacobian")
+
+
+def question_notes(dag: Dag, of: str | None, output: str,
+                   default_targets: dict[str, int] | None) -> list[Diagnostic]:
+    """Notes about the question asked: which output was chosen, and that an output that
+    depends on no input has nothing to differentiate (``default_targets`` empty)."""
+    notes = []
+    chosen = output_note(dag, of)
+    if chosen is not None:
+        notes.append(chosen)
+    if default_targets is not None and not default_targets:
+        what = "is a number" if output in dag.inputs else "depends on no input"
+        notes.append(Diagnostic(
+            "constant", f"nothing to differentiate: {output} {what}; only its value is shown",
+            dag.name_spans.get(output), dag.source,
+            hint="a name that is never assigned (A in OUT = A*2) is an input"))
+    return notes
 
 
 def unique(names: Iterable[str]) -> list[str]:

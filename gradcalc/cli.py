@@ -5,23 +5,28 @@ from __future__ import annotations
 
 import enum
 import functools
+import io
+import itertools
 import json
 import math
 import os
 import re
 import shutil
 import sys
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Annotated, BinaryIO, NoReturn
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, NoReturn, TextIO
 
 import typer
+from typer.core import TyperCommand
 
 from gradcalc import __version__
-from gradcalc.api import Result, compile_program, gradients
+from gradcalc.api import Result, compile_program, gradients, output_note
 from gradcalc.dag import Dag
-from gradcalc.errors import Diagnostic, GradcalcError, InputError, ParseError
+from gradcalc.errors import Diagnostic, GradcalcError, InputError, ParseError, closest
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.progress import Progress
 
 EXIT_OK = 0
@@ -76,6 +81,7 @@ def _closed_pipe_is_quiet(command: Callable[..., None]) -> Callable[..., None]:
     def wrapper(*args: object, **kwargs: object) -> None:
         try:
             command(*args, **kwargs)
+            sys.stdout.flush()  # a short write must fail here, not silently at exit
         except BrokenPipeError:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
@@ -84,7 +90,70 @@ def _closed_pipe_is_quiet(command: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
-@app.command(epilog=EPILOG)
+class _Command(TyperCommand):
+    """The command with gradcalc's own handling of bad invocations: the message in the same
+    ``error: ... / hint: ...`` form as every other error, and a hint for the usual slips
+    (``--graph tree``, a program that starts with ``-``), exit 2."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             windows_expand_args: bool = True, **extra: Any) -> Any:
+        arguments = normalize_args(list(sys.argv[1:] if args is None else args))
+        try:
+            code = super().main(arguments, prog_name, complete_var, standalone_mode=False,
+                                windows_expand_args=windows_expand_args, **extra)
+        except Exception as exc:
+            # Typer's click is vendored by recent Typer releases and the click package in
+            # older ones: its exceptions are recognised by class name, not imported.
+            kinds = {cls.__name__ for cls in type(exc).__mro__}
+            if "ClickException" in kinds:
+                _print_diagnostic(InputError(_click_message(exc),
+                                             hint=_click_hint(exc, arguments)))
+                code = EXIT_USAGE
+            elif "Abort" in kinds:
+                code = 130
+            else:
+                raise
+        code = code if isinstance(code, int) else EXIT_OK
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _click_message(exc: Any) -> str:
+    if type(exc).__name__ == "NoSuchOption":
+        return f"no such option: {exc.option_name}"  # click's own suggestions are poor
+    message = exc.format_message()
+    return message[:1].lower() + message[1:]
+
+
+def _click_hint(exc: Any, arguments: list[str]) -> str:
+    if type(exc).__name__ == "NoSuchOption":
+        name = exc.option_name
+        if not name.startswith("--"):
+            text = next((a for a in arguments if a.startswith(name)), name)
+            return (f"if {text!r} is the program, end the options with --: "
+                    f"gradcalc [OPTIONS] -- '{text}'")
+        close = closest(name.lstrip("-"), [o[2:] for o in _option_names() if o[:2] == "--"])
+        return f"did you mean --{close}?" if close else "see gradcalc --help"
+    if "unexpected extra argument" in exc.format_message():
+        from gradcalc.render import GRAPH_FORMS
+
+        for flag, form in itertools.pairwise(arguments):
+            if flag == "--graph=auto" and form in GRAPH_FORMS:
+                return f"write --graph={form}: the form is attached with '='"
+        if "--" in arguments:
+            return "everything after -- is the program: put the options before --"
+        return "give one PROGRAM; quote program text that has spaces"
+    return "see gradcalc --help"
+
+
+def _option_names() -> list[str]:
+    command = typer.main.get_command(app)
+    return [opt for param in command.params for opt in getattr(param, "opts", ())]
+
+
+@app.command(epilog=EPILOG, cls=_Command)
 @_closed_pipe_is_quiet
 def run(
     program: Annotated[str | None, typer.Argument(
@@ -117,6 +186,10 @@ def run(
         help="table (the default on a terminal), plain (the default otherwise: one "
         "'NAME GRADIENT' line per name) or json; with --batch: table, plain, jsonl (the "
         "default off a terminal), csv or tsv.")] = None,
+    value: Annotated[bool, typer.Option(
+        "--value", help="Plain format: start with a line 'OUTPUT = VALUE' (the table and "
+        "JSON always show the value; plain shows it anyway when there is nothing to "
+        "differentiate).")] = False,
     stats: Annotated[bool, typer.Option(
         "--stats", help="Also report graph size, what the backward pass visited, and the "
         "number of distinct paths from the output to each name.")] = False,
@@ -139,13 +212,14 @@ def run(
         "--batch", metavar="FILE",
         help="Solve many independent problems, one per line of FILE ('-' for standard "
         "input), streamed; --at, --wrt and --of apply to every line where they fit.")] = None,
-    input_kind: Annotated[InputKind, typer.Option(
+    input_kind: Annotated[InputKind | None, typer.Option(
         "--input", case_sensitive=False,
-        help="With --batch: text (a program per line) or jsonl (an object per line: "
-        '{"program": ..., "at": {...}, "wrt": [...], "of": ...}).')] = InputKind.text,
-    jobs: Annotated[int, typer.Option(
-        "--jobs", "-j", min=1, help="With --batch: worker processes (output order is kept).")
-    ] = 1,
+        help="With --batch: text (a program per line, the default) or jsonl (an object per "
+        'line: {"program": ..., "at": {...}, "wrt": [...], "of": ...}).',
+        show_default=False)] = None,
+    jobs: Annotated[int | None, typer.Option(
+        "--jobs", "-j", min=1, help="With --batch: worker processes (output order is kept; "
+        "default 1).", show_default=False)] = None,
     fail_fast: Annotated[bool, typer.Option(
         "--fail-fast", help="With --batch: stop at the first problem that fails.")] = False,
     version: Annotated[bool, typer.Option(
@@ -154,41 +228,34 @@ def run(
 ) -> None:
     """Differentiate an equation: value of the output and its gradient with respect to every
     input and named intermediate, by reverse mode over a counted DAG."""
+    outputs = _split("--of", of)
+    names = _split("--wrt", wrt) if wrt else None
+    values = _parse_at(at or [])
+    view = _the_view(graph is not None, explain, dot, mermaid, hessian, check, len(outputs) > 1)
     if batch is not None:
-        if program is not None:
-            raise _usage("give either PROGRAM or --batch FILE, not both",
-                         "--batch reads one problem per line of FILE")
-        if graph is not None or explain or dot or mermaid or stats or hessian or check:
-            raise _usage("--batch cannot be combined with --graph, --explain, --dot, "
-                         "--mermaid, --stats, --hessian or --check",
-                         "run those on a single program")
-        outputs = _split(of) if of else []
-        if len(outputs) > 1:
-            raise _usage("--batch takes one --of", "a Jacobian needs a single program")
-        _run_batch(batch, input_kind, _parse_at(at or []), _split(wrt) if wrt else None,
-                   outputs[0] if outputs else None, output_format, jobs, fail_fast)
+        _refuse_with_batch(program, view, stats, symbolic, ascii_only, value, outputs)
+        _run_batch(batch, input_kind or InputKind.text, values, names,
+                   outputs[0] if outputs else None, output_format, jobs or 1, fail_fast)
         return
-    if program is None:
-        raise _usage("missing PROGRAM", "give program text, a file, '-' for standard input, "
-                     "or --batch FILE")
+    _refuse_without_batch(input_kind, jobs, fail_fast)
+    _refuse_without_effect(view, stats, symbolic, ascii_only, value, names, output_format)
     if output_format in (Format.jsonl, Format.csv, Format.tsv):
         raise _usage(f"--format {output_format.value} is for --batch",
                      "for one program use table, plain or json")
+    if program is None:
+        if sys.stdin.isatty():
+            raise _usage("missing PROGRAM", "give program text, a file, '-' for standard "
+                         "input, or --batch FILE")
+        program = "-"  # a pipeline feeds the program: `echo 'OUT = A*2' | gradcalc --at A=1`
     text, name = _read_program(program)
-    values = _parse_at(at or [])
-    outputs = _split(of) if of else []
-    names = _split(wrt) if wrt else None
-    views = [flag for flag, on in (("--graph", graph is not None), ("--explain", explain),
-                                   ("--dot", dot), ("--mermaid", mermaid),
-                                   ("--hessian", hessian), ("--check", check),
-                                   ("several --of", len(outputs) > 1)) if on]
-    if len(views) > 1:
-        raise _usage(f"{' and '.join(views)} cannot be combined", "choose one view")
     fmt = output_format or (Format.table if sys.stdout.isatty() else Format.plain)
-    numbers_needed = bool(views) and not hessian and len(outputs) <= 1
+    numbers_needed = view is not None and view not in ("--hessian", "several --of")
     try:
         dag = compile_program(text, name)
-        if hessian or len(outputs) > 1 or check:
+        if view in ("--hessian", "--check", "several --of"):
+            note = output_note(dag, outputs[0] if outputs else None)
+            if note is not None and view != "several --of":
+                _print_diagnostic(note)
             _print_matrix_view(dag, values, names, outputs, hessian, check, fmt)
             return
         result = gradients(dag, at=values, wrt=names, of=outputs[0] if outputs else None,
@@ -217,15 +284,77 @@ def run(
         sys.stdout.write(to_text(result.dag, result.dag.named[result.output],
                                  result.node_values, result.node_gradients))
     elif fmt is Format.table:
-        from rich.console import Console
-
         from gradcalc import render
 
-        Console().print(render.to_table(result))
+        _print_rich(render.to_table(result))
     else:
         from gradcalc import render
 
-        sys.stdout.write(render.to_json(result) if fmt is Format.json else render.to_plain(result))
+        sys.stdout.write(render.to_json(result) if fmt is Format.json
+                         else render.to_plain(result, value=value))
+
+
+_VIEWS = ("--graph", "--explain", "--dot", "--mermaid", "--hessian", "--check", "several --of")
+
+
+def _the_view(*chosen: bool) -> str | None:
+    """The one view asked for (``None`` for the default results), or a usage error."""
+    views = [flag for flag, on in zip(_VIEWS, chosen, strict=True) if on]
+    if len(views) > 1:
+        raise _usage(f"{' and '.join(views)} cannot be combined", "choose one view")
+    return views[0] if views else None
+
+
+def _refuse_with_batch(program: str | None, view: str | None, stats: bool, symbolic: bool,
+                       ascii_only: bool, value: bool, outputs: list[str]) -> None:
+    if program is not None:
+        raise _usage("give either PROGRAM or --batch FILE, not both",
+                     "--batch reads one problem per line of FILE")
+    if view == "several --of":
+        raise _usage("--batch takes one --of", "a Jacobian needs a single program")
+    flags = [flag for flag, on in ((view, view is not None), ("--stats", stats),
+                                   ("--symbolic", symbolic), ("--ascii", ascii_only),
+                                   ("--value", value)) if on]
+    if flags:
+        raise _usage(f"--batch cannot be combined with {', '.join(map(str, flags))}",
+                     "run those on a single program; batch results always include the value")
+
+
+def _refuse_without_batch(input_kind: InputKind | None, jobs: int | None,
+                          fail_fast: bool) -> None:
+    flags = [flag for flag, on in (("--input", input_kind is not None),
+                                   ("--jobs", jobs is not None),
+                                   ("--fail-fast", fail_fast)) if on]
+    if flags:
+        raise _usage(f"{', '.join(flags)} only {'applies' if len(flags) == 1 else 'apply'} "
+                     "to --batch", "add --batch FILE, or leave the option out")
+
+
+def _refuse_without_effect(view: str | None, stats: bool, symbolic: bool, ascii_only: bool,
+                           value: bool, names: list[str] | None,
+                           output_format: Format | None) -> None:
+    """Options that would change nothing in the chosen view are refused, never ignored."""
+    if view is None:
+        if ascii_only:
+            raise _usage("--ascii only applies to --graph and --explain",
+                         "the results table has no drawing; leave --ascii out")
+        return
+    if stats or value:
+        raise _usage(f"{'--stats' if stats else '--value'} does not apply to {view}",
+                     "it adds to the default results view; run it without " + view)
+    if symbolic:
+        hint = ("entries are formulas wherever an input has no value"
+                if view in ("--hessian", "several --of") else "the view needs numbers")
+        raise _usage(f"--symbolic does not apply to {view}", hint)
+    if ascii_only and view not in ("--graph", "--explain"):
+        raise _usage(f"--ascii does not apply to {view}",
+                     "it changes the drawings of --graph and --explain")
+    if names is not None and view in ("--graph", "--dot", "--mermaid"):
+        raise _usage(f"--wrt does not apply to {view}",
+                     "the graph shows the gradient of every node; leave --wrt out")
+    if output_format is not None and view in ("--dot", "--mermaid"):
+        raise _usage(f"--format does not apply to {view}",
+                     f"{view} prints its own language")
 
 
 def _print_matrix_view(dag: Dag, values: dict[str, float], names: list[str] | None,
@@ -292,9 +421,7 @@ def _print_explanation(result: Result, fmt: Format, unicode: bool) -> None:
     if fmt is Format.json:
         sys.stdout.write(json.dumps(story.to_json(), ensure_ascii=False) + "\n")
     elif sys.stdout.isatty():
-        from rich.console import Console
-
-        Console(highlight=True).print(explanation_text(story, unicode), end="")
+        _console().print(explanation_text(story, unicode), end="")
     else:
         sys.stdout.write(explanation_text(story, unicode))
 
@@ -315,22 +442,32 @@ def _run_batch(path: str, kind: InputKind, at: dict[str, float], wrt: list[str] 
     fmt = output_format or (Format.table if sys.stdout.isatty() else Format.jsonl)
     if fmt is Format.json:
         raise _usage("--format json is for a single program", "with --batch use jsonl")
+    if os.path.isdir(path):
+        raise _usage(f"cannot read {path}: it is a directory", "give --batch a file, or '-'")
     try:
         stream: BinaryIO = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
     except OSError as exc:
         raise _usage(f"cannot read {path}: {exc.strerror}", "check the --batch path") from None
     size = None if path == "-" else _file_size(stream)
     failed = False
-    out = sys.stdout
     human = fmt in (Format.table, Format.plain)
     table_rows: list[dict[str, object]] = []
-    writer = (render.BatchTable(out, "," if fmt is Format.csv else "\t", wrt)
-              if fmt in (Format.csv, Format.tsv) else None)
-    with stream, _progress(size) as advance:
-        counted = _counting(stream, advance)
+    # Options that no line used are reported at the end: a typo must not pass silently.
+    unused_at, unused_wrt = set(at), set(wrt or ())
+    with stream, _progress(size) as progress:
+        # Under a progress bar on the same terminal, results go through the bar's console
+        # (above the bar); otherwise straight to standard output.
+        out = progress.stdout if progress is not None else sys.stdout
+        writer = (render.BatchTable(out, "," if fmt is Format.csv else "\t", wrt)
+                  if fmt in (Format.csv, Format.tsv) else None)
+        counted = _counting(stream, progress.advance if progress is not None else None)
         for result in batch.solve_stream(batch.problems(counted, kind is InputKind.jsonl),
                                          at, wrt, of, jobs):
             error = result["error"]
+            if unused_at:
+                unused_at.difference_update(result["inputs"])
+            if unused_wrt:
+                unused_wrt.difference_update(result["gradients"])
             if error is not None:
                 failed = True
                 if human:
@@ -351,7 +488,7 @@ def _run_batch(path: str, kind: InputKind, at: dict[str, float], wrt: list[str] 
             else:
                 table_rows.append(result)
                 if len(table_rows) == _TABLE_BLOCK:
-                    _print_rich(render.batch_table(table_rows))
+                    _print_batch_table(render.batch_table(table_rows), progress)
                     table_rows = []
             out.flush()  # a downstream command sees each result at once
             if failed and fail_fast:
@@ -359,19 +496,46 @@ def _run_batch(path: str, kind: InputKind, at: dict[str, float], wrt: list[str] 
         if writer is not None:
             writer.close()
         if table_rows:
-            _print_rich(render.batch_table(table_rows))
+            _print_batch_table(render.batch_table(table_rows), progress)
         out.flush()
+    for option, unused, what in (("--at", unused_at, "input"), ("--wrt", unused_wrt, "name")):
+        if unused:
+            _print_diagnostic(Diagnostic(
+                "unused", f"{option} {', '.join(sorted(unused))} matched no line's {what}",
+                hint=f"check the spelling; {option} applies only to the lines that have that "
+                f"{what}"))
     if failed:
         raise typer.Exit(EXIT_EVALUATION)
+
+
+def _print_batch_table(view: object, progress: _Progress | None) -> None:
+    if progress is not None and progress.shares_terminal:
+        progress.bar.console.print(view)
+    else:
+        _print_rich(view)
 
 
 _TABLE_BLOCK = 200  # the terminal table is printed in blocks, so memory stays flat
 
 
 def _print_rich(view: object) -> None:
+    _console().print(view)
+
+
+def _console(stderr: bool = False) -> Console:
+    """A Rich console that follows the terminal conventions: styles only on a terminal and
+    never under ``NO_COLOR`` (no colour and no bold, dim or italic either), and a closed pipe
+    ends the program with 141 like every other write."""
     from rich.console import Console
 
-    Console().print(view)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            raise BrokenPipeError
+
+    stream = sys.stderr if stderr else sys.stdout
+    plain = bool(os.environ.get("NO_COLOR")) or not stream.isatty()
+    return _Console(stderr=stderr, color_system=None if plain else "auto",
+                    highlight=not plain, emoji=False)
 
 
 def _file_size(stream: BinaryIO) -> int | None:
@@ -394,34 +558,53 @@ def _advanced(raw: bytes, advance: Callable[[int], None]) -> bytes:
     return raw
 
 
+@dataclass(slots=True)
+class _Progress:
+    """A running progress bar: ``advance(n)`` after reading n bytes; ``stdout`` is where
+    results go so that they print above the bar when standard output is the same terminal."""
+
+    bar: Progress
+    advance: Callable[[int], None]
+    stdout: TextIO
+    shares_terminal: bool  # results and the bar are on the same terminal
+
+
 class _progress:
     """A Rich progress bar on stderr for an input of known size, only on a terminal."""
 
     def __init__(self, size: int | None) -> None:
         self.size = size
-        self.bar: Progress | None = None
+        self.running: _Progress | None = None
 
-    def __enter__(self) -> Callable[[int], None] | None:
+    def __enter__(self) -> _Progress | None:
         if self.size is None or not sys.stderr.isatty():
             return None
-        from rich.console import Console
         from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
+        # Rich redirects sys.stdout and sys.stderr while the bar runs: what is written through
+        # them (results on the terminal, diagnostics) is printed above the bar instead of
+        # tearing it. A results stream that is not the terminal is written directly.
         bar = Progress(BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-                       console=Console(stderr=True), transient=True)
-        bar.__enter__()
+                       console=_console(stderr=True), transient=True,
+                       redirect_stdout=sys.stdout.isatty(), redirect_stderr=True)
+        before = sys.stdout
+        bar.start()
         task = bar.add_task("batch", total=self.size)
-        self.bar = bar
-        return lambda n: bar.advance(task, n)
+        self.running = _Progress(bar, lambda n: bar.advance(task, n), sys.stdout,
+                                 shares_terminal=sys.stdout is not before)
+        return self.running
 
     def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()
+        if self.running is not None:
+            self.running.bar.stop()
 
 
 def _read_program(program: str) -> tuple[str, str]:
     if program == "-":
         return _decode(sys.stdin.buffer.read(), "<stdin>"), "<stdin>"
+    if os.path.isdir(program):
+        _fail(InputError(f"{program} is a directory",
+                         hint="give a program file, '-' for standard input, or program text"))
     if os.path.isfile(program):
         try:
             with open(program, "rb") as f:
@@ -442,13 +625,20 @@ def _looks_like_path(text: str) -> bool:
     return "=" not in text and bool(re.fullmatch(r"[\w.~/\\-]+\.\w+|.*[/\\].*\.\w+", text))
 
 
-def _split(values: list[str]) -> list[str]:
-    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+def _split(option: str, values: list[str] | None) -> list[str]:
+    """The comma-separated items of a repeatable option; an empty item is an error (``--wrt ""``
+    must not silently mean "the default")."""
+    items = [part.strip() for value in values or [] for part in value.split(",")]
+    if "" in items:
+        raise _usage(f"{option} was given an empty {'item' if option == '--at' else 'name'}",
+                     f"write {option} {'A=2' if option == '--at' else 'NAME'}; separate several "
+                     "with commas, without an empty one")
+    return items
 
 
 def _parse_at(values: list[str]) -> dict[str, float]:
     at: dict[str, float] = {}
-    for item in _split(values):
+    for item in _split("--at", values):
         name, sep, value = item.partition("=")
         name, value = name.strip(), value.strip()
         if not sep or not name:
@@ -485,10 +675,21 @@ def normalize_args(args: list[str]) -> list[str]:
     return ["--graph=auto" if arg == "--graph" else arg for arg in args]
 
 
+def _complete_writes() -> None:
+    """Under ``PYTHONUNBUFFERED`` standard output writes straight to the file descriptor, and
+    a short write (the reader went away in the middle) silently drops the rest. A buffer in
+    between makes every write complete or an error (then exit 141), as without the variable."""
+    buffer = getattr(sys.stdout, "buffer", None)
+    if isinstance(buffer, io.RawIOBase):
+        sys.stdout = io.TextIOWrapper(io.BufferedWriter(buffer), encoding=sys.stdout.encoding,
+                                      errors=sys.stdout.errors, line_buffering=True)
+
+
 def main() -> None:
     """Entry point of the ``gradcalc`` console script."""
     try:
-        app(args=normalize_args(sys.argv[1:]), prog_name="gradcalc")
+        _complete_writes()
+        app(args=sys.argv[1:], prog_name="gradcalc")
     except SystemExit:
         raise
     except BrokenPipeError:

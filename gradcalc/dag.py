@@ -38,7 +38,9 @@ class Dag:
     ``values[i]`` is a constant's value or an input's value set in the program (``None`` for a
     free input and for op nodes); ``labels`` tells how constants were written. ``named`` maps
     every name (inputs and assigned names) to its node; ``inputs`` only the inputs, in order of
-    first appearance. ``output`` is the default output: the last assigned name.
+    first appearance. ``outputs`` are the candidate outputs: the assigned names (inputs aside)
+    that nothing else uses, in source order; ``output`` is the default output, the last of them
+    (the last assigned name when every assigned name is used or an input).
     """
 
     ops: list[Op] = field(default_factory=list)
@@ -51,6 +53,7 @@ class Dag:
     named: dict[str, int] = field(default_factory=dict)
     name_spans: dict[str, Span] = field(default_factory=dict)
     output: str = ""
+    outputs: list[str] = field(default_factory=list)
     source: Source = field(default_factory=lambda: Source(""))
     merged: int = 0
 
@@ -129,8 +132,21 @@ class _Builder:
             self.cse.clear()
             for name in self._order():
                 self._build_statement(self.statements[name])
-        self.dag.output = self.output
+        self.dag.outputs = self._sinks()
+        self.dag.output = self.dag.outputs[-1] if self.dag.outputs else self.output
         return self.dag
+
+    def _sinks(self) -> list[str]:
+        """Assigned names that are not inputs and that no other node uses, in source order.
+        A statement may come after its uses, so "the last assigned name" is not the output:
+        the output is what nothing else consumes."""
+        dag = self.dag
+        used = bytearray(len(dag))
+        for args in dag.args:
+            for arg in args:
+                used[arg] = 1
+        return [name for name in self.statements
+                if name not in dag.inputs and not used[dag.named[name]]]
 
     # --- names and order -----------------------------------------------------------------
 

@@ -137,8 +137,12 @@ def render_message(level: str, message: str, span: Span | None, source: Source |
 
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
-    """Something the user should know about a result that is still returned: a gradient
-    taken at a non-differentiable point, or a gradient that came out infinite or NaN."""
+    """Something the user should know about a result that is still returned.
+
+    Warnings: a gradient taken at a non-differentiable point (``kink``), a gradient that came
+    out infinite or NaN (``nonfinite``). Notes, about the question rather than the answer: the
+    program has several candidate outputs and one was chosen (``outputs``), the output depends
+    on no input so there is nothing to differentiate (``constant``)."""
 
     kind: str
     message: str
@@ -146,8 +150,16 @@ class Diagnostic:
     source: Source | None = field(default=None, compare=False)
     hint: str | None = None
 
+    @property
+    def level(self) -> str:
+        """``note`` or ``warning``: how the message is headed."""
+        return "note" if self.kind in NOTE_KINDS else "warning"
+
     def render(self) -> str:
-        return render_message("warning", self.message, self.span, self.source, self.hint)
+        return render_message(self.level, self.message, self.span, self.source, self.hint)
+
+
+NOTE_KINDS = frozenset({"outputs", "constant"})
 
 
 class GradcalcError(Exception):

@@ -33,11 +33,18 @@ def _names(result: Result) -> list[str]:
     return list(result.formulas) if result.formulas else list(result.gradients)
 
 
-def to_plain(result: Result) -> str:
+def to_plain(result: Result, value: bool = False) -> str:
     """One line per requested name, ``NAME GRADIENT``: the number, or the formula where an
     input has no value (or with ``--symbolic``); with stats, ``stats.KEY VALUE`` lines follow.
-    Numbers are the shortest round-tripping text (``45``, ``0.1``, ``inf``)."""
-    lines = [f"{name} {gradient_text(result, name)}" for name in _names(result)]
+    Numbers are the shortest round-tripping text (``45``, ``0.1``, ``inf``).
+
+    With ``value`` (and always when no gradient was asked for, so that ``2+3`` answers 5), a
+    first line ``OUTPUT = VALUE`` (``?`` where the value needs a missing input)."""
+    names = _names(result)
+    lines = [f"{name} {gradient_text(result, name)}" for name in names]
+    if value or not names:
+        shown = "?" if result.value is None else format_number(result.value)
+        lines.insert(0, f"{result.output} = {shown}")
     if result.stats is not None:
         lines.extend(f"stats.{key} {value}" for key, value in _stats_rows(result.stats))
     return "\n".join(lines) + ("\n" if lines else "")

@@ -173,7 +173,8 @@ JSONL_EXPECTED = [
 def test_every_error_kind_text_input_exact_jsonl(tmp_path: Path) -> None:
     path = tmp_path / "problems.txt"
     path.write_text(TEXT_PROBLEMS, "utf-8")
-    # Q is no input of any line: a command-level --at value a line lacks is ignored.
+    # Q is no input of any line: a command-level --at value a line lacks is ignored there,
+    # and a value that no line used at all is reported at the end (a typo is never silent).
     r = run("--batch", str(path), "--at", "A=2,Q=9")
     assert r.exit_code == 1
     got = jsonl(r.stdout)
@@ -183,7 +184,9 @@ def test_every_error_kind_text_input_exact_jsonl(tmp_path: Path) -> None:
     assert not differ, "rows differ (line, got, expected):\n" + "\n".join(map(repr, differ))
     assert {row["error"]["kind"] for row in got if row["error"]} == {
         "syntax", "name", "cycle", "arity", "domain", "overflow"}
-    assert r.stderr == ""  # jsonl is a machine format: errors only in the results
+    # jsonl is a machine format: errors only in the results; the unused --at on stderr.
+    assert r.stderr == ("warning: --at Q matched no line's input\nhint: check the spelling; "
+                        "--at applies only to the lines that have that input\n")
     # Off a terminal jsonl is the default; asking for it by name changes nothing.
     assert run("--batch", str(path), "--at", "A=2,Q=9", "-F", "jsonl").stdout == r.stdout
 

@@ -206,6 +206,56 @@ def test_closed_pipe_is_quiet(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr and "Error" not in done.stderr
 
 
+@pytest.mark.parametrize("unbuffered", ["", "1"])
+@pytest.mark.parametrize("form", [[], ["--format", "json"], ["--format", "table"],
+                                  ["--graph=table"], ["--explain"], ["--dot"]])
+def test_closed_pipe_exits_141(tmp_path: Path, form: list[str], unbuffered: str) -> None:
+    """A reader that goes away early (``| head -1``) ends every view with 141, also under
+    PYTHONUNBUFFERED, where a short write used to drop the rest silently and exit 0."""
+    program = tmp_path / "wide.gc"
+    n = 20000
+    program.write_text("\n".join([*(f"A{i} = {i}" for i in range(n)),
+                                   "OUT = " + " + ".join(f"A{i}" for i in range(n))]))
+    env = {**os.environ, "PYTHONUNBUFFERED": unbuffered}
+    args = " ".join(f"'{a}'" for a in form)
+    done = subprocess.run(["bash", "-c", f'"{console_script()}" "{program}" {args} | head -c 1;'
+                           ' echo " ${PIPESTATUS[0]}"'], capture_output=True, text=True,
+                          cwd=tmp_path, env=env, check=False)
+    assert done.stdout.endswith(" 141\n"), (done.stdout[-40:], done.stderr)
+    assert done.stderr == ""
+
+
+def test_no_color_on_a_real_terminal_sends_no_escape_codes(tmp_path: Path) -> None:
+    """Through a real pseudo-terminal: styled output without NO_COLOR, none at all with it."""
+    import pty
+
+    def on_terminal(extra_env: dict[str, str]) -> bytes:
+        leader, follower = pty.openpty()
+        env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | extra_env
+        proc = subprocess.Popen([console_script(), "OUT = relu(A)*B", "--at", "A=0,B=2"],
+                                stdout=follower, stderr=follower, cwd=tmp_path,
+                                env={**env, "TERM": "xterm", "COLUMNS": "80"})
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed: the program ended
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(leader)
+        assert proc.wait(timeout=60) == 0
+        return b"".join(chunks)
+
+    styled = on_terminal({})
+    assert b"\x1b[" in styled and b"relu is not differentiable" in styled
+    plain = on_terminal({"NO_COLOR": "1"})
+    assert b"\x1b[" not in plain
+    assert b"OUT = 0" in plain and b"warning: relu is not differentiable" in plain
+
+
 class _Terminal:
     """A stand-in for a terminal stream: collects text, says it is a TTY."""
 
@@ -242,9 +292,150 @@ def test_default_format_is_table_on_a_terminal(monkeypatch, capsys) -> None:
         cli.main()
     assert info.value.code == 0
     out = capsys.readouterr().out
-    import re
 
-    plain = re.sub(r"\x1b\[[0-9;]*m", "", out)
-    assert "OUT = 56" in plain and "∂OUT/∂name" in plain
-    # NO_COLOR allows bold, but no colours (SGR 30-37, 90-97).
-    assert not re.search(r"\x1b\[(?:[0-9;]*;)?(?:3[0-7]|9[0-7])m", out)
+    assert "OUT = 56" in out and "∂OUT/∂name" in out
+    # NO_COLOR means no styling at all: no colour, and no bold, dim or italic either.
+    assert "\x1b[" not in out
+
+
+# --- what the user asked: the output, the value, options that would do nothing -------------
+
+
+def test_default_output_is_the_sink_not_the_last_statement() -> None:
+    r = run("OUT = B*2; B = A*3", "--at", "A=1", "--format", "json")
+    data = json.loads(r.stdout)
+    assert (data["output"], data["value"], data["gradients"]) == ("OUT", 6.0,
+                                                                  {"A": 6.0, "B": 2.0})
+    assert r.stderr == ""
+
+
+def test_several_outputs_say_which_one_is_differentiated() -> None:
+    r = run("U = A*B; V = A+B", "--at", "A=2,B=3", "--value")
+    assert r.stdout == "V = 5\nA 1\nB 1\n"
+    assert r.stderr.splitlines() == [
+        "note: several outputs (U, V); differentiating V, the last assigned",
+        "hint: choose the output with --of NAME (of= in Python); several --of give the Jacobian"]
+    data = json.loads(run("U = A*B; V = A+B", "--at", "A=2,B=3", "-F", "json").stdout)
+    assert data["output"] == "V" and data["warnings"][0]["kind"] == "outputs"
+    # naming the output (or asking for the Jacobian) leaves nothing to note
+    assert run("U = A*B; V = A+B", "--at", "A=2,B=3", "--of", "U").stderr == ""
+    hessian = run("U = A*B; V = A*A*B", "--at", "A=2,B=3", "--hessian")
+    assert hessian.stderr.startswith("note: several outputs (U, V); differentiating V")
+    assert hessian.stdout.splitlines()[0] == "A A 6"
+
+
+@pytest.mark.parametrize("program", ["2+3", "OUT = 5", "C = 2; OUT = 2 + 3"])
+def test_nothing_to_differentiate_still_answers(program: str) -> None:
+    plain = run(program)
+    assert (plain.exit_code, plain.stdout) == (0, "OUT = 5\n")
+    assert plain.stderr.startswith("note: nothing to differentiate: OUT ")
+    data = json.loads(run(program, "-F", "json").stdout)
+    assert data["value"] == 5.0 and data["gradients"] == {}
+    assert [w["kind"] for w in data["warnings"]] == ["constant"]
+    table = run(program, "-F", "table", env={"NO_COLOR": "1"})
+    assert table.stdout.startswith("OUT = 5")
+
+
+def test_empty_line_statement_and_literal_input() -> None:
+    r = run("OUT = A;; B = 2")  # B = 2 is an input: OUT is the only output
+    assert (r.exit_code, r.stdout) == (0, "A 1\n")
+
+
+def test_value_line_in_plain() -> None:
+    assert run(SEED, "--at", "A=2", "--value").stdout == "OUT = 56\nA 45\nB 15\n"
+    assert run("OUT = A*B", "--at", "A=2", "--value").stdout == "OUT = ?\nA B\nB 2\n"
+
+
+def test_program_from_a_pipeline_without_dash() -> None:
+    r = run("--at", "A=1", stdin="OUT = A*2\n")
+    assert (r.exit_code, r.stdout) == (0, "A 2\n")
+
+
+@pytest.mark.parametrize(("args", "message", "hint"), [
+    (["OUT = A*2", "--wrt", ""], "--wrt was given an empty name", "write --wrt NAME"),
+    (["OUT = A*2", "--wrt", "A,"], "--wrt was given an empty name", None),
+    (["OUT = A*2", "--of", ""], "--of was given an empty name", None),
+    (["OUT = A*2", "--at", ""], "--at was given an empty item", "write --at A=2"),
+    (["examples"], "examples is a directory", "give a program file"),
+    (["OUT = A", "--graph", "tree"], "got unexpected extra argument(s) (tree)",
+     "write --graph=tree: the form is attached with '='"),
+    (["-A*2"], "no such option: -A", "end the options with --: gradcalc [OPTIONS] -- '-A*2'"),
+    (["--", "-A*2", "--at", "A=1"], "got unexpected extra argument(s) (--at A=1)",
+     "put the options before --"),
+    (["OUT = A", "--wtr", "A"], "no such option: --wtr", "did you mean --wrt?"),
+    (["OUT = A", "--at", "A=1", "--graph", "--stats"], "--stats does not apply to --graph", None),
+    (["OUT = A", "--at", "A=1", "--explain", "--value"], "--value does not apply to --explain",
+     None),
+    (["OUT = A", "--at", "A=1", "--dot", "--symbolic"], "--symbolic does not apply to --dot",
+     None),
+    (["OUT = A", "--at", "A=1", "--hessian", "--symbolic"],
+     "--symbolic does not apply to --hessian", "formulas wherever an input has no value"),
+    (["OUT = A", "--at", "A=1", "--ascii"], "--ascii only applies to --graph and --explain",
+     None),
+    (["OUT = A", "--at", "A=1", "--check", "--ascii"], "--ascii does not apply to --check", None),
+    (["OUT = A", "--at", "A=1", "--graph", "--wrt", "A"], "--wrt does not apply to --graph",
+     "the graph shows the gradient of every node"),
+    (["OUT = A", "--at", "A=1", "--mermaid", "-F", "json"], "--format does not apply to "
+     "--mermaid", None),
+    (["OUT = A", "--jobs", "2"], "--jobs only applies to --batch", None),
+    (["OUT = A", "--input", "jsonl", "--fail-fast"], "--input, --fail-fast only apply to --batch",
+     None),
+    (["--batch", "-", "--symbolic"], "--batch cannot be combined with --symbolic", None),
+    (["--batch", "-", "--graph"], "--batch cannot be combined with --graph", None),
+    (["--batch", "examples"], "cannot read examples: it is a directory", None),
+])
+def test_bad_invocations_are_refused_with_a_hint(args: list[str], message: str,
+                                                 hint: str | None, root: Path,
+                                                 monkeypatch) -> None:
+    monkeypatch.chdir(root)
+    r = run(*args)
+    assert (r.exit_code, r.stdout) == (2, "")
+    lines = r.stderr.splitlines()
+    assert lines[0] == f"error: {message}"
+    assert lines[-1].startswith("hint: ")
+    if hint is not None:
+        assert hint in lines[-1]
+
+
+def _screen_of(args: list[str], cwd: Path, columns: int = 100, rows: int = 30) -> list[str]:
+    """What a person sees: the command run on a real pseudo-terminal (stdout and stderr both),
+    its bytes played through a terminal emulator (pyte), the screen's lines."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    import pyte
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS", "LINES")}
+    proc = subprocess.Popen([console_script(), *args], stdin=subprocess.DEVNULL,
+                            stdout=follower, stderr=follower, cwd=cwd,
+                            env={**env, "TERM": "xterm"})
+    os.close(follower)
+    screen = pyte.Screen(columns, rows)
+    stream = pyte.ByteStream(screen)
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the program ended
+            break
+        if not chunk:
+            break
+        stream.feed(chunk)
+    os.close(leader)
+    proc.wait(timeout=60)
+    return [line.rstrip() for line in screen.display if line.strip()]
+
+
+def test_batch_progress_bar_leaves_a_clean_screen(tmp_path: Path) -> None:
+    """A failing line's diagnostic and the results table print above the progress bar, which
+    goes away at the end; they used to land on the bar's own line ("0/43 bytes -:--:--line")."""
+    (tmp_path / "p.txt").write_text("OUT = A*2\nOUT = log(A)\nOUT = (A+\nOUT = A*3\n")
+    screen = _screen_of(["--batch", "p.txt", "--at", "A=2"], tmp_path)
+    assert screen[:2] == ["error: p.txt:3:10: the '(' at 3:7 is never closed",
+                          "hint: add the missing ')'"]
+    assert screen[2].split() == ["line", "output", "value", "gradients", "error"]
+    assert [row.split()[0] for row in screen[3:]] == ["1", "2", "3", "4"]
+    assert not any("bytes" in line for line in screen)

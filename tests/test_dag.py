@@ -113,6 +113,24 @@ def test_long_chains_of_statements_build_without_recursion() -> None:
     n = 20_000
     lines = [f"X{i} = X{i - 1}*1 + 0" for i in range(n, 0, -1)]
     dag = build("\n".join(lines))
-    assert dag.output == "X1"
-    r = gradcalc.gradients(dag, at={"X0": 2}, of=f"X{n}", wrt=["X0"])
+    # The output is the name nothing uses (written first here), not the last assigned.
+    assert dag.output == f"X{n}" and dag.outputs == [f"X{n}"]
+    r = gradcalc.gradients(dag, at={"X0": 2}, wrt=["X0"])
     assert r.gradients == {"X0": 1.0} and r.value == 2.0
+
+
+@pytest.mark.parametrize(("program", "outputs", "output"), [
+    ("OUT = B*2; B = A*3", ["OUT"], "OUT"),  # statements in any order: the sink is the output
+    ("B = A*3; OUT = B*2", ["OUT"], "OUT"),
+    ("U = A*B; V = A+B", ["U", "V"], "V"),  # several sinks: the last assigned of them
+    ("V = A+B; U = A*B", ["V", "U"], "U"),
+    ("OUT = A;; B = 2", ["OUT"], "OUT"),  # B = 2 is an input, not an output
+    ("OUT = 5", [], "OUT"),  # only an input: it is its own output
+    ("2+3", ["OUT"], "OUT"),
+    ("X = 3*A; A*2", ["X", "OUT"], "OUT"),
+    ("B = A; OUT = B", ["OUT"], "OUT"),
+])
+def test_default_output_is_the_name_nothing_uses(program: str, outputs: list[str],
+                                                  output: str) -> None:
+    dag = build(program)
+    assert dag.outputs == outputs and dag.output == output

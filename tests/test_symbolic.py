@@ -48,7 +48,9 @@ def evaluate_text(text: str, at: dict[str, float]) -> float:
     """A printed formula (expression or program) evaluated by gradcalc itself: its output is
     the last statement."""
     dag = gradcalc.compile_program(text, "<formula>")
-    value = gradcalc.gradients(dag, at={n: v for n, v in at.items() if n in dag.inputs}).value
+    # (a formula that is a number, "1", is a program whose output OUT is itself an input)
+    given = {n: v for n, v in at.items() if n in dag.inputs and n != dag.output}
+    value = gradcalc.gradients(dag, at=given).value
     assert value is not None
     return value
 
@@ -510,7 +512,9 @@ def numeric(program: RandomProgram, point: dict[str, float]):
         return None  # e.g. a statement that uses no name at all ... still a program
     at = {n: v for n, v in point.items() if n in dag.inputs}
     try:
-        r = gradcalc.gradients(dag, at=at, symbolic=True)
+        # The generated program's output is its last statement, OUT, also where OUT is an
+        # input (OUT = 2) and the default output is therefore another name.
+        r = gradcalc.gradients(dag, at=at, of="OUT", symbolic=True)
     except GradcalcError:
         return None
     magnitudes = [abs(v) for v in [*r.node_values, *r.node_gradients] if v is not None]
@@ -562,13 +566,13 @@ def test_random_programs_hessian(program, point):
     found = numeric(program, point)
     assume(found is not None)
     dag, at, r = found
-    output = dag.named[dag.output]
+    output = dag.named["OUT"]
     names = [n for n, i in dag.inputs.items() if i in _cone(dag) and i != output]
     assume(names)
     # At a kink or a pole (a warning, an infinite gradient) there is no second derivative.
     assume(not r.warnings and all(math.isfinite(g) for g in r.gradients.values()))
     try:
-        m = hessian(dag, at=at)
+        m = hessian(dag, at=at, of="OUT")
     except GradcalcError as exc:  # the formula cannot be evaluated where the program can
         raise AssertionError(f"hessian failed on {program.text!r} at {at}: {exc}") from exc
     assert m.rows == m.columns == names
@@ -589,8 +593,8 @@ def test_random_programs_hessian(program, point):
         down[column] -= h
         step = up[column] - down[column]
         try:
-            g_up = gradcalc.gradients(dag, at=up, wrt=names).gradients
-            g_down = gradcalc.gradients(dag, at=down, wrt=names).gradients
+            g_up = gradcalc.gradients(dag, at=up, wrt=names, of="OUT").gradients
+            g_down = gradcalc.gradients(dag, at=down, wrt=names, of="OUT").gradients
         except GradcalcError:
             return None
         return {row: (g_up[row] - g_down[row]) / step for row in names}
@@ -612,7 +616,7 @@ def test_random_programs_hessian(program, point):
 def _cone(dag):
     from gradcalc.engine import cone
 
-    within = cone(dag, [dag.named[dag.output]])
+    within = cone(dag, [dag.named["OUT"]])
     return {i for i in range(len(within)) if within[i]}
 
 

@@ -182,7 +182,9 @@ def test_printed_program_computes_the_same_floats(case):
         assert same(result.gradients[name], gradient), (name, text, result.gradients[name],
                                                         gradient)
         assert same(result.values[name], original.values[name])
-    assert [w.kind for w in result.warnings] == [w.kind for w in original.warnings]
+    # the same warnings (notes are about the question asked: here wrt is given, there not)
+    assert [w.kind for w in result.warnings if w.level == "warning"] == [
+        w.kind for w in original.warnings if w.level == "warning"]
     # every name the output depends on is still there, with its meaning
     assert set(original.gradients) <= set(again.named)
 
