@@ -74,8 +74,12 @@ __all__ = [
     "Stats",
     "Value",
     "build",
+    "check_gradients",
     "compile_program",
     "gradients",
+    "hessian",
+    "jacobian",
     "parse",
+    "solve_line",
     "zero_grad",
 ]

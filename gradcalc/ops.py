@@ -274,8 +274,12 @@ OPS: tuple[Op, ...] = (
                                 X.neg(X.div(a, X.add(X.power(a, 2), X.power(b, 2)))))),
     # Kinks written exactly, for symbolic derivatives (numpy's definitions; their own
     # derivatives are 0 wherever they exist, and heaviside's value at 0 moves with h).
-    Op("sign", 1, _sign, lambda x, y: (0.0,), rule=lambda X, x, y: (X.zero,)),
+    Op("sign", 1, _sign, lambda x, y: (0.0,), kink=_at_zero,
+       kink_rule="sign'(0) = 0 (a jump: there is no derivative)",
+       rule=lambda X, x, y: (X.zero,)),
     Op("heaviside", 2, _heaviside, lambda x, h, y: (0.0, 1.0 if x == 0 else 0.0),
+       kink=lambda x, h: x == 0,
+       kink_rule="0 with respect to x at x = 0 (a jump: there is no derivative)",
        rule=lambda X, x, h, y: (X.zero, X.sub(X.one, X.call("abs", X.call("sign", x))))),
 )
 

@@ -75,3 +75,14 @@ def test_package_docstrings() -> None:
     for module in (gradcalc, gradcalc.api):
         failed, attempted = doctest.testmod(module)
         assert failed == 0 and attempted > 0
+
+
+def test_public_api_is_complete() -> None:
+    """Everything the README documents for Python users is exported (``__all__``) and
+    resolves, the lazily loaded functions included."""
+    documented = {"gradients", "jacobian", "hessian", "check_gradients", "solve_line", "parse",
+                  "build", "compile_program", "Value", "zero_grad", "Result", "Stats",
+                  "GradcalcError", "ParseError", "NameResolutionError", "CycleError",
+                  "ArityError", "InputError", "EvaluationError"}
+    assert documented <= set(gradcalc.__all__)
+    assert all(callable(getattr(gradcalc, name)) for name in gradcalc.__all__)

@@ -14,6 +14,7 @@ from helpers import property_settings
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+import gradcalc
 from gradcalc.ops import CONSTANTS, FUNCTIONS, OPS, op_named
 
 SETTINGS = property_settings(150)
@@ -164,7 +165,7 @@ def test_sqrt_derivative_at_zero_is_infinite():
     assert not sqrt.kink(1e-300)
 
 
-@pytest.mark.parametrize("name", ["relu", "abs", "sqrt"])
+@pytest.mark.parametrize("name", ["relu", "abs", "sqrt", "sign"])
 def test_kinks_only_at_zero(name):
     op = op_named(name)
     for x in (1e-300, 0.5, 3.0):
@@ -174,7 +175,7 @@ def test_kinks_only_at_zero(name):
 
 def test_smooth_ops_have_no_kink():
     for op in DIFFERENTIABLE:
-        if op.name in {"relu", "abs", "sqrt", "max", "min"}:
+        if op.name in {"relu", "abs", "sqrt", "max", "min", "sign", "heaviside"}:
             assert op.kink is not None and op.kink_rule
         else:
             assert op.kink is None
@@ -326,3 +327,14 @@ def test_other_forward_closed_forms():
     assert math.isclose(f["tanh"](0.5), (math.e - 1) / (math.e + 1), rel_tol=1e-14)
     assert math.isclose(f["cosh"](1.0), (math.e + 1 / math.e) / 2, rel_tol=1e-14)
     assert math.isclose(f["sinh"](1.0), (math.e - 1 / math.e) / 2, rel_tol=1e-14)
+
+
+def test_steps_warn_at_their_jump():
+    """sign and heaviside jump at 0: the derivative 0 used there is a convention, and the
+    evaluation says so like at any other kink."""
+    heaviside = op_named("heaviside")
+    assert heaviside.kink(0.0, 0.5) and not heaviside.kink(1e-300, 0.5)
+    r = gradcalc.gradients("OUT = sign(A) + heaviside(A, 0.5)", at={"A": 0})
+    assert [w.message for w in r.warnings] == [
+        "sign is not differentiable at sign(0)",
+        "heaviside is not differentiable at heaviside(0, 0.5)"]
