@@ -3,7 +3,12 @@ they never print. Rich is imported only by the functions that draw with it."""
 
 from __future__ import annotations
 
+import copy
+import functools
+import itertools
 import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gradcalc.api import Result, Stats
@@ -12,7 +17,8 @@ from gradcalc.errors import Diagnostic
 from gradcalc.fmt import format_count, format_number, json_number
 
 if TYPE_CHECKING:
-    from rich.console import RenderableType
+    from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+    from rich.table import Table
 
     from gradcalc.derivatives import Check, Matrix
 
@@ -120,9 +126,10 @@ def _stats_rows(s: Stats) -> list[tuple[str, str]]:
 
 def to_table(result: Result) -> RenderableType:
     """A Rich view: the output's value, then name, value and gradient for each requested name,
-    then the statistics when asked for."""
+    then the statistics when asked for. No number, formula or name is ever cut: on a narrow
+    console the tables wrap, and where even that cannot keep every number whole they become
+    one record per name."""
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
 
     out = result.output
@@ -130,13 +137,13 @@ def to_table(result: Result) -> RenderableType:
     parts: list[RenderableType] = [Text.assemble((out, "bold"), " = ", (shown, "bold cyan"))]
     names = _names(result)
     if names:
-        table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
-        table.add_column("name")
-        table.add_column("value", justify="right")
-        table.add_column(f"∂{out}/∂name", justify="left" if result.formulas else "right",
-                         style="green")
+        columns: list[tuple[str, dict[str, Any]]] = [
+            ("name", {}), ("value", {"justify": "right"}),
+            (f"∂{out}/∂name", {"justify": "left" if result.formulas else "right",
+                               "style": "green"})]
         if result.formulas:
-            table.add_column("= at the given values", justify="right")
+            columns.append(("= at the given values", {"justify": "right"}))
+        rows = []
         for name in names:
             value = result.values.get(name)
             formula = result.formulas.get(name)
@@ -145,14 +152,13 @@ def to_table(result: Result) -> RenderableType:
             if result.formulas:
                 number = result.gradients.get(name)
                 row.append("" if number is None else format_number(number))
-            table.add_row(*row)
+            rows.append(row)
+        fit = _Fit(fold=frozenset({2}) if result.formulas else frozenset())
         parts.append(Text())
-        parts.append(table)
+        parts.append(_table(columns, rows, fit, box=None, pad_edge=False, show_edge=False,
+                            header_style="bold"))
     if result.stats is not None:
         s = result.stats
-        stats = Table(box=None, pad_edge=False, show_edge=False, show_header=False)
-        stats.add_column(style="dim")
-        stats.add_column(justify="right")
         saved = [
             ("nodes / edges", f"{s.nodes} / {s.edges}"),
             ("merged sub-expressions", str(s.merged)),
@@ -160,10 +166,199 @@ def to_table(result: Result) -> RenderableType:
             ("visited by backward", f"{s.visited_nodes} nodes, {s.visited_edges} edges"),
         ]
         saved.extend((f"paths from {out} to {n}", format_count(p)) for n, p in s.paths.items())
-        for key, text in saved:
-            stats.add_row(key, text)
+        stats = _table([("", {"style": "dim"}), ("", {"justify": "right"})], saved, _Fit(),
+                       box=None, pad_edge=False, show_edge=False, show_header=False)
         parts.extend([Text(), Text("statistics", style="bold"), stats])
     return Group(*parts)
+
+
+# --- tables that fit the console -------------------------------------------------------------
+
+# A column that may fold its words keeps at least this many cells (the longest number,
+# ``-2.2250738585072014e-308``, has 24), so only formulas' long products ever fold there.
+_FOLD_WORDS = 24
+_UNLIMITED = 1_000_000
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """How a table narrows when the console is too narrow for it: ``fold`` lists the columns
+    (formulas, messages) whose words longer than :data:`_FOLD_WORDS` may fold; ``narrower``
+    builds tables with fewer columns to try next; the last resort lists one record per row,
+    headed by the ``key`` column (with its header when ``key_label``)."""
+
+    fold: frozenset[int] = frozenset()
+    narrower: tuple[Callable[[], Table], ...] = ()
+    key: int = 0
+    key_label: bool = False
+
+
+@functools.cache
+def _table_class() -> Callable[..., Table]:
+    """The Rich table class that chooses its layout by the width it is given (made on first
+    use, so that Rich is imported only when something is drawn with it)."""
+    from rich.table import Table
+
+    class FittingTable(Table):
+        def __init__(self, fit: _Fit, **options: Any) -> None:
+            super().__init__(**options)
+            self.fit = fit
+
+        def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+            return _fitted(self, console, options)
+
+    return FittingTable
+
+
+def _table(columns: Sequence[tuple[str, dict[str, Any]]], rows: Iterable[Sequence[Any]],
+           fit: _Fit, **options: Any) -> Table:
+    """A table that never cuts a cell: every column folds rather than truncates, and the
+    layout is chosen when the width is known (see :func:`_fitted`)."""
+    table = _table_class()(fit, **options)
+    for header, settings in columns:
+        table.add_column(header, overflow="fold", **settings)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _fitted(table: Table, console: Console, options: ConsoleOptions) -> RenderResult:
+    """Render ``table`` as it is when it fits; else with column widths that keep every word
+    whole; else the first of its narrower tables that fits; else one record per row."""
+    from rich.table import Table
+
+    fit: _Fit = getattr(table, "fit", _Fit())
+    for candidate in itertools.chain([table], (build() for build in fit.narrower)):
+        sized = _sized(candidate, console, options)
+        if sized is not None:
+            return Table.__rich_console__(sized, console, options)
+    return [_records(table, console)]
+
+
+def _sized(table: Table, console: Console, options: ConsoleOptions) -> Table | None:
+    """``table`` itself when it fits ``options.max_width`` as it is, a copy with column widths
+    that wrap cells only between words when those fit, ``None`` otherwise."""
+    from rich.measure import Measurement
+
+    unlimited = options.update_width(_UNLIMITED)
+    if Measurement.get(console, unlimited, table).maximum <= options.max_width:
+        return table
+    count = len(table.columns)
+    # Padding and borders: what a table of one-cell-wide columns takes beyond its cells.
+    overhead = Measurement.get(console, unlimited, _with_widths(table, [1] * count)).maximum
+    fold: frozenset[int] = getattr(table, "fit", _Fit()).fold
+    ranges = [_column_range(_column_texts(table, i), _FOLD_WORDS if i in fold else None)
+              for i in range(count)]
+    widths = _allocate(ranges, options.max_width - (overhead - count))
+    return None if widths is None else _with_widths(table, widths)
+
+
+def _with_widths(table: Table, widths: list[int]) -> Table:
+    """A copy of ``table`` whose columns have these fixed widths (the original is unchanged)."""
+    sized = copy.copy(table)
+    sized.columns = []
+    for column, width in zip(table.columns, widths, strict=True):
+        column = copy.copy(column)
+        column.width = width
+        sized.columns.append(column)
+    return sized
+
+
+def _plain(cell: object) -> str:
+    """The text a cell shows (markup applied)."""
+    from rich.text import Text
+
+    if isinstance(cell, str):
+        return Text.from_markup(cell).plain
+    return cell.plain if isinstance(cell, Text) else ""
+
+
+def _column_texts(table: Table, index: int) -> list[str]:
+    column = table.columns[index]
+    texts = [_plain(column.header)] if table.show_header else []
+    texts.extend(_plain(cell) for cell in column.cells)
+    return texts
+
+
+def _column_range(texts: Iterable[str], fold: int | None = None) -> tuple[int, int]:
+    """The narrowest and the widest a column holding ``texts`` may be: its longest word (at most
+    ``fold`` when words may fold) and its longest line, in terminal cells."""
+    from rich.cells import cell_len
+
+    lines = [line for text in texts for line in text.splitlines()]
+    word = max((cell_len(w) for line in lines for w in line.split()), default=0)
+    if fold is not None:
+        word = min(word, fold)
+    longest = max((cell_len(line) for line in lines), default=0)
+    return max(word, 1), max(longest, word, 1)
+
+
+def _allocate(ranges: Sequence[tuple[int, int]], room: int) -> list[int] | None:
+    """Column widths within ``room`` cells, each within its range (narrowest, widest): the
+    widest when they fit, else the widest columns cut down to a common width, as Rich does, but
+    never below their narrowest; ``None`` when even the narrowest do not fit."""
+    least = [low for low, _ in ranges]
+    if sum(least) > room:
+        return None
+    most = [high for _, high in ranges]
+    if sum(most) <= room:
+        return most
+
+    def capped(cap: int) -> list[int]:
+        return [min(high, max(low, cap)) for low, high in ranges]
+
+    # The widest common cap that fits, found by bisection (it lies in [0, max(most))).
+    low, high = 0, max(most)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if sum(capped(middle)) <= room else (low, middle)
+    widths = capped(low)
+    spare = room - sum(widths)
+    for i, (width, (least_i, most_i)) in enumerate(zip(widths, ranges, strict=True)):
+        if spare and width == low and least_i <= low < most_i:
+            widths[i] += 1
+            spare -= 1
+    return widths
+
+
+def _records(table: Table, console: Console) -> RenderableType:
+    """The last resort on a very narrow console: each row as a record, its key on a line of its
+    own and every other cell below it, indented, after its column's header; a table without
+    headers gives one line per row. Lines wrap between words and fold only words longer than
+    the console is wide."""
+    from rich.console import Group
+    from rich.padding import Padding
+    from rich.text import Text
+
+    fit: _Fit = getattr(table, "fit", _Fit())
+
+    def text(cell: object, style: Any = "") -> Text:
+        shown = console.render_str(cell) if isinstance(cell, str) else cell
+        assert isinstance(shown, Text)
+        return Text.assemble(shown, style=style or "", overflow="fold")
+
+    headers = [_plain(column.header) for column in table.columns]
+    columns = [list(column.cells) for column in table.columns]
+    styles = [column.style for column in table.columns]
+    lines: list[RenderableType] = []
+    if table.title:
+        lines.append(text(table.title, "italic"))
+    for row in zip(*columns, strict=True):
+        cells = [text(cell, style) for cell, style in zip(row, styles, strict=True)]
+        if not table.show_header:
+            lines.append(Text("  ", overflow="fold").join(cells))
+            continue
+        key = cells[fit.key]
+        key.stylize("bold")
+        label = headers[fit.key] if fit.key_label else ""
+        lines.append(Text.assemble((label, "dim"), " ", key, overflow="fold") if label else key)
+        for index, cell in enumerate(cells):
+            if index == fit.key or not cell.plain:
+                continue
+            field = (Text.assemble((headers[index], "dim"), " ", cell, overflow="fold")
+                     if headers[index] else cell)
+            lines.append(Padding(field, (0, 0, 0, 2), expand=False))
+    return Group(*lines)
 
 
 # --- graph views ----------------------------------------------------------------------------
@@ -227,25 +422,30 @@ class GraphTooLarge(Exception):
 
 
 def layered_table(dag: Dag, output: int, values: list[float], grads: list[float],
-                  unicode: bool = True) -> RenderableType:
-    """One row per node: layer, node, op, inputs, value, gradient, consumer count."""
+                  unicode: bool = True) -> Table:
+    """One row per node: layer, node, op, inputs, value, gradient, consumer count. Where the
+    console is too narrow for that, the layer and consumer columns go first, then each node
+    becomes a record; nothing is cut."""
     from rich import box
-    from rich.table import Table
 
     from gradcalc.listing import layered_rows
     from gradcalc.picture import Style, short
 
     name = dag.names[output] or "OUT"
     d = "∂" if unicode else "d"
-    table = Table(box=box.SIMPLE_HEAD if unicode else box.ASCII, pad_edge=not unicode)
-    for column, justify in (("layer", "right"), ("node", "left"), ("op", "left"),
-                            ("inputs", "left"), ("value", "right"),
-                            (f"{d}{name}/{d}node", "right"), ("consumers", "right")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    for row in layered_rows(dag, output, values, grads, Style(unicode)):
-        table.add_row(str(row.layer), row.node, row.op, row.inputs, short(row.value),
-                      short(row.gradient), str(row.consumers))
-    return table
+    columns = [("layer", "right"), ("node", "left"), ("op", "left"), ("inputs", "left"),
+               ("value", "right"), (f"{d}{name}/{d}node", "right"), ("consumers", "right")]
+    rows = [(str(row.layer), row.node, row.op, row.inputs, short(row.value),
+             short(row.gradient), str(row.consumers))
+            for row in layered_rows(dag, output, values, grads, Style(unicode))]
+
+    def build(keep: Sequence[int], narrower: tuple[Callable[[], Table], ...] = ()) -> Table:
+        return _table([(columns[i][0], {"justify": columns[i][1]}) for i in keep],
+                      ([row[i] for i in keep] for row in rows),
+                      _Fit(narrower=narrower, key=list(keep).index(1)),
+                      box=box.SIMPLE_HEAD if unicode else box.ASCII, pad_edge=not unicode)
+
+    return build(range(7), (functools.partial(build, (1, 2, 3, 4, 5)),))
 
 
 # --- batch results ---------------------------------------------------------------------------
@@ -255,8 +455,9 @@ class BatchTable:
     """Batch results as delimited text (CSV or TSV), streamed: a header, then one row per
     problem. Columns: ``line, output, value``, one ``d_NAME`` per gradient name, ``other``
     and ``error``. The gradient columns are the ``wrt`` names when given, otherwise the names
-    of the first problem that succeeds; gradients of other names go to ``other`` as
-    ``NAME=VALUE`` pairs separated by ``;``, so nothing is dropped."""
+    of the first problem that succeeds; gradients of other names go to ``other`` as one JSON
+    object (see :func:`_other_cell`), so nothing is dropped. The csv module quotes every cell
+    that needs it (formulas hold commas, messages quotes)."""
 
     # Failures before the first success wait for the columns, but never more than this many.
     _MAX_WAITING = 1000
@@ -298,7 +499,7 @@ class BatchTable:
     def _row(self, result: dict[str, Any]) -> None:
         assert self.names is not None
         grads = result["gradients"]
-        other = ";".join(f"{n}={_cell(g)}" for n, g in grads.items() if n not in self.names)
+        other = _other_cell({n: g for n, g in grads.items() if n not in self.names})
         error = result["error"]
         self.writer.writerow([
             result["line"], result["output"] or "", _cell(result["value"]),
@@ -313,34 +514,58 @@ def _cell(value: Any) -> str:
     return value if isinstance(value, str) else format_number(value)
 
 
+def _other_cell(gradients: dict[str, Any]) -> str:
+    """The ``other`` cell of a CSV or TSV row: the gradients outside the columns as one compact
+    JSON object, written as in JSON Lines (numbers, ``"inf"``/``"nan"`` strings, formulas as
+    strings): ``{"C":1.0,"D":"X1 = cos(X0); sin(X1)"}``; empty when there are none."""
+    if not gradients:
+        return ""
+    return json.dumps(gradients, ensure_ascii=False, separators=(",", ":"))
+
+
+def _solid(text: str) -> str:
+    """``text`` without whitespace: a formula as one word of a whitespace-separated line. The
+    grammar ignores blanks and no two tokens the algebra prints side by side merge without
+    them (``18*A + 9`` is ``18*A+9``, ``- -A`` is ``--A``)."""
+    return "".join(text.split())
+
+
+def _one_line(text: str) -> str:
+    """``text`` with every line break (``\\n``, ``\\r``, form feed, ``\\u2028``, ...) made a
+    space."""
+    return " ".join(text.splitlines())
+
+
 def batch_plain(result: dict[str, Any]) -> str:
-    """One line per problem: ``LINE OUTPUT VALUE NAME=GRADIENT ...`` or ``LINE error: ...``."""
+    """One line per problem: ``LINE OUTPUT VALUE NAME=GRADIENT ...`` or ``LINE error: ...``.
+    Split on whitespace, and each ``NAME=GRADIENT`` on its first ``=``, the line gives every
+    field back: formulas are written without blanks (:func:`_solid`), messages on one line."""
     error = result["error"]
     if error is not None:
         where = f" (column {error['column']})" if error.get("column") else ""
-        return f"{result['line']} error: {error['message']}{where}\n"
-    grads = " ".join(f"{n}={_cell(g)}" for n, g in result["gradients"].items())
+        return f"{result['line']} error: {_one_line(error['message'])}{where}\n"
+    grads = " ".join(f"{n}={_solid(_cell(g))}" for n, g in result["gradients"].items())
     value = "?" if result["value"] is None else _cell(result["value"])
     return f"{result['line']} {result['output']} {value} {grads}".rstrip() + "\n"
 
 
 def batch_table(results: list[dict[str, Any]]) -> RenderableType:
     """A block of batch results as a Rich table (the terminal view)."""
-    from rich.table import Table
     from rich.text import Text
 
-    table = Table(box=None, pad_edge=False, header_style="bold")
     # Cells are Text, not markup: a message may contain [brackets] of the user's.
-    for column, justify in (("line", "right"), ("output", "left"), ("value", "right"),
-                            ("gradients", "left"), ("error", "left")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    columns = [("line", "right"), ("output", "left"), ("value", "right"),
+               ("gradients", "left"), ("error", "left")]
+    rows = []
     for result in results:
         error = result["error"]
         grads = "  ".join(f"{n}={_cell(g)}" for n, g in result["gradients"].items())
-        table.add_row(Text(str(result["line"])), Text(result["output"] or ""),
-                      Text(_cell(result["value"])),
-                      Text(grads), Text(error["message"], style="red") if error else "")
-    return table
+        rows.append((Text(str(result["line"])), Text(result["output"] or ""),
+                     Text(_cell(result["value"])), Text(grads),
+                     Text(error["message"], style="red") if error else ""))
+    return _table([(header, {"justify": justify}) for header, justify in columns], rows,
+                  _Fit(fold=frozenset({3, 4}), key_label=True),
+                  box=None, pad_edge=False, header_style="bold")
 
 
 # --- Jacobians, Hessians, checks ------------------------------------------------------------
@@ -373,15 +598,14 @@ def matrix_json(matrix: Matrix, key: str) -> dict[str, Any]:
 
 
 def matrix_table(matrix: Matrix, key: str) -> RenderableType:
-    from rich.table import Table
-
-    table = Table(title=key, box=None, header_style="bold")
-    table.add_column("")
-    for column in matrix.columns:
-        table.add_column(column, justify="right")
-    for row in matrix.rows:
-        table.add_row(row, *(_entry(matrix.entries[row][c]) for c in matrix.columns))
-    return table
+    columns: list[tuple[str, dict[str, Any]]] = [("", {})]
+    columns.extend((column, {"justify": "right"}) for column in matrix.columns)
+    rows = [[row, *(_entry(matrix.entries[row][c]) for c in matrix.columns)]
+            for row in matrix.rows]
+    formulas = any(isinstance(matrix.entries[r][c], str)
+                   for r in matrix.rows for c in matrix.columns)
+    fold = frozenset(range(1, len(columns))) if formulas else frozenset()
+    return _table(columns, rows, _Fit(fold=fold), title=key, box=None, header_style="bold")
 
 
 def checks_plain(checks: list[Check]) -> str:
@@ -401,13 +625,11 @@ def checks_json(checks: list[Check]) -> dict[str, Any]:
 
 
 def checks_table(checks: list[Check]) -> RenderableType:
-    from rich.table import Table
+    from rich.text import Text
 
-    table = Table(box=None, header_style="bold")
-    for column in ("name", "gradient", "finite difference", "relative error", ""):
-        table.add_column(column, justify="left" if column == "name" else "right")
-    for c in checks:
-        table.add_row(c.name, format_number(c.gradient), format_number(c.estimate),
-                      f"{c.relative_error:.2g}",
-                      "[green]ok[/green]" if c.ok else "[red]FAIL[/red]")
-    return table
+    columns = [(column, {"justify": "left" if column == "name" else "right"})
+               for column in ("name", "gradient", "finite difference", "relative error", "")]
+    rows = [(c.name, format_number(c.gradient), format_number(c.estimate),
+             f"{c.relative_error:.2g}", Text("ok", style="green") if c.ok
+             else Text("FAIL", style="red")) for c in checks]
+    return _table(columns, rows, _Fit(), box=None, header_style="bold")

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 from helpers import console_script
+from test_render import check_csv, check_plain_line
 from typer.testing import CliRunner
 
 import gradcalc
@@ -470,8 +471,8 @@ def test_csv_columns_from_the_first_success() -> None:
     # successes: values round-trip exactly
     expected = {
         3: (A_ * B_, {"A": B_, "B": A_}, ""),
-        4: (A_ * C_ + B_, {"A": C_, "B": 1.0}, "C=1"),
-        5: (C_ * 0.1 + A_ / 3, {"A": 1 / 3}, "C=0.1"),
+        4: (A_ * C_ + B_, {"A": C_, "B": 1.0}, '{"C":1.0}'),
+        5: (C_ * 0.1 + A_ / 3, {"A": 1 / 3}, '{"C":0.1}'),
         6: (0.0, {"A": math.inf}, ""),
         7: (A_ * 1e-300 * B_, {"A": 1e-300 * B_, "B": A_ * 1e-300}, ""),
         9: ((A_ + 0.1) * (B_ + 0.2), {"A": B_ + 0.2, "B": A_ + 0.1}, ""),
@@ -495,7 +496,7 @@ def test_csv_other_lists_every_extra_name() -> None:
     assert r.exit_code == 0
     assert r.stdout == ("line,output,value,d_A,other,error\n"
                         "1,OUT,2,2,,\n"
-                        "2,OUT,25,1,B=12;C=8;D=6,\n")
+                        '2,OUT,25,1,"{""B"":12.0,""C"":8.0,""D"":6.0}",\n')
 
 
 def test_csv_and_tsv_with_wrt_columns() -> None:
@@ -527,6 +528,47 @@ def test_csv_and_tsv_when_every_line_fails() -> None:
         empty = run("--batch", "-", "-F", fmt, stdin="# nothing but a comment\n")
         assert (empty.exit_code, empty.stdout) == (0, sep.join(["line", "output", "value",
                                                                  "other", "error"]) + "\n")
+
+
+# --- formulas in the text formats ---------------------------------------------------------------
+
+FORMULA_PROBLEMS = (
+    "OUT = sin(A)*B\n"                                                     # 1 columns A, B
+    "X1 = sin(X0)+cos(X0); X2 = sin(X1)+cos(X1); X3 = sin(X2)+cos(X2); OUT = X3\n"  # 2 bindings
+    "B = A*3; OUT = (B+1)*(B+2)\n"                                         # 3 18*A + 9
+    "OUT = max(A, B) + 1e-300*A - -B\n"                                    # 4 commas, 1/10^300
+    "OUT = atan2(A)\n"                                                     # 5 a comma in the error
+    'OUT = "A"\n'                                                          # 6 a quote in the error
+    "A = 2; B = A*3; OUT = (B+1)*(B+2)\n"                                  # 7 numbers
+    "OUT = A/3 + sqrt(A-2)*C\n"                                            # 8 a third name
+)
+
+
+@pytest.mark.parametrize("wrt", [None, "A,X0"])
+def test_formulas_survive_csv_tsv_and_plain(wrt: str | None) -> None:
+    """Gradients that are formulas (no values given) hold ``;``, ``=``, commas and blanks; the
+    CSV and TSV rows read back with the csv module, and the plain lines split on whitespace
+    (each NAME=GRADIENT on its first ``=``), give every field of the JSON Lines output."""
+    extra = ("--wrt", wrt) if wrt else ()
+    stdin = FORMULA_PROBLEMS.encode()
+    reference = script("--batch", "-", *extra, stdin=stdin)
+    assert reference.returncode == 1
+    rows = jsonl(reference.stdout.decode())
+    assert [row["line"] for row in rows] == list(range(1, 9))
+    formulas = [g for row in rows for g in row["gradients"].values() if isinstance(g, str)]
+    assert any(";" in f and "=" in f for f in formulas)  # a formula with bindings
+    assert any("," in f for f in formulas) and any(" " in f for f in formulas)
+    for fmt, delimiter in (("csv", ","), ("tsv", "\t")):
+        r = script("--batch", "-", *extra, "-F", fmt, stdin=stdin)
+        assert r.returncode == 1
+        check_csv(r.stdout.decode(), rows, delimiter)
+    plain = script("--batch", "-", *extra, "-F", "plain", stdin=stdin)
+    assert plain.returncode == 1
+    lines = plain.stdout.decode().splitlines(keepends=True)
+    assert len(lines) == len(rows)
+    for line, row in zip(lines, rows, strict=True):
+        check_plain_line(line, row)
+    assert lines[2] == ("3 OUT ? A=18*A+9\n" if wrt else "3 OUT ? A=18*A+9 B=6*A+3\n")
 
 
 # --- plain and table -------------------------------------------------------------------------
@@ -732,7 +774,7 @@ def test_missing_input_values_give_formulas_in_every_format() -> None:
     assert gradcalc.solve_line("OUT = A*Z", at={"A": 2})["gradients"] == {"A": "Z", "Z": 2.0}
     csv_rows = parse_table(run("--batch", "-", "--at", "A=2", "-F", "csv", stdin=text).stdout,
                            ",")
-    assert csv_rows[2] == ["2", "OUT", "", "Z", "Z=2", ""]
+    assert csv_rows[2] == ["2", "OUT", "", "Z", '{"Z":2.0}', ""]
     plain = run("--batch", "-", "--at", "A=2", "-F", "plain", stdin=text)
     assert plain.stdout.splitlines()[1] == "2 OUT ? A=Z Z=2"
 
