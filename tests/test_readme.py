@@ -1,0 +1,85 @@
+"""Every ``$ gradcalc ...`` example in README.md is run, and what it prints must be exactly the
+text the README shows under it, so the README cannot drift from what really happens.
+
+The examples run through bash (pipes and redirections included) in a scratch folder that sees
+the repository's ``examples/``,
+with standard output and standard error together as a person sees them, off a terminal (so
+the formats are the pipeline defaults) and with ``NO_COLOR``. A last line ``...`` in the README
+stands for the rest of a long output: what is shown must then be a prefix of what is printed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from helpers import console_script
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Example:
+    line: int  # where the command is in README.md
+    command: str
+    expected: list[str]
+    elided: bool  # the README shows only the beginning (a last line "...")
+
+
+def readme_examples(text: str) -> list[Example]:
+    """The ``$ `` commands of the README's fenced blocks, each with the lines under it (up to
+    the next command or the end of the block)."""
+    examples: list[Example] = []
+    in_block = False
+    current: tuple[int, str] | None = None
+    output: list[str] = []
+
+    def close() -> None:
+        nonlocal current, output
+        if current is not None:
+            elided = bool(output) and output[-1] == "..."
+            examples.append(Example(current[0], current[1],
+                                    output[:-1] if elided else output, elided))
+        current, output = None, []
+
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.startswith("```"):
+            close()
+            in_block = not in_block
+        elif in_block and line.startswith("$ "):
+            close()
+            current = (number, line[2:])
+        elif current is not None:
+            output.append(line)
+    return examples
+
+
+EXAMPLES = readme_examples((ROOT / "README.md").read_text("utf-8"))
+
+
+def test_the_readme_has_examples() -> None:
+    assert len(EXAMPLES) >= 10
+    # every example is a gradcalc command (possibly in a pipeline)
+    assert all(re.search(r"(^|\| )gradcalc ", e.command) for e in EXAMPLES), EXAMPLES
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[f"README:{e.line}" for e in EXAMPLES])
+def test_readme_example_prints_what_the_readme_shows(example: Example, tmp_path: Path) -> None:
+    bin_dir = str(Path(console_script()).parent)
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env.update(NO_COLOR="1", PATH=bin_dir + os.pathsep + env.get("PATH", ""))
+    (tmp_path / "examples").symlink_to(ROOT / "examples")  # files the examples write stay here
+    done = subprocess.run(["bash", "-c", example.command + " 2>&1"], cwd=tmp_path, env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=120, check=False)
+    printed = [line.rstrip() for line in done.stdout.splitlines()]
+    expected = [line.rstrip() for line in example.expected]
+    if example.elided:
+        printed = printed[: len(expected)]
+    assert printed == expected, (
+        f"README.md:{example.line}: $ {example.command}\n--- README shows\n"
+        + "\n".join(expected) + "\n--- gradcalc prints\n" + "\n".join(printed))
