@@ -165,16 +165,8 @@ def _gradients(
         result.formulas = symbolic_gradients(dag, output, targets, values).formulas
         result.symbolic = True
 
-    def visited(i: int) -> bool:  # reached by a counted edge, or the output itself
-        return i <= output and (counts[i] > 0 or (i == output and bool(active[i])))
-
-    kinked = [i for i, op in enumerate(dag.ops) if op.kink is not None] if _has_kinks(dag) else []
-    result.warnings.extend(engine.kinks(dag, vals, [i for i in kinked if visited(i)]))
-    if not all(map(math.isfinite, result.gradients.values())):
-        origin = engine.find_nonfinite_origin(
-            dag, vals, grads, [i for i in range(output + 1) if visited(i)])
-        if origin is not None:
-            result.warnings.append(origin)
+    result.warnings.extend(engine.diagnose(dag, vals, grads, output, counts, active,
+                                           targets.values()))
     if stats:
         result.stats = _stats(dag, output, targets, within, active, counts)
     return result
@@ -294,10 +286,6 @@ def default_targets(dag: Dag, output: int, within: bytearray) -> dict[str, int]:
     targets.update((n, i) for n, i in dag.named.items()
                    if i < output and within[i] and n not in targets)
     return targets
-
-
-def _has_kinks(dag: Dag) -> bool:
-    return any(op.kink is not None for op in set(dag.ops))
 
 
 def _missing_error(dag: Dag, missing: list[str], output: str) -> None:

@@ -364,6 +364,8 @@ def _print_matrix_view(dag: Dag, values: dict[str, float], names: list[str] | No
     if check:
         checks = derivatives.check_gradients(dag, at=values, wrt=names,
                                              of=outputs[0] if outputs else None)
+        for warning in checks.warnings:
+            _print_diagnostic(warning)
         if fmt is Format.json:
             sys.stdout.write(json.dumps(render.checks_json(checks)) + "\n")
         elif fmt is Format.table:
@@ -380,6 +382,8 @@ def _print_matrix_view(dag: Dag, values: dict[str, float], names: list[str] | No
     else:
         matrix = derivatives.jacobian(dag, outputs, at=values, wrt=names)
         key = "jacobian"
+    for warning in matrix.warnings:
+        _print_diagnostic(warning)
     if fmt is Format.json:
         sys.stdout.write(json.dumps(render.matrix_json(matrix, key), ensure_ascii=False) + "\n")
     elif fmt is Format.table:

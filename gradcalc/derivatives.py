@@ -5,7 +5,13 @@ The Hessian is reverse over reverse: each gradient is first computed symbolicall
 a gradcalc program, and that program is differentiated again by the same engine (numbers when
 every input has a value, formulas otherwise). Forward over reverse would need a second kind of
 derivative rule (dual numbers) for every op of the registry; reverse over reverse reuses the
-rules the registry already has, and gives exact second-derivative formulas too.
+rules the registry already has, and gives exact second-derivative formulas too. Second
+derivatives of a twice continuously differentiable function do not depend on the order of
+differentiation, so only one triangle is computed and mirrored: the matrix is exactly
+symmetric (rounding would otherwise make d/dB(d/dA) and d/dA(d/dB) differ in the last bits).
+
+Every result carries the warnings of the gradient computation behind it (kinks met, where an
+infinite or NaN gradient arose), as :attr:`gradcalc.api.Result.warnings` does.
 """
 
 from __future__ import annotations
@@ -18,11 +24,15 @@ from gradcalc import engine
 from gradcalc.api import compile_program, default_targets, leaf_values, lookup, unique
 from gradcalc.api import gradients as _gradients
 from gradcalc.dag import Dag
-from gradcalc.errors import GradcalcError, InputError
+from gradcalc.errors import Diagnostic, GradcalcError, InputError
 from gradcalc.gcpause import paused_gc
 from gradcalc.symbolic import symbolic_gradients
 
-__all__ = ["Check", "Jacobian", "Matrix", "check_gradients", "hessian", "jacobian"]
+__all__ = ["Check", "Checks", "Jacobian", "Matrix", "check_gradients", "hessian", "jacobian"]
+
+#: The kinds of :class:`~gradcalc.errors.Diagnostic` the results here carry: what the
+#: computation met. Notes about the question (which output was chosen) are the caller's.
+WARNING_KINDS = ("kink", "nonfinite")
 
 #: A gradient passes ``--check`` when its relative difference from the central finite
 #: difference is at most this (relative to the larger of the two, or absolute below 1).
@@ -32,11 +42,26 @@ CHECK_TOLERANCE = 1e-5
 @dataclass(slots=True)
 class Matrix:
     """Rows by name, each a mapping column name -> entry: a number, or a formula (text) where
-    an input has no value. ``values`` holds the numbers of formulas where they are known."""
+    an input has no value. ``warnings`` lists what the computation met where it ran on numbers
+    (:class:`~gradcalc.errors.Diagnostic` of the kinds :data:`WARNING_KINDS`: kinks, where an
+    infinite or NaN entry arose), each once; it is empty for formulas."""
 
     rows: list[str]
     columns: list[str]
     entries: dict[str, dict[str, float | str]] = field(default_factory=dict)
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+
+def _add_warnings(into: list[Diagnostic], found: Iterable[Diagnostic]) -> None:
+    """Append the warnings of ``found`` (kinds :data:`WARNING_KINDS`) that ``into`` does not
+    hold yet (the same kink seen from two outputs is reported once; equal texts of different
+    sources are different)."""
+    seen = {(d, d.source.name if d.source else None) for d in into}
+    for d in found:
+        key = (d, d.source.name if d.source else None)
+        if d.kind in WARNING_KINDS and key not in seen:
+            seen.add(key)
+            into.append(d)
 
 
 Jacobian = Matrix
@@ -46,7 +71,8 @@ def jacobian(program: str | Dag, outputs: Iterable[str], at: Mapping[str, float]
              wrt: Iterable[str] | None = None) -> Matrix:
     """d(output)/d(name) for several outputs: one row per output, one column per requested
     name (default: the inputs any of the outputs depend on). The forward pass runs once; the
-    counting pass and the backward pass once per output."""
+    counting pass and the backward pass once per output. With numbers, ``warnings`` holds the
+    kinks each backward pass met and where each infinite or NaN entry arose."""
     with paused_gc():
         dag = compile_program(program)
         names = unique(outputs)
@@ -73,22 +99,34 @@ def jacobian(program: str | Dag, outputs: Iterable[str], at: Mapping[str, float]
             within = engine.cone(dag, [node])
             active = engine.active_nodes(dag, targets.values(), within)
             pending = engine.counting_pass(dag, node, active)
+            counts = pending.copy()
             grads = engine.backward(dag, vals, node, pending, active)
             matrix.entries[name] = {c: grads[i] + 0.0 if i <= node else 0.0
                                     for c, i in targets.items()}
+            _add_warnings(matrix.warnings, engine.diagnose(dag, vals, grads, node, counts,
+                                                           active, targets.values()))
         return matrix
 
 
 def hessian(program: str | Dag, at: Mapping[str, float] | None = None,
             wrt: Iterable[str] | None = None, of: str | None = None) -> Matrix:
     """Second derivatives d²(output)/d(row)d(column) over the requested names (default: the
-    inputs the output depends on), by differentiating each gradient's formula again."""
+    inputs the output depends on), by differentiating each gradient's formula again.
+
+    Only the upper triangle is computed (row ``k`` against columns ``k``, ``k+1``, ...) and
+    mirrored, numbers and formulas alike, so the matrix is exactly symmetric and half the
+    entries are not worked out twice. With numbers, the gradient is first computed at the
+    point (so a point where the program is undefined is an ``EvaluationError``, as for
+    :func:`gradcalc.gradients`); ``warnings`` holds that computation's warnings and where an
+    infinite or NaN second derivative arose (in the text of the first derivative's formula,
+    named ``<d/dNAME>``)."""
     with paused_gc():
         dag = compile_program(program)
-        output = lookup(dag, of if of is not None else dag.output, "output")
+        output_name = of if of is not None else dag.output
+        output = lookup(dag, output_name, "output")
         values = leaf_values(dag, at or {})
+        within = engine.cone(dag, [output])
         if wrt is None:
-            within = engine.cone(dag, [output])
             names = [n for n in default_targets(dag, output, within) if n in dag.inputs]
         else:
             names = unique(wrt)
@@ -99,24 +137,38 @@ def hessian(program: str | Dag, at: Mapping[str, float] | None = None,
                                      "program", hint="differentiate with respect to inputs")
         targets = {n: dag.inputs[n] for n in names}
         known = {n: v for n, i in dag.inputs.items() if (v := values[i]) is not None}
-        first = symbolic_gradients(dag, output, targets, values).formulas
         matrix = Matrix(names, names)
-        for row in names:
-            text = first[row].text
-            inner = compile_program(text, f"<d/d{row}>")
-            present = [n for n in names if n in inner.named]
+        needed = engine.cone(dag, [output, *targets.values()])
+        if all(values[i] is not None for i in dag.inputs.values() if needed[i]):
+            first_order = _gradients(dag, at=at, wrt=names, of=of, symbolic=False)
+            _add_warnings(matrix.warnings, first_order.warnings)
+        first = symbolic_gradients(dag, output, targets, values).formulas
+        upper: dict[tuple[str, str], float | str] = {}
+        for k, row in enumerate(names):
+            columns = names[k:]
+            formula = first[row]
+            present: list[str] = []
+            if not formula.constant:
+                inner = compile_program(formula.text, f"<d/d{row}>")
+                # The formula's own output is never a column: a formula that does not use the
+                # name OUT is printed as a bare expression, which the parser names OUT.
+                present = [n for n in columns if n in inner.inputs and n != inner.output]
             if present:
                 result = _gradients(inner, at={n: v for n, v in known.items()
                                                if n in inner.inputs}, wrt=present)
-            entries: dict[str, float | str] = {}
-            for column in names:
+                # (kinks of the formula are the program's own, already reported above)
+                _add_warnings(matrix.warnings,
+                              [w for w in result.warnings if w.kind == "nonfinite"])
+            for column in columns:
                 if column not in present:
-                    entries[column] = 0.0
+                    upper[row, column] = 0.0
                 elif column in result.formulas and column not in result.gradients:
-                    entries[column] = result.formulas[column].text
+                    upper[row, column] = result.formulas[column].text
                 else:
-                    entries[column] = result.gradients[column]
-            matrix.entries[row] = entries
+                    upper[row, column] = result.gradients[column]
+        for k, row in enumerate(names):
+            matrix.entries[row] = {column: upper[(row, column) if j >= k else (column, row)]
+                                   for j, column in enumerate(names)}
         return matrix
 
 
@@ -135,18 +187,42 @@ class Check:
         return self.relative_error <= CHECK_TOLERANCE
 
 
+class Checks(list[Check]):
+    """What :func:`check_gradients` returns: the list of :class:`Check` (one per input, in the
+    order of the gradients), with ``warnings``: the :class:`~gradcalc.errors.Diagnostic` list
+    of the gradient computation that was checked (kinks met, where an infinite or NaN gradient
+    arose: the warnings of :attr:`gradcalc.api.Result.warnings`, without its notes about the
+    question). At a kink a check fails on purpose, and the kink warning says why. ``ok`` is
+    true when every check passed."""
+
+    __slots__ = ("warnings",)
+
+    def __init__(self, checks: Iterable[Check] = (),
+                 warnings: Iterable[Diagnostic] = ()) -> None:
+        super().__init__(checks)
+        self.warnings: list[Diagnostic] = list(warnings)
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self)
+
+    def __reduce__(self) -> tuple:
+        return (Checks, (list(self), self.warnings))
+
+
 def check_gradients(program: str | Dag, at: Mapping[str, float] | None = None,
-                    wrt: Iterable[str] | None = None, of: str | None = None) -> list[Check]:
+                    wrt: Iterable[str] | None = None, of: str | None = None) -> Checks:
     """Each requested input's gradient against a central finite difference of the output,
     with a step of about cbrt(machine epsilon) times the input's size (named intermediates
-    cannot be perturbed alone, so only inputs are checked)."""
+    cannot be perturbed alone, so only inputs are checked). The result is a list of
+    :class:`Check` whose ``warnings`` are those of the gradient computation (:class:`Checks`)."""
     with paused_gc():
         dag = compile_program(program)
         result = _gradients(dag, at=at, wrt=wrt, of=of, symbolic=False)
         output = dag.named[result.output]
         values = leaf_values(dag, at or {})
         needed = engine.cone(dag, [output])
-        checks = []
+        checks = Checks(warnings=[w for w in result.warnings if w.kind in WARNING_KINDS])
         for name, gradient in result.gradients.items():
             node = dag.inputs.get(name)
             if node is None:

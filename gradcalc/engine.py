@@ -1,6 +1,6 @@
 """Forward evaluation, the counting pass and the backward pass over a :class:`~gradcalc.dag.Dag`.
 
-Reverse-mode differentiation in three loops over the node lists:
+Reverse-mode differentiation in three loops over the node lists, and one more for warnings:
 
 1. :func:`forward` evaluates every node the results need, in id (topological) order.
 2. :func:`counting_pass` starts at the output and counts, for every node, its consumer *edges*
@@ -9,6 +9,8 @@ Reverse-mode differentiation in three loops over the node lists:
 3. :func:`backward` seeds the output with 1 and releases a node to its operands only when its
    count reaches zero, i.e. after every consumer has delivered its contribution. Contributions
    arriving over several paths are summed; each edge's local derivative is evaluated once.
+4. :func:`diagnose` turns what the pass met into warnings: kinks, and for an infinite or NaN
+   gradient the step where it arose (:func:`nonfinite_origins`), not merely where it travelled.
 
 Nothing here recurses, and nothing knows about any particular operation: the chain rule is
 written once, the rules come from :mod:`gradcalc.ops`.
@@ -34,10 +36,13 @@ __all__ = [
     "backward_over",
     "cone",
     "counting_pass",
+    "diagnose",
     "find_nonfinite_origin",
     "forward",
     "kinks",
+    "nonfinite_origins",
     "path_counts",
+    "visited_nodes",
 ]
 
 
@@ -256,7 +261,7 @@ def path_counts(dag: Dag, output: int, active: bytearray) -> list[int]:
     return paths
 
 
-def kinks(dag: Dag, vals: list[float], visited: Iterable[int]) -> list[Diagnostic]:
+def kinks(dag: Dag, vals: Sequence[float], visited: Iterable[int]) -> list[Diagnostic]:
     """Warnings for visited nodes evaluated exactly at a non-differentiable point."""
     found = []
     ops, args = dag.ops, dag.args
@@ -270,27 +275,224 @@ def kinks(dag: Dag, vals: list[float], visited: Iterable[int]) -> list[Diagnosti
     return found
 
 
-def find_nonfinite_origin(dag: Dag, vals: list[float], grads: list[float],
-                          visited: Iterable[int]) -> Diagnostic | None:
-    """Where the first infinite or NaN gradient came from: the first edge, in processing order,
-    whose local derivative or contribution is not finite while its consumer's gradient is."""
+def visited_nodes(output: int, counts: Sequence[int], active: bytearray) -> list[int]:
+    """The nodes the backward pass processes, in id order: those reached by a counted edge,
+    and the output itself. ``counts`` is what :func:`counting_pass` returned, before
+    :func:`backward` consumed it."""
+    if not active[output]:
+        return []
+    found = [i for i, count in enumerate(counts) if count and i != output]
+    found.append(output)
+    return found
+
+
+def diagnose(dag: Dag, vals: Sequence[float], grads: Sequence[float], output: int,
+             counts: Sequence[int], active: bytearray,
+             targets: Iterable[int]) -> list[Diagnostic]:
+    """The warnings of one backward pass, in this order: every visited node evaluated exactly
+    at a non-differentiable point (:func:`kinks`, in id order), then where each infinite or NaN
+    gradient among ``targets`` arose (:func:`nonfinite_origins`). ``counts`` is the counting
+    pass's result before the backward pass consumed it; targets above ``output`` (which the
+    output does not depend on) are ignored."""
+    visited = visited_nodes(output, counts, active)
+    found: list[Diagnostic] = []
+    ops = dag.ops
+    if any(op.kink is not None for op in set(ops)):
+        found = kinks(dag, vals, [i for i in visited if ops[i].kink is not None])
+    wanted = [t for t in targets if t <= output]
+    if not all(map(math.isfinite, [grads[t] for t in wanted])):
+        found.extend(nonfinite_origins(dag, vals, grads, visited, wanted))
+    return found
+
+
+#: At most this many origins of infinite or NaN gradients get a warning each; one more warning
+#: counts the rest.
+MAX_ORIGINS = 10
+
+# What made a contribution or a sum non-finite (the first element of an origin record).
+_LOCAL = "local"  # the local derivative itself is infinite or NaN
+_INF_TIMES_ZERO = "inf*0"  # an infinite incoming gradient times a local derivative of 0
+_ZERO_TIMES_INF = "0*inf"  # an incoming gradient of 0 times an infinite local derivative
+_PRODUCT_OVERFLOW = "overflow"  # two finite factors whose product overflows
+_CANCEL = "cancel"  # where paths meet: inf + -inf
+_SUM_OVERFLOW = "sum"  # where paths meet: finite contributions adding up beyond the range
+
+
+def nonfinite_origins(dag: Dag, vals: Sequence[float], grads: Sequence[float],
+                      visited: Iterable[int],
+                      targets: Iterable[int] | None = None) -> list[Diagnostic]:
+    """Where the infinite and NaN gradients of ``targets`` arose: one warning per distinct
+    origin, in processing order (at most :data:`MAX_ORIGINS`, then one counting the rest).
+
+    A NaN is traced to the step that made it out of numbers that were not NaN, an infinity to
+    the step that made it out of finite numbers; a NaN or an infinity that merely travels on
+    (times a finite non-zero local derivative, plus finite numbers) keeps its origin. The
+    steps that create one: a local derivative that is itself infinite or NaN (``sqrt'(0)``);
+    ``inf × 0``, an infinite gradient reaching an operation whose local derivative is 0
+    (``sqrt(A^2)`` at 0: the inf from ``sqrt`` meets ``2*A = 0`` at ``A^2``); ``0 × inf``, a
+    gradient of 0 reaching an infinite local derivative; a product that overflows; and, where
+    paths meet, ``inf + -inf`` or a sum that overflows. A warning points at the operation (or,
+    for a sum, at the node where the paths meet) and its hint names where an infinity it
+    consumed arose.
+
+    ``visited`` are the nodes the backward pass processed (:func:`visited_nodes`); ``targets``
+    the nodes whose gradients are reported (default: every visited named node but the output;
+    finite ones are skipped). The edges are replayed once, in reverse id order (a processing
+    order), with the final gradients: a node hands its gradient on only once it is final, so
+    each contribution is exactly the one :func:`backward` computed. No recursion."""
     ops, args = dag.ops, dag.args
-    for node in sorted(visited, reverse=True):
-        if not args[node] or not math.isfinite(grads[node]):
+    size = len(grads)
+    on = bytearray(size)
+    order = sorted({i for i in visited if i < size}, reverse=True)
+    for node in order:
+        on[node] = 1
+    # origin[node]: index into `events` of where the node's non-finite gradient arose.
+    origin: dict[int, int] = {}
+    events: list[tuple] = []
+    first_nan: dict[int, int] = {}  # node -> event of the first NaN contribution it received
+    first_inf: tuple[dict[int, tuple[int, int]], dict[int, tuple[int, int]]] = ({}, {})
+
+    def event(*record: object) -> int:
+        events.append(record)
+        return len(events) - 1
+
+    for node in order:
+        g = grads[node]
+        if not math.isfinite(g):
+            if math.isnan(g):
+                found = first_nan.get(node)
+                if found is None:  # no NaN came in: +inf and -inf (or overflows) met here
+                    found = event(_CANCEL, node, first_inf[0].get(node), first_inf[1].get(node))
+            else:
+                came = first_inf[g < 0].get(node)
+                found = came[0] if came is not None else event(_SUM_OVERFLOW, node, g)
+            origin[node] = found
+        operands = args[node]
+        if not operands:
             continue
-        parts = ops[node].partials(*[vals[j] for j in args[node]], vals[node])
-        for operand, partial in zip(args[node], parts, strict=True):
-            if not math.isfinite(partial) or not math.isfinite(partial * grads[node]):
-                shown = ops[node].show([format_number(vals[j]) for j in args[node]])
-                return Diagnostic(
-                    "nonfinite",
-                    f"the gradient through {shown} is "
-                    f"{format_number(partial * grads[node])}",
-                    dag.spans[node], dag.source,
-                    hint=f"the local derivative with respect to {dag.describe(operand)} "
-                    f"is {format_number(partial)}" + (
-                        f" ({ops[node].kink_rule})" if ops[node].kink_rule else ""))
-    return None
+        parts = ops[node].partials(*[vals[j] for j in operands], vals[node])
+        for operand, p in zip(operands, parts, strict=True):
+            if not on[operand]:
+                continue
+            c = g * p
+            if math.isfinite(c):
+                continue
+            if math.isnan(c):
+                if math.isnan(g):
+                    found = origin[node]
+                elif math.isnan(p):
+                    found = event(_LOCAL, node, operand, g, p)
+                elif p == 0:
+                    found = event(_INF_TIMES_ZERO, node, operand, g, p, origin[node])
+                else:
+                    found = event(_ZERO_TIMES_INF, node, operand, g, p)
+                first_nan.setdefault(operand, found)
+            else:
+                if math.isinf(g):
+                    found = origin[node]
+                elif math.isinf(p):
+                    found = event(_LOCAL, node, operand, g, p)
+                else:
+                    found = event(_PRODUCT_OVERFLOW, node, operand, g, p)
+                first_inf[c < 0].setdefault(operand, (found, node))
+
+    if targets is None:
+        output = order[0] if order else -1
+        targets = [i for i in order if dag.names[i] is not None and i != output]
+    reported = sorted({origin[t] for t in targets if t in origin})
+    shown = [_origin_diagnostic(dag, vals, events, i) for i in reported[:MAX_ORIGINS]]
+    if len(reported) > MAX_ORIGINS:
+        more = len(reported) - MAX_ORIGINS
+        shown.append(Diagnostic(
+            "nonfinite", f"infinite or NaN gradients arose in {more} more "
+            f"place{'s' if more > 1 else ''}", hint=f"the first {MAX_ORIGINS} are shown above"))
+    return shown
+
+
+def find_nonfinite_origin(dag: Dag, vals: Sequence[float], grads: Sequence[float],
+                          visited: Iterable[int]) -> Diagnostic | None:
+    """The first origin :func:`nonfinite_origins` finds for the gradients of the visited named
+    nodes, or ``None``. Kept for callers of the old one-warning contract; prefer
+    :func:`nonfinite_origins` (every origin of the requested gradients) or :func:`diagnose`."""
+    found = nonfinite_origins(dag, vals, grads, visited)
+    return found[0] if found else None
+
+
+def _site(dag: Dag, vals: Sequence[float], node: int) -> str:
+    """``sqrt(0) at 1:7``: an operation with its operand values, and where it is."""
+    text = dag.ops[node].show([format_number(vals[j]) for j in dag.args[node]])
+    span = dag.spans[node]
+    return f"{text} at {span.line}:{span.column}" if span is not None else text
+
+
+def _rule_used(dag: Dag, vals: Sequence[float], node: int) -> str:
+    """`` (sqrt'(0) = inf)`` when the node sits on a non-differentiable point, else nothing."""
+    op = dag.ops[node]
+    at = [vals[j] for j in dag.args[node]]
+    return f" ({op.kink_rule})" if op.kink is not None and op.kink(*at) else ""
+
+
+def _origin_diagnostic(dag: Dag, vals: Sequence[float], events: list[tuple],
+                       index: int) -> Diagnostic:
+    """The warning for one origin record of :func:`nonfinite_origins`."""
+    kind, node = events[index][0], events[index][1]
+    span, fmt = dag.spans[node], format_number
+    if kind in (_CANCEL, _SUM_OVERFLOW):
+        name = dag.describe(node)
+        if kind == _SUM_OVERFLOW:
+            return Diagnostic(
+                "nonfinite", f"the gradient of {name} overflows to {fmt(events[index][2])} "
+                "where paths meet", span, dag.source,
+                hint=f"each path into {name} carries a finite gradient, but their sum exceeds "
+                "about 1.8e308")
+        pieces = []
+        for sign, entry in (("inf", events[index][2]), ("-inf", events[index][3])):
+            if entry is not None:
+                cause, consumer = entry
+                pieces.append(f"{sign} from {dag.describe(consumer)} (the {sign} arose "
+                              f"{_cause(dag, vals, events, cause)})")
+        hint = (f"{name} receives " + " and ".join(pieces) if len(pieces) == 2 else
+                f"the gradients reaching {name} overflow with opposite signs")
+        return Diagnostic("nonfinite", f"the gradient of {name} is nan: inf + -inf where "
+                          "paths meet", span, dag.source, hint=hint)
+    operand, g, p = events[index][2:5]
+    shown = dag.ops[node].show([format_number(vals[j]) for j in dag.args[node]])
+    wrt = dag.describe(operand)
+    if kind == _LOCAL:
+        incoming = f"; the incoming gradient is {fmt(g)}" if g != 1 else ""
+        return Diagnostic(
+            "nonfinite", f"the gradient through {shown} is {fmt(g * p)}", span, dag.source,
+            hint=f"the local derivative with respect to {wrt} is {fmt(p)}"
+            f"{_rule_used(dag, vals, node)}{incoming}")
+    if kind == _INF_TIMES_ZERO:
+        return Diagnostic(
+            "nonfinite", f"the gradient through {shown} is nan: {fmt(g)} × 0", span,
+            dag.source,
+            hint=f"the incoming gradient {fmt(g)} arose "
+            f"{_cause(dag, vals, events, events[index][5])}; the local derivative with "
+            f"respect to {wrt} is 0{_rule_used(dag, vals, node)}")
+    if kind == _ZERO_TIMES_INF:
+        return Diagnostic(
+            "nonfinite", f"the gradient through {shown} is nan: 0 × {fmt(p)}", span,
+            dag.source,
+            hint=f"the incoming gradient is 0 and the local derivative with respect to {wrt} "
+            f"is {fmt(p)}{_rule_used(dag, vals, node)}")
+    return Diagnostic(
+        "nonfinite", f"the gradient through {shown} overflows to {fmt(g * p)}: "
+        f"{fmt(g)} × {fmt(p)}", span, dag.source,
+        hint=f"the incoming gradient times the local derivative with respect to {wrt} "
+        "exceeds about 1.8e308")
+
+
+def _cause(dag: Dag, vals: Sequence[float], events: list[tuple], index: int) -> str:
+    """Where an origin record sits, as a phrase: ``in sqrt(0) at 1:7``, ``where paths meet at
+    A (1:10)``."""
+    kind, node = events[index][0], events[index][1]
+    if kind in (_CANCEL, _SUM_OVERFLOW):
+        span = dag.spans[node]
+        where = f" ({span.line}:{span.column})" if span is not None else ""
+        return f"where paths meet at {dag.describe(node)}{where}"
+    return f"in {_site(dag, vals, node)}"
 
 
 def _operands(dag: Dag, vals: list, node: int) -> tuple[str, str | None]:

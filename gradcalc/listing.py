@@ -16,8 +16,6 @@ from gradcalc.picture import Style, short
 
 __all__ = ["TableRow", "layered_rows", "tree_lines"]
 
-_ALIGN_LIMIT = 60  # the gradient column of the tree stands at most this far right
-
 
 def _consumers(dag: Dag, output: int) -> tuple[bytearray, list[int]]:
     needed = cone(dag, [output])
@@ -93,11 +91,10 @@ def tree_lines(dag: Dag, output: int, values: list[float], grads: list[float],
             is_last = index == len(children) - 1
             stack.append((children[index], child_lead + (last if is_last else branch),
                           child_lead + ("    " if is_last else pipe), False))
-    # Gradients line up in one column, unless deep nesting pushes the tree past the cap:
-    # then those lines carry theirs two spaces after the text.
-    width = min(max(len(text) for text, _ in rows), _ALIGN_LIMIT) + 2
-    return [f"{text:<{width}}{grad}".rstrip() if len(text) + 2 <= width
-            else f"{text}  {grad}".rstrip() for text, grad in rows]
+    # Gradients line up in one column, two spaces after the longest text that has one: a
+    # cap would push the deepest lines (and their tags) out of line.
+    width = max((len(text) for text, grad in rows if grad), default=0) + 2
+    return [f"{text:<{width}}{grad}" if grad else text for text, grad in rows]
 
 
 @dataclass(frozen=True, slots=True)

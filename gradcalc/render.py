@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
     from rich.table import Table
 
-    from gradcalc.derivatives import Check, Matrix
+    from gradcalc.derivatives import Check, Checks, Matrix
 
 __all__ = ["GRAPH_FORMS", "BatchTable", "GraphTooLarge", "as_text", "batch_plain", "batch_table",
            "graph_view", "layered_table", "to_json", "to_plain", "to_table"]
@@ -588,13 +588,14 @@ def matrix_plain(matrix: Matrix) -> str:
 def matrix_json(matrix: Matrix, key: str) -> dict[str, Any]:
     """``{"hessian": [[...], ...], "wrt": [...]}`` (rows in ``wrt`` order), or
     ``{"jacobian": {output: {name: ...}}, "outputs": [...], "wrt": [...]}``."""
+    warnings = [_json_diagnostic(w) for w in matrix.warnings]
     if key == "hessian":
         return {"wrt": matrix.columns,
                 "hessian": [[_json_entry(matrix.entries[r][c]) for c in matrix.columns]
-                            for r in matrix.rows]}
+                            for r in matrix.rows], "warnings": warnings}
     return {"outputs": matrix.rows, "wrt": matrix.columns,
             "jacobian": {r: {c: _json_entry(matrix.entries[r][c]) for c in matrix.columns}
-                         for r in matrix.rows}}
+                         for r in matrix.rows}, "warnings": warnings}
 
 
 def matrix_table(matrix: Matrix, key: str) -> RenderableType:
@@ -614,14 +615,14 @@ def checks_plain(checks: list[Check]) -> str:
                    f"{c.relative_error:.2g} {'ok' if c.ok else 'FAIL'}\n" for c in checks)
 
 
-def checks_json(checks: list[Check]) -> dict[str, Any]:
+def checks_json(checks: Checks) -> dict[str, Any]:
     from gradcalc.derivatives import CHECK_TOLERANCE
 
     return {"tolerance": CHECK_TOLERANCE, "check": [
         {"name": c.name, "gradient": json_number(c.gradient),
          "finite_difference": json_number(c.estimate),
          "relative_error": json_number(c.relative_error), "step": c.step, "ok": c.ok}
-        for c in checks]}
+        for c in checks], "warnings": [_json_diagnostic(w) for w in checks.warnings]}
 
 
 def checks_table(checks: list[Check]) -> RenderableType:

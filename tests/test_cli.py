@@ -227,31 +227,10 @@ def test_closed_pipe_exits_141(tmp_path: Path, form: list[str], unbuffered: str)
 
 def test_no_color_on_a_real_terminal_sends_no_escape_codes(tmp_path: Path) -> None:
     """Through a real pseudo-terminal: styled output without NO_COLOR, none at all with it."""
-    import pty
-
-    def on_terminal(extra_env: dict[str, str]) -> bytes:
-        leader, follower = pty.openpty()
-        env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | extra_env
-        proc = subprocess.Popen([console_script(), "OUT = relu(A)*B", "--at", "A=0,B=2"],
-                                stdout=follower, stderr=follower, cwd=tmp_path,
-                                env={**env, "TERM": "xterm", "COLUMNS": "80"})
-        os.close(follower)
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # the terminal closed: the program ended
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        os.close(leader)
-        assert proc.wait(timeout=60) == 0
-        return b"".join(chunks)
-
-    styled = on_terminal({})
+    args = ["OUT = relu(A)*B", "--at", "A=0,B=2"]
+    styled = on_terminal(args, tmp_path)
     assert b"\x1b[" in styled and b"relu is not differentiable" in styled
-    plain = on_terminal({"NO_COLOR": "1"})
+    plain = on_terminal(args, tmp_path, NO_COLOR="1")
     assert b"\x1b[" not in plain
     assert b"OUT = 0" in plain and b"warning: relu is not differentiable" in plain
 
@@ -397,25 +376,23 @@ def test_bad_invocations_are_refused_with_a_hint(args: list[str], message: str,
         assert hint in lines[-1]
 
 
-def _screen_of(args: list[str], cwd: Path, columns: int = 100, rows: int = 30) -> list[str]:
-    """What a person sees: the command run on a real pseudo-terminal (stdout and stderr both),
-    its bytes played through a terminal emulator (pyte), the screen's lines."""
+def on_terminal(args: list[str], cwd: Path, columns: int = 100, rows: int = 30,
+                **env: str) -> bytes:
+    """The bytes the console script writes to a real pseudo-terminal (standard output and
+    error both), run with ``args`` in ``cwd``, the terminal ``columns`` x ``rows``."""
     import fcntl
     import pty
     import struct
     import termios
 
-    import pyte
-
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
-    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS", "LINES")}
+    inherited = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS", "LINES")}
     proc = subprocess.Popen([console_script(), *args], stdin=subprocess.DEVNULL,
                             stdout=follower, stderr=follower, cwd=cwd,
-                            env={**env, "TERM": "xterm"})
+                            env={**inherited, "TERM": "xterm", **env})
     os.close(follower)
-    screen = pyte.Screen(columns, rows)
-    stream = pyte.ByteStream(screen)
+    chunks = []
     while True:
         try:
             chunk = os.read(leader, 65536)
@@ -423,9 +400,19 @@ def _screen_of(args: list[str], cwd: Path, columns: int = 100, rows: int = 30) -
             break
         if not chunk:
             break
-        stream.feed(chunk)
+        chunks.append(chunk)
     os.close(leader)
     proc.wait(timeout=60)
+    return b"".join(chunks)
+
+
+def _screen_of(args: list[str], cwd: Path, columns: int = 100, rows: int = 30) -> list[str]:
+    """What a person sees: :func:`on_terminal`'s bytes played through a terminal emulator
+    (pyte), the screen's non-empty lines."""
+    import pyte
+
+    screen = pyte.Screen(columns, rows)
+    pyte.ByteStream(screen).feed(on_terminal(args, cwd, columns, rows))
     return [line.rstrip() for line in screen.display if line.strip()]
 
 

@@ -538,3 +538,236 @@ def test_no_warnings_at_smooth_points():
     result = gradcalc.gradients("OUT = relu(A) + sqrt(A) + abs(A)", at={"A": 4})
     assert result.gradients == {"A": 1.0 + 0.25 + 1.0}
     assert result.warnings == []
+
+
+# --- where an infinite or NaN gradient arose ----------------------------------------------------
+
+def diagnosed(program: str, at: dict[str, float], wrt: list[str] | None = None):
+    """The engine's passes, then :func:`engine.diagnose` on the requested names (default:
+    every input the output depends on)."""
+    dag = compile_program(program)
+    output = node_of(dag, dag.output)
+    values = list(dag.values)
+    for name, value in at.items():
+        values[dag.inputs[name]] = float(value)
+    within = engine.cone(dag, [output])
+    vals = engine.forward(dag, values, within)
+    names = wrt if wrt is not None else [n for n, i in dag.inputs.items() if within[i]]
+    targets = [dag.named[n] for n in names]
+    active = engine.active_nodes(dag, targets, within)
+    pending = engine.counting_pass(dag, output, active)
+    counts = list(pending)
+    grads = engine.backward(dag, vals, output, pending, active)
+    warnings = engine.diagnose(dag, vals, grads, output, counts, active, targets)
+    return dag, {n: grads[dag.named[n]] for n in names}, warnings
+
+
+def pointed_at(program: str, warning) -> str:
+    """The source text a warning's span covers."""
+    return program[warning.span.start:warning.span.end]
+
+
+@pytest.mark.parametrize(
+    ("program", "at", "gradient", "culprit", "message", "hint"),
+    [
+        # inf from sqrt'(0), then times 2*A = 0 at the power: the NaN arose at A^2
+        ("OUT = sqrt(A^2)", {"A": 0}, "nan", "A^2", "the gradient through 0 ^ 2 is nan: inf × 0",
+         "the incoming gradient inf arose in sqrt(0) at 1:7; the local derivative with "
+         "respect to A is 0"),
+        ("OUT = sqrt(A*A)", {"A": 0}, "nan", "A*A", "the gradient through 0 * 0 is nan: inf × 0",
+         "arose in sqrt(0) at 1:7"),
+        # the other order: a gradient of 0 (the factor 0) reaches sqrt'(0) = inf
+        ("OUT = sqrt(A)*0", {"A": 0}, "nan", "sqrt(A)",
+         "the gradient through sqrt(0) is nan: 0 × inf",
+         "the incoming gradient is 0 and the local derivative with respect to A is inf "
+         "(sqrt'(0) = inf)"),
+        ("OUT = log(sqrt(A) + 1)*0", {"A": 0}, "nan", "sqrt(A)",
+         "the gradient through sqrt(0) is nan: 0 × inf", "(sqrt'(0) = inf)"),
+        ("OUT = (A - A)*sqrt(A)", {"A": 0}, "nan", "sqrt(A)",
+         "the gradient through sqrt(0) is nan: 0 × inf", None),
+        # an infinity arises where the local derivative is infinite, not where it travels on
+        ("OUT = 3*sqrt(A) + 1", {"A": 0}, "inf", "sqrt(A)", "the gradient through sqrt(0) is inf",
+         "the local derivative with respect to A is inf (sqrt'(0) = inf); the incoming "
+         "gradient is 3"),
+        ("OUT = exp(sin(-sqrt(A)))", {"A": 0}, "-inf", "sqrt(A)",
+         "the gradient through sqrt(0) is -inf", None),
+        ("OUT = A^0.5", {"A": 0}, "inf", "A^0.5", "the gradient through 0 ^ 0.5 is inf", None),
+        ("OUT = asin(A)", {"A": 1}, "inf", "asin(A)", "the gradient through asin(1) is inf",
+         None),
+        # a local derivative that is NaN
+        ("OUT = atan2(A, A)", {"A": 0}, "nan", "atan2(A, A)",
+         "the gradient through atan2(0, 0) is nan",
+         "the local derivative with respect to A is nan"),
+        ("OUT = (-2)^B", {"B": 2}, "nan", "(-2)^B", "the gradient through -2 ^ 2 is nan", None),
+        # a NaN that travels on keeps its origin
+        ("B = sqrt(A^2); OUT = sin(B*3) + 1", {"A": 0}, "nan", "A^2",
+         "the gradient through 0 ^ 2 is nan: inf × 0", None),
+        # where paths meet: inf + -inf
+        ("B = sqrt(A); C = sqrt(A); OUT = B - C", {"A": 0}, "nan", "A",
+         "the gradient of A is nan: inf + -inf where paths meet",
+         "A receives inf from B (the inf arose in sqrt(0) at 1:5) and -inf from C (the -inf "
+         "arose in sqrt(0) at 1:18)"),
+    ],
+)
+def test_nonfinite_gradient_traced_to_its_origin(program, at, gradient, culprit, message, hint):
+    _, grads, warnings = diagnosed(program, at)
+    name = next(iter(grads))
+    assert format_value(grads[name]) == gradient
+    nonfinite = [w for w in warnings if w.kind == "nonfinite"]
+    assert len(nonfinite) == 1, [w.render() for w in warnings]
+    [w] = nonfinite
+    assert pointed_at(program, w) == culprit, w.render()
+    assert w.message == message
+    if hint is not None:
+        assert hint in w.hint
+    # the library reports it the same way
+    result = gradcalc.gradients(program, at=at)
+    assert [d for d in result.warnings if d.kind == "nonfinite"] == [w]
+
+
+def format_value(x: float) -> str:
+    return "nan" if math.isnan(x) else repr(x) if math.isinf(x) else "finite"
+
+
+def test_sqrt_of_a_square_at_zero_on_the_command_line():
+    """The issue: both warnings talked about inf at sqrt; the NaN arose at A^2."""
+    from typer.testing import CliRunner
+
+    from gradcalc import cli
+
+    r = CliRunner().invoke(cli.app, ["OUT = sqrt(A^2)", "--at", "A=0"], prog_name="gradcalc")
+    assert r.stdout == "A nan\n"
+    assert "warning: sqrt is not differentiable at sqrt(0)" in r.stderr
+    assert "warning: the gradient through 0 ^ 2 is nan: inf × 0\n  --> <program>:1:12" in r.stderr
+
+
+def test_product_overflow_is_an_origin():
+    """Finite local derivatives whose product overflows: the infinity arises at that step."""
+    program = "OUT = sqrt(sqrt(sqrt(sqrt(sqrt(A)))))"
+    at = {"A": 5e-324}
+    _, grads, warnings = diagnosed(program, at)
+    assert grads["A"] == math.inf
+    [w] = [w for w in warnings if w.kind == "nonfinite"]
+    assert w.message.startswith("the gradient through sqrt(5e-324) overflows to inf: ")
+    assert pointed_at(program, w) == "sqrt(A)"
+
+
+def test_sum_overflow_where_paths_meet():
+    # each path carries a finite gradient, 1e308; their sum is not finite
+    program = "B = A*1e308; C = A*1e308; OUT = B + C"
+    _, grads, warnings = diagnosed(program, {"A": 1e-300})
+    assert grads["A"] == math.inf
+    [w] = [w for w in warnings if w.kind == "nonfinite"]
+    assert w.message == "the gradient of A overflows to inf where paths meet"
+    assert pointed_at(program, w) == "A"
+
+
+def test_each_origin_reported_once_in_processing_order():
+    program = "OUT = sqrt(B)*0 + sqrt(A) + sqrt(A)*5"
+    _, grads, warnings = diagnosed(program, {"A": 0, "B": 0})
+    assert math.isnan(grads["B"]) and grads["A"] == math.inf
+    nonfinite = [w for w in warnings if w.kind == "nonfinite"]
+    # A's infinity arose at sqrt(A) (one node, merged), B's NaN at sqrt(B)
+    assert sorted(pointed_at(program, w) for w in nonfinite) == ["sqrt(A)", "sqrt(B)"]
+    # only what the requested gradients need
+    _, _, warnings = diagnosed(program, {"A": 0, "B": 0}, wrt=["A"])
+    assert [pointed_at(program, w) for w in warnings if w.kind == "nonfinite"] == ["sqrt(A)"]
+
+
+def test_many_origins_are_capped():
+    names = [f"A{i}" for i in range(engine.MAX_ORIGINS + 5)]
+    program = "OUT = " + " + ".join(f"sqrt({n})" for n in names)
+    _, grads, warnings = diagnosed(program, dict.fromkeys(names, 0))
+    assert all(g == math.inf for g in grads.values())
+    nonfinite = [w for w in warnings if w.kind == "nonfinite"]
+    assert len(nonfinite) == engine.MAX_ORIGINS + 1
+    assert nonfinite[-1].message == "infinite or NaN gradients arose in 5 more places"
+
+
+def test_no_nonfinite_warning_when_the_requested_gradients_are_finite():
+    # B's gradient would be NaN, but only A is asked for: sqrt is not even visited
+    _, grads, warnings = diagnosed("OUT = A + sqrt(B^2)", {"A": 1, "B": 0}, wrt=["A"])
+    assert grads == {"A": 1.0}
+    assert warnings == []
+    _, grads, warnings = diagnosed("OUT = A*sqrt(B)", {"A": 1, "B": 0}, wrt=["A"])
+    assert grads == {"A": 0.0}
+    assert [w.kind for w in warnings] == []  # sqrt(B) is not differentiated either
+
+
+def test_find_nonfinite_origin_keeps_its_contract():
+    result = gradcalc.gradients("OUT = sqrt(A^2)", at={"A": 0})
+    dag = result.dag
+    visited = [i for i in range(len(result.node_gradients)) if result.node_gradients[i] != 0]
+    found = engine.find_nonfinite_origin(dag, result.node_values, result.node_gradients, visited)
+    assert found is not None and found.message == "the gradient through 0 ^ 2 is nan: inf × 0"
+    ok = gradcalc.gradients("OUT = A*2", at={"A": 1})
+    assert engine.find_nonfinite_origin(ok.dag, ok.node_values, ok.node_gradients,
+                                        range(len(ok.node_gradients))) is None
+
+
+RISKY_UNARY = ["sqrt", "relu", "abs", "sin", "exp", "-", "^2", "*0"]
+
+
+@st.composite
+def risky_programs(draw):
+    """Small programs that meet sqrt'(0) = inf and zero local derivatives often: inputs are 0
+    or small whole numbers, and factors of 0 and squares are common."""
+    n_inputs = draw(st.integers(1, 3))
+    names = [f"X{i}" for i in range(n_inputs)]
+    at = {n: draw(st.sampled_from([0.0, 0.0, 1.0, 2.0]), label=n) for n in names}
+
+    def expr(depth: int) -> str:
+        if depth == 0 or draw(st.integers(0, 3)) == 0:
+            return draw(st.sampled_from(names))
+        kind = draw(st.sampled_from(["unary", "unary", "binary"]))
+        if kind == "unary":
+            f, inner = draw(st.sampled_from(RISKY_UNARY)), expr(depth - 1)
+            if f == "-":
+                return f"-({inner})"
+            if f.startswith(("^", "*")):
+                return f"({inner}){f}"
+            return f"{f}({inner})"
+        op = draw(st.sampled_from(["+", "-", "*"]))
+        return f"({expr(depth - 1)}) {op} ({expr(depth - 1)})"
+
+    lines = []
+    for i in range(draw(st.integers(0, 3))):
+        lines.append(f"S{i} = {expr(3)}")
+        names.append(f"S{i}")
+    lines.append(f"OUT = ({names[-1]}) + ({expr(3)})")
+    return "\n".join(lines), at
+
+
+@property_settings(200)
+@given(case=risky_programs())
+def test_random_nonfinite_origins_are_where_the_value_first_went_wrong(case):
+    """Every infinite or NaN requested gradient gets a warning; a warning about a NaN made at
+    an operation points at a node whose own gradient is not NaN (the NaN arose in what it hands
+    on, not above it), and one about paths meeting at a node whose gradient is."""
+    program, at = case
+    dag = compile_program(program)
+    at = {n: v for n, v in at.items() if n in dag.inputs}
+    try:
+        result = gradcalc.gradients(dag, at=at)
+    except gradcalc.EvaluationError:
+        assume(False)
+    output = node_of(dag, dag.output)
+    targets = [dag.named[n] for n in result.gradients if dag.named[n] <= output]
+    within = engine.cone(dag, [output])
+    active = engine.active_nodes(dag, targets, within)
+    counts = engine.counting_pass(dag, output, active)
+    grads = result.node_gradients
+    visited = engine.visited_nodes(output, counts, active)
+    warnings = engine.nonfinite_origins(dag, result.node_values, grads, visited, targets)
+    bad = [t for t in targets if not math.isfinite(grads[t])]
+    assert bool(warnings) == bool(bad)
+    by_span: dict = defaultdict(list)
+    for node in visited:
+        by_span[dag.spans[node]].append(node)
+    for w in warnings:
+        nodes = by_span[w.span]
+        assert nodes, w.render()
+        if "where paths meet" in w.message:
+            assert any(not math.isfinite(grads[n]) for n in nodes), w.render()
+        elif w.message.endswith(("nan", "× 0")) or "nan: 0 ×" in w.message:
+            assert any(not math.isnan(grads[n]) for n in nodes), w.render()

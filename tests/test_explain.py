@@ -354,7 +354,7 @@ def test_cli_graph_views_match_the_goldens(golden) -> None:
 
 def test_cli_graph_auto_follows_columns(golden) -> None:
     for columns, name in (("200", "harder_full_unicode.txt"), ("100", "harder_compact_unicode.txt"),
-                          ("70", "harder_tree_unicode.txt")):
+                          ("60", "harder_tree_unicode.txt")):
         r = run(HARDER, "--graph=auto", env={"COLUMNS": columns})
         assert r.exit_code == 0, r.stderr
         golden(name, r.stdout)

@@ -3,7 +3,8 @@ the ``auto`` fallbacks and the DOT / Mermaid exports.
 
 Golden files live in ``tests/golden/``; ``pytest --update-golden`` rewrites them from the
 current output (look at them before committing). The property tests parse the character grid
-back and follow every edge from its source label to the arrow in front of its target.
+back and hold it to what a reader sees: every connected line leaves only sources that feed
+every target whose arrowhead it enters, and every edge is such a line (see ``check_grid``).
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import shutil
 import subprocess
 import sys
 import time
-from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from helpers import property_settings
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 import gradcalc
@@ -34,6 +36,16 @@ SEED = "A = 2; B = A*3; OUT = (B+1)*(B+2)"
 HARDER = "A = 2; B = A*3; C = sin(B); D = B*C; OUT = (C+D)*(D-A)"
 GRAPHS = {"seed": SEED, "harder": HARDER}
 
+# A vertical line stopped at two horizontal lines, joining N0 and N2 to each other's targets.
+SHARED_TRACK = "A = 0.5; N0 = A + A; N2 = sin(A); N3 = A + N0; OUT = N0 + N2 + N3 + N2"
+# A 2-2-1 tanh network: X2's line ran into W21·X1, W21's into W22·X2.
+TANH_NETWORK = ("W11 = 0.5; W12 = -0.3; W21 = 0.8; W22 = 0.2; B1 = 0.1; B2 = -0.1; X1 = 1; "
+                "X2 = 2; V1 = 1.5; V2 = -0.7; C = 0.05; H1 = tanh(W11*X1 + W12*X2 + B1); "
+                "H2 = tanh(W21*X1 + W22*X2 + B2); OUT = V1*H1 + V2*H2 + C")
+# Lines that swap rows in one gap: (I1 - I0) leaves on the row where I1's skip edge arrives.
+JOG_PROGRAMS = ["I0 = 1.5; I1 = 0.7; N0 = I0; OUT = (I1 - I0) + I1 + I0",
+                "I0 = -1; I1 = 1.5; N0 = (I1 * 0.5 + I0); OUT = (I0 + N0) + I1 + I0"]
+
 N, E, S, W = picture.N, picture.E, picture.S, picture.W
 OPPOSITE = {N: S, S: N, E: W, W: E}
 STEP = {N: (-1, 0), S: (1, 0), E: (0, 1), W: (0, -1)}
@@ -41,7 +53,8 @@ STEP = {N: (-1, 0), S: (1, 0), E: (0, 1), W: (0, -1)}
 GLYPH_MASK = {glyph: mask for mask, glyph in picture._UNICODE_LINES.items()
               if mask not in (N, S, E, W)}
 
-PROPERTY = property_settings(80)
+# Each example draws a random program four ways and reads every drawing back (~50 ms).
+PROPERTY = property_settings(400)
 
 
 def evaluated(text: str):
@@ -60,6 +73,8 @@ def widest(text: str) -> int:
 
 
 # --- golden files ---------------------------------------------------------------------------
+# seed_full_unicode.txt and seed_full_ascii.txt are the mock-ups of shared/GRAPH.md, byte for
+# byte: a change to either must be a deliberate change of the target look.
 
 
 @pytest.mark.parametrize("graph", list(GRAPHS))
@@ -432,14 +447,26 @@ def layout(dag, output, values, grads, compact: bool, style: Style):
 def expected_visual_graph(dag, output, compact: bool) -> tuple[int, set[tuple[int, int]], dict]:
     """The visual nodes and edges the DAG calls for, worked out independently: one node per
     input / alias / (compact) operation, an op connector plus a value node per named operation
-    in full mode, constants folded away."""
+    in full mode, constants folded away. In compact mode an unnamed operation with a single
+    consumer has no node: it is part of its consumer's label, its operands feed the consumer."""
     needed = cone(dag, [output])
+    consumers: dict[int, set[int]] = {}
+    for node in range(output + 1):
+        if needed[node]:
+            for a in dag.args[node]:
+                consumers.setdefault(a, set()).add(node)
     count, edges = 0, set()
     entry: dict[int, int] = {}
     out_of: dict[int, int] = {}
+    feeds: dict[int, set[int]] = {}  # the visual nodes a DAG node's value comes from
     for node in range(output + 1):
         op = dag.ops[node]
         if not needed[node] or op is CONST:
+            continue
+        operands = {v for a in dag.args[node] if dag.ops[a] is not CONST for v in feeds[a]}
+        if (compact and op not in (INPUT, IDENTITY) and dag.names[node] is None
+                and len(consumers[node]) == 1):
+            feeds[node] = operands
             continue
         if op in (INPUT, IDENTITY) or compact or dag.names[node] is None:
             entry[node] = out_of[node] = count
@@ -448,9 +475,8 @@ def expected_visual_graph(dag, output, compact: bool) -> tuple[int, set[tuple[in
             entry[node], out_of[node] = count, count + 1
             edges.add((count, count + 1))
             count += 2
-        for a in dag.args[node]:
-            if dag.ops[a] is not CONST:
-                edges.add((out_of[a], entry[node]))
+        feeds[node] = {out_of[node]}
+        edges.update((v, entry[node]) for v in operands)
     return count, edges, out_of
 
 
@@ -484,14 +510,11 @@ class Grid:
         return " "
 
 
-def check_drawing(dag, output, values, grads, compact: bool, style: Style) -> dict:
-    """Every check on one drawing (see :func:`check_grid`); returns what the edges reach
-    beyond their targets."""
+def check_drawing(dag, output, values, grads, compact: bool, style: Style) -> None:
+    """Every check on one drawing (see :func:`check_grid`)."""
     drawn = draw(dag, output, values, grads, compact=compact, style=style, max_nodes=100_000)
-    assert drawn == draw(dag, output, values, grads, compact=compact, style=style,
-                         max_nodes=100_000), "not deterministic"
     nodes, real, text = layout(dag, output, values, grads, compact, style)
-    assert text == drawn
+    assert text == drawn, "not deterministic"
     picture_of = f"\n{text}"
 
     # The visual graph is the DAG's: same nodes, same edges, values and gradients shown.
@@ -520,53 +543,75 @@ def check_drawing(dag, output, values, grads, compact: bool, style: Style) -> di
     with pytest.raises(TooLarge):
         draw(dag, output, values, grads, compact=compact, style=style, max_width=width - 1,
              max_nodes=100_000)
-    return check_grid(nodes, text, style, expected)
+    check_grid(nodes, text, style, expected)
 
 
-def check_grid(nodes, text: str, style: Style, expected: set[tuple[int, int]]) -> dict:
-    """The character grid read back: labels intact, lines consistent, every edge a path from
-    its source label to the arrow in front of its target, read left to right (a line is
-    followed east, north and south, never back west). Returns, per source label, the labels its
-    lines also lead to (junctions shared with other edges)."""
+def check_grid(nodes, text: str, style: Style, expected: set[tuple[int, int]]) -> None:
+    """The character grid read back and held to what a reader would see.
+
+    Labels are intact; every line glyph's arms are answered by its neighbours; and, treating
+    the line cells as a graph (a cell joins a neighbour only where both glyphs have the joining
+    arms; a crossing joins north-south and east-west separately), every connected line leaves
+    a set S of source labels and enters the arrowheads of a set T of targets such that every
+    source in S feeds every target in T, and every edge of the graph is one such line."""
     picture_of = f"\n{text}"
     grid = Grid(text, style)
-    lines = style.lines
-    arrow = style.arrow
-    line_chars = set(lines.values())
+    labels = read_labels(nodes, grid, picture_of)
+    masks, hops, entries = read_lines(grid, style, labels, picture_of)
+    check_arms(grid, masks, hops, entries, labels, picture_of)
+    check_wiring(nodes, masks, hops, entries, labels, expected, picture_of)
 
-    # Labels and notes are intact: no edge cell overwrites them.
-    owner: dict[tuple[int, int], int] = {}
-    label_end: dict[tuple[int, int], int] = {}  # the cell right after a label -> its node
-    label_start: dict[tuple[int, int], int] = {}
+
+@dataclass
+class Labels:
+    owner: dict[tuple[int, int], int]  # every cell of a label or note -> its node
+    start: dict[tuple[int, int], int]  # the first cell of a label -> its node
+    end: dict[tuple[int, int], int]  # the cell right after a label -> its node
+
+
+def read_labels(nodes, grid: Grid, picture_of: str) -> Labels:
+    """Labels and notes are where the layout put them: no edge cell overwrites them."""
+    labels = Labels({}, {}, {})
     for index, node in enumerate(nodes):
         if node.dummy:
             continue
         for offset, line in enumerate([node.label, *node.notes]):
             for i, ch in enumerate(line):
                 cell = (node.row + offset, node.x + i)
-                assert cell not in owner, f"two labels share {cell}{picture_of}"
-                owner[cell] = index
+                assert cell not in labels.owner, f"two labels share {cell}{picture_of}"
+                labels.owner[cell] = index
                 assert grid.char(*cell) == ch, (
                     f"{node.label!r}: {grid.char(*cell)!r} at {cell} instead of {ch!r}"
                     f"{picture_of}")
-        label_end[(node.row, node.x + len(node.label))] = index
-        label_start[(node.row, node.x)] = index
+        labels.end[(node.row, node.x + len(node.label))] = index
+        labels.start[(node.row, node.x)] = index
+    return labels
 
-    # Every other cell is blank, a line or an arrow; arrows stand right before a label.
+
+def read_lines(grid: Grid, style: Style, labels: Labels, picture_of: str):
+    """The arms of every line cell, the crossings, and the arrowheads lines enter: a ``▶``
+    right before a label (entered from the west) or a ``▲`` in a node's notes with a line
+    right below it (entered from the south). Returns (masks, hops, entries) where entries
+    maps (line cell, direction into the arrowhead) to the node the arrowhead points at."""
     masks: dict[tuple[int, int], int] = {}
     arrows: dict[tuple[int, int], int] = {}
+    line_chars = set(style.lines.values())
     for r in range(grid.height):
         for c in range(grid.width):
             ch = grid.rows[r][c]
-            if (r, c) in owner or ch == " ":
+            if (r, c) in labels.owner or ch == " ":
                 continue
-            if ch == arrow:
-                assert (r, c + 1) in label_start, f"arrow at {(r, c)} before no label{picture_of}"
-                arrows[(r, c)] = label_start[(r, c + 1)]
+            if ch == style.arrow:
+                assert (r, c + 1) in labels.start, f"arrow at {(r, c)} before no label{picture_of}"
+                arrows[(r, c)] = labels.start[(r, c + 1)]
             else:
                 assert ch in line_chars, f"stray {ch!r} at {(r, c)}{picture_of}"
                 masks[(r, c)] = GLYPH_MASK[ch] if style.unicode else 0
-    if not style.unicode:  # "+" does not say which way it goes: ask the neighbours
+
+    def is_marker(cell: tuple[int, int]) -> bool:
+        return cell in labels.owner and grid.char(*cell) == style.marker
+
+    if not style.unicode:  # "+" does not say which way it goes: it joins every neighbour
         fits = {N: "|+", S: "|+", E: "-+", W: "-+"}
         for (r, c) in masks:
             ch = grid.rows[r][c]
@@ -578,22 +623,41 @@ def check_grid(nodes, text: str, style: Style, expected: set[tuple[int, int]]) -
                 mask = 0
                 for direction, (dr, dc) in STEP.items():
                     other = (r + dr, c + dc)
-                    beyond = (r + 2 * dr, c + 2 * dc)
-                    hop = (direction in (N, S) and grid.char(*other) == "-"
-                           and beyond in masks and grid.char(*beyond) in "|+")
+                    beyond = other
+                    while direction in (N, S) and grid.char(*beyond) == "-":
+                        beyond = (beyond[0] + dr, c)
+                    hop = beyond != other and beyond in masks and grid.char(*beyond) in "|+"
                     if (other in masks and grid.char(*other) in fits[direction]) or (
                             direction == E and other in arrows) or (
-                            direction == W and (r, c) in label_end) or hop:
+                            direction == W and (r, c) in labels.end) or (
+                            direction == N and is_marker(other)) or hop:
                         mask |= direction
                 assert bin(mask).count("1") >= 2, f"a '+' joining nothing at {(r, c)}{picture_of}"
                 masks[(r, c)] = mask
 
-    # A crossing: a horizontal line with a vertical one pointing at it from above and below
-    # (the vertical line hops under the horizontal one; they do not join).
-    hops = {(r, c) for (r, c), mask in masks.items()
-            if mask == E | W and masks.get((r - 1, c), 0) & S and masks.get((r + 1, c), 0) & N}
+    # A crossing: horizontal lines with a vertical one pointing at them from above and below
+    # (the vertical line hops under the horizontal ones; they do not join).
+    hops = set()
+    for (r, c), mask in masks.items():
+        if mask & S and mask != E | W:
+            below = r + 1
+            while masks.get((below, c)) == E | W:
+                below += 1
+            if below > r + 1 and masks.get((below, c), 0) & N:
+                hops.update((row, c) for row in range(r + 1, below))
+    entries: dict[tuple[tuple[int, int], int], int] = {}
+    for (r, c), node in arrows.items():
+        assert masks.get((r, c - 1), 0) & E, f"arrow {(r, c)} fed by nothing{picture_of}"
+        entries[((r, c - 1), E)] = node
+    for (r, c), node in labels.owner.items():
+        if grid.char(r, c) == style.marker and masks.get((r + 1, c), 0) & N:
+            entries[((r + 1, c), N)] = node
+    return masks, hops, entries
 
-    # (a) Consistent connections: each direction a glyph claims is answered by its neighbour.
+
+def check_arms(grid: Grid, masks, hops, entries, labels: Labels, picture_of: str) -> None:
+    """Each direction a glyph claims is answered by its neighbour (or is a crossing, an
+    arrowhead, or the end of the label the line leaves)."""
     for (r, c), mask in masks.items():
         for direction, (dr, dc) in STEP.items():
             if not mask & direction:
@@ -603,50 +667,79 @@ def check_grid(nodes, text: str, style: Style, expected: set[tuple[int, int]]) -
                 continue
             if direction in (N, S) and other in hops:
                 continue
-            if direction == E and other in arrows:
+            if ((r, c), direction) in entries:
                 continue
-            if direction == W and (r, c) in label_end:
+            if direction == W and (r, c) in labels.end:
                 continue
             raise AssertionError(f"line cell {(r, c)} {grid.char(r, c)!r} points "
-                        f"{ {N: 'north', S: 'south', E: 'east', W: 'west'}[direction]} at "
-                        f"{grid.char(*other)!r}{picture_of}")
-    # An arrow is fed from its left by a line.
-    for (r, c) in arrows:
-        assert (r, c - 1) in masks and masks[(r, c - 1)] & E, f"arrow {(r, c)} fed by nothing"
+                                 f"{ {N: 'north', S: 'south', E: 'east', W: 'west'}[direction]} "
+                                 f"at {grid.char(*other)!r}{picture_of}")
 
-    # (b) Every edge is one connected path from its source label to an arrow at its target.
-    targets: dict[int, set[int]] = {}
-    for u, v in expected:
-        targets.setdefault(u, set()).add(v)
-    spurious = {}
-    for u, wanted in targets.items():
-        node = nodes[u]
-        start = (node.row, node.x + len(node.label))
-        assert start in masks, f"no line leaves {node.label!r}{picture_of}"
-        seen, queue, reached = {start}, deque([start]), set()
-        while queue:
-            r, c = queue.popleft()
-            mask = masks[(r, c)]
-            for direction, (dr, dc) in STEP.items():
-                if not mask & direction or direction == W:
-                    continue
-                other = (r + dr, c + dc)
-                while direction in (N, S) and other in hops:  # pass under the crossing line
-                    other = (other[0] + dr, other[1])
-                if direction == E and other in arrows:
-                    reached.add(arrows[other])
-                elif other in masks and masks[other] & OPPOSITE[direction] and other not in seen:
-                    seen.add(other)
-                    queue.append(other)
-        missing = wanted - reached
-        assert not missing, (f"{node.label!r} does not reach "
-                             f"{[nodes[v].label for v in missing]}{picture_of}")
-        if reached - wanted:
-            spurious[node.label] = sorted(nodes[v].label for v in reached - wanted)
-    # Every node with operands has an arrow right in front of its label.
+
+def line_components(masks, hops) -> dict[tuple[int, int, int], tuple[int, int, int]]:
+    """Union-find over the line cells: a crossing cell is two parts, its horizontal one
+    (axis E) joining east and west and its vertical one (axis N) joining north and south."""
+    parent: dict[tuple[int, int, int], tuple[int, int, int]] = {}
+
+    def find(key):
+        parent.setdefault(key, key)
+        root = key
+        while parent[root] != root:
+            root = parent[root]
+        while parent[key] != root:
+            parent[key], key = root, parent[key]
+        return root
+
+    for (r, c), mask in masks.items():
+        find(part((r, c), E, hops))
+        find(part((r, c), N, hops))
+        for direction in (E, S):
+            other = (r + STEP[direction][0], c + STEP[direction][1])
+            if other not in masks:
+                continue
+            here_arm = (r, c) in hops or mask & direction
+            there_arm = other in hops or masks[other] & OPPOSITE[direction]
+            if here_arm and there_arm:
+                a, b = find(part((r, c), direction, hops)), find(part(other, direction, hops))
+                parent[a] = b
+    return {key: find(key) for key in list(parent)}
+
+
+def part(cell: tuple[int, int], direction: int, hops) -> tuple[int, int, int]:
+    """The part of ``cell`` a line arriving from or leaving towards ``direction`` uses."""
+    if cell not in hops:
+        return (*cell, 0)
+    return (*cell, E if direction in (E, W) else N)
+
+
+def check_wiring(nodes, masks, hops, entries, labels: Labels, expected, picture_of: str) -> None:
+    """Every line component joins sources to targets completely (each source feeds each
+    target it enters) and every edge of the graph is realised by the component of its source."""
+    component = line_components(masks, hops)
+    sources: dict[tuple, set[int]] = {root: set() for root in component.values()}
+    targets: dict[tuple, set[int]] = {root: set() for root in component.values()}
+    leaves: dict[int, tuple] = {}
+    for cell, u in labels.end.items():
+        if cell in masks and masks[cell] & W:
+            leaves[u] = component[part(cell, W, hops)]
+            sources[leaves[u]].add(u)
+    for (cell, direction), v in entries.items():
+        targets[component[part(cell, direction, hops)]].add(v)
+    name = {i: node.label for i, node in enumerate(nodes)}
+    for root in sources:
+        s, t = sources[root], targets[root]
+        assert s and t, (f"a line from {sorted(name[u] for u in s)} to "
+                         f"{sorted(name[v] for v in t)}: it must join sources to targets"
+                         f"{picture_of}")
+        wrong = sorted((name[u], name[v]) for u in s for v in t if (u, v) not in expected)
+        assert not wrong, f"one line joins sources to targets they do not feed: {wrong}{picture_of}"
+    for u, v in sorted(expected):
+        assert u in leaves, f"no line leaves {name[u]!r}{picture_of}"
+        assert v in targets[leaves[u]], f"{name[u]!r} does not reach {name[v]!r}{picture_of}"
     for v in {v for _, v in expected}:
-        assert (nodes[v].row, nodes[v].x - 1) in arrows, f"{nodes[v].label!r} has no arrow"
-    return spurious
+        node = nodes[v]
+        assert entries.get(((node.row, node.x - 2), E)) == v, (
+            f"{node.label!r} has no arrow{picture_of}")
 
 
 def test_checker_on_the_known_graphs() -> None:
@@ -661,7 +754,7 @@ def test_checker_catches_broken_drawings() -> None:
     dag, output, values, grads = evaluated(SEED)
     nodes, _, text = layout(dag, output, values, grads, False, Style())
     _, expected, _ = expected_visual_graph(dag, output, False)
-    assert check_grid(nodes, text, Style(), expected) == {}
+    check_grid(nodes, text, Style(), expected)
     for old, new in (("┤", "│"), ("┤", " "), ("┤", "┼"), ("▶", "─"), ("▶(+)=7", "─(+)=7"),
                      ("B=6", "B─6"), ("∂=15", "∂─15"), ("──┐", "── "), ("┘", "┴")):
         broken = text.replace(old, new, 1)
@@ -672,6 +765,10 @@ def test_checker_catches_broken_drawings() -> None:
 
 @PROPERTY
 @given(programs())
+@example(SHARED_TRACK)
+@example(TANH_NETWORK)
+@example(JOG_PROGRAMS[0])
+@example(JOG_PROGRAMS[1])
 def test_random_drawings_connect_every_edge(text: str) -> None:
     dag, output, values, grads = evaluate_or_reject(text)
     for compact in (False, True):
@@ -805,3 +902,79 @@ def test_mermaid_structure() -> None:
 def test_mermaid_escape() -> None:
     assert _mermaid_escape('a "b" <c> & d\ne') == "a #quot;b#quot; #lt;c#gt; #amp; d<br/>e"
     assert '"' not in _mermaid_escape('""') and "<" not in _mermaid_escape("<<")
+
+
+# --- pictures never imply a wrong wiring (issue 9) ---------------------------------------------
+
+@pytest.mark.parametrize("program", [SHARED_TRACK, TANH_NETWORK], ids=["shared", "tanh"])
+@pytest.mark.parametrize("compact", [False, True], ids=["full", "compact"])
+@pytest.mark.parametrize("unicode", [True, False], ids=["unicode", "ascii"])
+def test_reproducers_of_wrong_wiring(program: str, compact: bool, unicode: bool) -> None:
+    check_drawing(*evaluated(program), compact, Style(unicode))
+
+
+def test_checker_catches_a_crossing_drawn_as_a_junction() -> None:
+    """Turning a crossing into a junction joins two sources' lines: the checker must see
+    sources wired to targets they do not feed."""
+    dag, output, values, grads = evaluated(HARDER)
+    nodes, _, text = layout(dag, output, values, grads, False, Style())
+    _, expected, _ = expected_visual_graph(dag, output, False)
+    check_grid(nodes, text, Style(), expected)
+    rows = text.split("\n")
+    crossings = [(r, c) for r in range(1, len(rows) - 1) for c, ch in enumerate(rows[r])
+                 if ch == "─" and c < len(rows[r - 1]) and c < len(rows[r + 1])
+                 and rows[r - 1][c] == "│" and rows[r + 1][c] in "│└┘"]
+    assert crossings, text
+    for r, c in crossings:
+        broken = [*rows[:r], rows[r][:c] + "┼" + rows[r][c + 1:], *rows[r + 1:]]
+        with pytest.raises(AssertionError, match="do not feed"):
+            check_grid(nodes, "\n".join(broken), Style(), expected)
+
+
+def layers_of(nodes) -> list[list[int]]:
+    """The layers of a laid-out drawing, each top to bottom."""
+    layers: list[list[int]] = [[] for _ in range(1 + max(node.layer for node in nodes))]
+    for index, node in enumerate(nodes):
+        layers[node.layer].append(index)
+    return [sorted(layer, key=lambda v: nodes[v].row) for layer in layers]
+
+
+def test_routing_splits_cyclic_track_orders_with_a_jog() -> None:
+    """Two lines that swap rows in one gap (each leaves on the row where the other arrives)
+    cannot both take one track: one of them takes a jog through a free row."""
+    jogs = 0
+    for program in (TANH_NETWORK, SHARED_TRACK, HARDER, *JOG_PROGRAMS):
+        dag, output, values, grads = evaluated(program)
+        for compact in (False, True):
+            nodes, _, _ = layout(dag, output, values, grads, compact, Style())
+            layers = layers_of(nodes)
+            jogs += sum(len(picture._route(nodes, layer).jogs) for layer in layers[:-1])
+            check_drawing(dag, output, values, grads, compact, Style())
+    assert jogs > 0
+
+
+# --- compact is narrower; the tree's gradients stand in one column ------------------------------
+
+EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.gc"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
+def test_compact_is_narrower_than_full_on_every_example(path: Path) -> None:
+    text = path.read_text("utf-8")
+    for unicode in (True, False):
+        full, compact = view_text(text, "full", unicode), view_text(text, "compact", unicode)
+        print(f"\n{path.name}: full {widest(full)} columns, compact {widest(compact)}")
+        assert widest(compact) < widest(full)
+
+
+@pytest.mark.parametrize("program", [SEED, HARDER, TANH_NETWORK, diamond_chain(6)],
+                         ids=["seed", "harder", "tanh", "diamond"])
+@pytest.mark.parametrize("unicode", [True, False], ids=["unicode", "ascii"])
+def test_tree_gradients_stand_in_one_column(program: str, unicode: bool) -> None:
+    """Tags (``[X1]``) and deep nesting do not push a gradient out of the column."""
+    lines = listing.tree_lines(*evaluated(program), Style(unicode))
+    d = "∂" if unicode else "d"
+    columns = {line.rindex(f"  {d} ") + 2 for line in lines if f"  {d} " in line}
+    assert len(columns) == 1, "\n".join(lines)
+    tagged = [line for line in lines if re.search(r"\[\w+\]", line)]
+    assert all(f"  {d} " in line for line in tagged), "\n".join(lines)

@@ -228,7 +228,7 @@ def test_cli_hessian_numbers_and_formulas():
     r = run("OUT = A^3*B", "--hessian", "--at", "A=2,B=3", "--format", "json")
     assert r.exit_code == 0
     data = json.loads(r.stdout)
-    assert data == {"wrt": ["A", "B"], "hessian": [[36, 12], [12, 0]]}
+    assert data == {"wrt": ["A", "B"], "hessian": [[36, 12], [12, 0]], "warnings": []}
     r = run("OUT = A^3*B", "--hessian", "--format", "json")
     assert json.loads(r.stdout)["hessian"] == [["6*A*B", "3*A^2"], ["3*A^2", 0]]
     r = run("OUT = A^3*B", "--hessian", "--format", "plain")
