@@ -243,7 +243,7 @@ def run(
         raise _usage(f"--format {output_format.value} is for --batch",
                      "for one program use table, plain or json")
     if program is None:
-        if sys.stdin.isatty():
+        if sys.stdin is None or sys.stdin.isatty():
             raise _usage("missing PROGRAM", "give program text, a file, '-' for standard "
                          "input, or --batch FILE")
         program = "-"  # a pipeline feeds the program: `echo 'OUT = A*2' | gradcalc --at A=1`
@@ -449,6 +449,8 @@ def _run_batch(path: str, kind: InputKind, at: dict[str, float], wrt: list[str] 
     if os.path.isdir(path):
         raise _usage(f"cannot read {path}: it is a directory", "give --batch a file, or '-'")
     try:
+        if path == "-" and sys.stdin is None:
+            raise _usage("standard input is closed", "give --batch a file")
         stream: BinaryIO = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
     except OSError as exc:
         raise _usage(f"cannot read {path}: {exc.strerror}", "check the --batch path") from None
@@ -504,8 +506,10 @@ def _run_batch(path: str, kind: InputKind, at: dict[str, float], wrt: list[str] 
         out.flush()
     for option, unused, what in (("--at", unused_at, "input"), ("--wrt", unused_wrt, "name")):
         if unused:
+            # A line that failed tells nothing of its names: say what is known.
+            lines = "the lines that succeeded" if failed else "any line"
             _print_diagnostic(Diagnostic(
-                "unused", f"{option} {', '.join(sorted(unused))} matched no line's {what}",
+                "unused", f"{option} {', '.join(sorted(unused))} matched no {what} of {lines}",
                 hint=f"check the spelling; {option} applies only to the lines that have that "
                 f"{what}"))
     if failed:
@@ -605,6 +609,8 @@ class _progress:
 
 def _read_program(program: str) -> tuple[str, str]:
     if program == "-":
+        if sys.stdin is None:
+            _fail(InputError("standard input is closed", hint="give program text or a file"))
         return _decode(sys.stdin.buffer.read(), "<stdin>"), "<stdin>"
     if os.path.isdir(program):
         _fail(InputError(f"{program} is a directory",
@@ -691,6 +697,10 @@ def _complete_writes() -> None:
 
 def main() -> None:
     """Entry point of the ``gradcalc`` console script."""
+    if sys.stdout is None:  # started with standard output closed (`>&-`): nowhere to answer
+        sys.exit(EXIT_BROKEN_PIPE)
+    if sys.stderr is None:  # diagnostics closed (`2>&-`): the exit code still tells
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115
     try:
         _complete_writes()
         app(args=sys.argv[1:], prog_name="gradcalc")

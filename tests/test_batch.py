@@ -186,8 +186,9 @@ def test_every_error_kind_text_input_exact_jsonl(tmp_path: Path) -> None:
     assert {row["error"]["kind"] for row in got if row["error"]} == {
         "syntax", "name", "cycle", "arity", "domain", "overflow"}
     # jsonl is a machine format: errors only in the results; the unused --at on stderr.
-    assert r.stderr == ("warning: --at Q matched no line's input\nhint: check the spelling; "
-                        "--at applies only to the lines that have that input\n")
+    assert r.stderr == ("warning: --at Q matched no input of the lines that succeeded\n"
+                        "hint: check the spelling; --at applies only to the lines that have "
+                        "that input\n")
     # Off a terminal jsonl is the default; asking for it by name changes nothing.
     assert run("--batch", str(path), "--at", "A=2,Q=9", "-F", "jsonl").stdout == r.stdout
 

@@ -426,3 +426,30 @@ def test_batch_progress_bar_leaves_a_clean_screen(tmp_path: Path) -> None:
     assert screen[2].split() == ["line", "output", "value", "gradients", "error"]
     assert [row.split()[0] for row in screen[3:]] == ["1", "2", "3", "4"]
     assert not any("bytes" in line for line in screen)
+
+
+def test_unused_batch_options_are_named_and_failed_lines_are_not_counted() -> None:
+    r = run("--batch", "-", "--at", "A=1,Q=2", stdin="OUT = A*2\n")
+    assert r.exit_code == 0
+    assert r.stderr.startswith("warning: --at Q matched no input of any line\n")
+    failing = run("--batch", "-", "--at", "A=-1,B=1", "--wrt", "B",
+                  stdin="OUT = log(A)*B\n")
+    assert failing.exit_code == 1
+    assert "matched no input of the lines that succeeded" in failing.stderr
+
+
+@pytest.mark.parametrize(("redirect", "code", "message"), [
+    ("<&-", 2, "error: missing PROGRAM"),
+    ("- <&-", 2, "error: standard input is closed"),
+    ("--batch - <&-", 2, "error: standard input is closed"),
+    ("'OUT = A' --at A=1 >&-", 141, ""),
+    ("'OUT = (' 2>&-", 2, None),
+])
+def test_closed_standard_streams(redirect: str, code: int, message: str | None,
+                                 tmp_path: Path) -> None:
+    """A closed stdin, stdout or stderr is a clear outcome, never an internal error (70)."""
+    done = subprocess.run(["bash", "-c", f'"{console_script()}" {redirect}'],
+                          capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert done.returncode == code, done.stderr
+    if message is not None:
+        assert done.stderr.splitlines()[:1] == ([message] if message else [])
