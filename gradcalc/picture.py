@@ -35,8 +35,9 @@ from gradcalc.unparse import apply_text
 __all__ = ["Style", "TooLarge", "draw"]
 
 N, E, S, W = 1, 2, 4, 8
-_LABEL_LIMIT = 32  # a compact label longer than this is cut with an ellipsis
-_TEXT_LIMIT = 2 * _LABEL_LIMIT  # folded texts are kept this short: only a prefix is shown
+# A compact label is never cut: one longer than this makes the compact drawing give way
+# (``auto`` falls back to the tree), which also keeps folded texts from growing with the graph.
+_LABEL_LIMIT = 64
 _LEFT = -1  # the entry of an edge into the arrow before its target's label
 _GAP = 4  # columns between two layers joined by straight lines only
 _FIRST_GAP = 5  # the inputs' lines are one longer (the seed mock-up)
@@ -170,8 +171,12 @@ def _unique(items: list[int]) -> list[int]:
     return list(dict.fromkeys(items))
 
 
-def _capped(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _uncut(expr: str) -> str:
+    """``expr`` as a compact label, or :class:`TooLarge` when it is too long to show whole."""
+    if len(expr) > _LABEL_LIMIT:
+        raise TooLarge(f"a compact label would be {len(expr)} characters long and labels are "
+                       "never cut; --graph=full shows the operations one by one")
+    return expr
 
 
 def _visual_graph(dag: Dag, output: int, values: list[float], grads: list[float],
@@ -220,13 +225,12 @@ def _visual_graph(dag: Dag, output: int, values: list[float], grads: list[float]
             feeds[node] = [target]
         elif compact:
             expr, precedence = apply_text(op, [texts[a] for a in args[node]], style.unicode)
-            expr = _capped(expr if style.unicode else expr.replace(" ", ""), _TEXT_LIMIT)
+            expr = _uncut(expr if style.unicode else expr.replace(" ", ""))
             if name is None and consumers[node] == 1:  # folded into its consumer's label
                 texts[node] = (expr, precedence)
                 feeds[node] = sources
                 continue
-            label = f"{name}={_capped(expr, _LABEL_LIMIT)}" if name else _capped(expr,
-                                                                                 _LABEL_LIMIT)
+            label = f"{name}={expr}" if name else expr
             notes = [value, f"{d}{grad}"] if name else [f"{value} {d}{grad}"]
             texts[node] = (str(name), 9) if name else (expr, precedence)
             target = add(label, notes, texts[node][0])

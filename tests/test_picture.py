@@ -978,3 +978,31 @@ def test_tree_gradients_stand_in_one_column(program: str, unicode: bool) -> None
     assert len(columns) == 1, "\n".join(lines)
     tagged = [line for line in lines if re.search(r"\[\w+\]", line)]
     assert all(f"  {d} " in line for line in tagged), "\n".join(lines)
+
+
+LONG_FORMULA = ("OUT = sin(alpha_long*beta_long + gamma_long*delta_long + epsilon_long)"
+                " + cos(alpha_long*zeta_long*eta_long*theta_long*iota_long*kappa_long)")
+
+
+def test_compact_labels_are_never_cut() -> None:
+    """A folded label is shown whole, or the compact drawing gives way (never an ellipsis)."""
+    at = {n: 1.0 for n in ("alpha_long", "beta_long", "gamma_long", "delta_long",
+                           "epsilon_long", "zeta_long", "eta_long", "theta_long", "iota_long",
+                           "kappa_long")}
+    short_one = "OUT = sin(alpha_long*beta_long + gamma_long*delta_long + epsilon_long)"
+    inputs = gradcalc.compile_program(short_one).inputs
+    text = view_text_at(short_one, {n: v for n, v in at.items() if n in inputs}, "compact")
+    assert "…" not in text
+    assert "OUT=sin(alpha_long×beta_long+gamma_long×delta_long+epsilon_long)" in text
+    with pytest.raises(render.GraphTooLarge, match="never cut"):
+        view_text_at(LONG_FORMULA, at, "compact")
+    auto = view_text_at(LONG_FORMULA, at, "auto")
+    assert "…" not in auto and "(cos)" in auto  # auto drew the full form instead
+
+
+def view_text_at(text: str, at: dict[str, float], form: str) -> str:
+    r = gradcalc.gradients(text, at=at)
+    assert r.dag is not None
+    view = render.graph_view(r.dag, r.dag.named[r.output], r.node_values, r.node_gradients,
+                             form=form)
+    return view if isinstance(view, str) else render.as_text(view)
