@@ -39,8 +39,9 @@ EPILOG = (
     "PROGRAM is a path to a program file (preferred when such a file exists), '-' for standard "
     "input, or program text, e.g. 'B = A*3; OUT = (B+1)*(B+2)'.\n\n"
     "Exit codes: 0 success; 1 evaluation failed (log(-1), division by zero, overflow); "
-    "2 bad invocation or bad program (syntax, names, cycles, arguments, --at); "
-    "70 internal error (please report it)."
+    "2 bad invocation or bad program (syntax, names, cycles, arguments, --at, an option "
+    "that does not apply); 70 internal error (please report it); 130 interrupted; "
+    "141 standard output closed early."
 )
 
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -169,8 +170,8 @@ def run(
         "repeat or separate with commas. Default: every input, then every named "
         "intermediate the output depends on.")] = None,
     of: Annotated[list[str] | None, typer.Option(
-        "--of", metavar="NAME", help="The output to differentiate (default: the last assigned "
-        "name); several (repeat or separate with commas) give the Jacobian.")] = None,
+        "--of", metavar="NAME", help="The output to differentiate (default: the name "
+        "nothing else uses); several (repeat or separate with commas) give the Jacobian.")] = None,
     symbolic: Annotated[bool, typer.Option(
         "--symbolic", help="Give every gradient as a formula (with its value where the inputs "
         "have values). Without it, formulas appear only where an input has no value.")
@@ -283,13 +284,26 @@ def run(
         to_text = export.to_dot if dot else export.to_mermaid
         sys.stdout.write(to_text(result.dag, result.dag.named[result.output],
                                  result.node_values, result.node_gradients))
-    elif fmt is Format.table:
-        from gradcalc import render
+    else:
+        _print_results(result, fmt, value)
 
+
+def _print_nothing_to_differentiate(dag: Dag, values: dict[str, float], outputs: list[str],
+                                     fmt: Format) -> None:
+    """The output depends on no input: answer as the default view does, value and note."""
+    result = gradients(dag, at=values, of=outputs[0] if outputs else None)
+    for warning in result.warnings:
+        if warning.kind != "outputs":  # said already
+            _print_diagnostic(warning)
+    _print_results(result, fmt, value=False)
+
+
+def _print_results(result: Result, fmt: Format, value: bool) -> None:
+    from gradcalc import render
+
+    if fmt is Format.table:
         _print_rich(render.to_table(result))
     else:
-        from gradcalc import render
-
         sys.stdout.write(render.to_json(result) if fmt is Format.json
                          else render.to_plain(result, value=value))
 
@@ -364,6 +378,8 @@ def _print_matrix_view(dag: Dag, values: dict[str, float], names: list[str] | No
     if check:
         checks = derivatives.check_gradients(dag, at=values, wrt=names,
                                              of=outputs[0] if outputs else None)
+        if not checks and names is None:
+            return _print_nothing_to_differentiate(dag, values, outputs, fmt)
         for warning in checks.warnings:
             _print_diagnostic(warning)
         if fmt is Format.json:
@@ -379,6 +395,8 @@ def _print_matrix_view(dag: Dag, values: dict[str, float], names: list[str] | No
         matrix = derivatives.hessian(dag, at=values, wrt=names,
                                      of=outputs[0] if outputs else None)
         key = "hessian"
+        if not matrix.columns and names is None:
+            return _print_nothing_to_differentiate(dag, values, outputs, fmt)
     else:
         matrix = derivatives.jacobian(dag, outputs, at=values, wrt=names)
         key = "jacobian"

@@ -218,6 +218,15 @@ def check_gradients(program: str | Dag, at: Mapping[str, float] | None = None,
     :class:`Check` whose ``warnings`` are those of the gradient computation (:class:`Checks`)."""
     with paused_gc():
         dag = compile_program(program)
+        if wrt is not None:
+            wrt = unique(wrt)
+            for name in wrt:
+                if name not in dag.inputs:
+                    lookup(dag, name, "gradient")  # an unknown name: its own error
+                    raise InputError(
+                        f"{name} is not an input: only inputs can be checked",
+                        hint="a named intermediate cannot be moved alone; check the inputs "
+                        "it depends on")
         result = _gradients(dag, at=at, wrt=wrt, of=of, symbolic=False)
         output = dag.named[result.output]
         values = leaf_values(dag, at or {})

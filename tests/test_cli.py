@@ -453,3 +453,16 @@ def test_closed_standard_streams(redirect: str, code: int, message: str | None,
     assert done.returncode == code, done.stderr
     if message is not None:
         assert done.stderr.splitlines()[:1] == ([message] if message else [])
+
+
+@pytest.mark.parametrize("view", ["--check", "--hessian"])
+def test_nothing_to_differentiate_in_the_matrix_views(view: str) -> None:
+    r = run("2+3", view)
+    assert (r.exit_code, r.stdout) == (0, "OUT = 5\n")
+    assert r.stderr.startswith("note: nothing to differentiate")
+
+
+def test_check_refuses_a_named_intermediate() -> None:
+    r = run(SEED, "--at", "A=2", "--check", "--wrt", "A,B")
+    assert (r.exit_code, r.stdout) == (2, "")
+    assert r.stderr.startswith("error: B is not an input: only inputs can be checked")
