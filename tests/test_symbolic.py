@@ -16,7 +16,7 @@ from fractions import Fraction
 import pytest
 import sympy
 from helpers import property_settings
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from sympy.parsing.sympy_parser import parse_expr
 from test_ops import DOMAINS  # the in-domain operand strategies of every op
@@ -673,10 +673,17 @@ def test_random_programs_against_sympy(program, point):
 
 @SETTINGS
 @given(program=programs(polynomial=True))
+@example(
+    program=RandomProgram(statements=(('V1',
+       Node(kind='num', args=(), text='2')),
+      ('V2', Node(kind='name', args=(), text='A')),
+      ('OUT', Node(kind='num', args=(), text='2'))),
+     polynomial=True),
+)  # OUT is an input here: the default output is V2, not OUT
 def test_random_polynomials_exactly_against_sympy_without_values(program):
     try:
         dag = gradcalc.compile_program(program.text)
-        r = gradcalc.gradients(dag)
+        r = gradcalc.gradients(dag, of="OUT")  # the generated program's output
     except GradcalcError:
         assume(False)
         raise
