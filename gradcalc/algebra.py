@@ -267,7 +267,7 @@ class Algebra:
             return self.zero
         if len(terms) == 1:
             monomial, coefficient = terms[0]
-            scaled = self._rational_power(coefficient, n)
+            scaled = self._rational_power(coefficient, n) if _distributes(monomial, n) else None
             if scaled is not None:
                 return self._product(((a, e * n) for a, e in monomial), scaled)
             if not monomial:
@@ -463,7 +463,7 @@ class _Printer:
     def __init__(self, algebra: Algebra) -> None:
         self.algebra = algebra
         self.fragments: dict[int, list[Fragment]] = {}
-        self.precedence: dict[int, int] = {}  # 1 sum, 2 product, 3 negative, 9 atom
+        self.precedence: dict[int, int] = {}  # 1 sum, 2 product, 3 negative, 8 power, 9 atom
         self.length: dict[int, int] = {}
 
     def bind(self, poly: int, name: str) -> None:
@@ -519,7 +519,7 @@ class _Printer:
         if not terms:
             self.fragments[poly], self.precedence[poly], self.length[poly] = ["0"], 9, 1
             return
-        shown: list[tuple[tuple[object, ...], bool, list[Fragment], bool]] = []
+        shown: list[tuple[tuple[object, ...], bool, list[Fragment], int]] = []
         for monomial, coefficient in terms:
             numerator: list[list[Fragment]] = []
             denominator: list[list[Fragment]] = []
@@ -534,7 +534,9 @@ class _Printer:
                 # A product inside a product needs no parentheses: a*(b*c) is a*b*c.
                 flat = exponent == 1 and precedence == 2
                 starts_negative = self.prefix(base, 1) == "-"
-                if not flat and (precedence < 9 or (power != 1 and starts_negative)):
+                # A power as the base of a power needs them too: ^ is right-associative.
+                if not flat and (precedence < 8 or (power != 1 and (precedence < 9
+                                                                    or starts_negative))):
                     base = ["(", *base, ")"]
                 if power != 1:
                     base = [*base, f"^{_fraction_text(power)}"]
@@ -551,10 +553,11 @@ class _Printer:
                 below = _joined(denominator, "*")
                 text += ["/(", *below, ")"] if len(denominator) > 1 else ["/", *below]
             is_product = len(numerator) + len(denominator) > 1
+            is_power = not is_product and any(e != 1 for _, e in monomial)
             # Highest degree first; within a degree, by the atoms' text (A^2, A*B, B^2);
             # the constant term last.
             shown.append(((-degree, not monomial, sorted(order)), coefficient < 0, text,
-                          is_product))
+                          2 if is_product else 8 if is_power else 9))
         shown.sort(key=lambda item: item[0])
         parts: list[Fragment] = []
         for index, (_, negative, text, _) in enumerate(shown):
@@ -567,7 +570,7 @@ class _Printer:
         elif shown[0][1]:
             precedence = 3  # a negative term: needs parentheses as a factor or a base
         else:
-            precedence = 2 if shown[0][3] else 9
+            precedence = shown[0][3]  # 2 a product, 8 a power, 9 an atom
         self.fragments[poly] = parts
         self.precedence[poly] = precedence
         self.length[poly] = self._size(parts)
@@ -616,3 +619,15 @@ def _integer_root(n: int, k: int) -> int | None:
         if candidate >= 0 and candidate**k == n:
             return candidate
     return None
+
+
+def _distributes(monomial: tuple[tuple[int, Rational], ...], n: Rational) -> bool:
+    """Whether ``(c * x^e * ...)^n`` may be written ``c^n * x^(e*n) * ...`` for every real value
+    where both sides are defined. An integer power always distributes. A fractional one does
+    not over several factors (``(x*y)^(1/2)`` is defined for x, y < 0, ``x^(1/2)*y^(1/2)`` is
+    not) nor over an even integer power (``(x^2)^(1/2)`` is ``abs(x)``, not ``x``)."""
+    if n.denominator == 1:
+        return True
+    if len(monomial) > 1:
+        return False
+    return all(not (e.denominator == 1 and e.numerator % 2 == 0) for _, e in monomial)

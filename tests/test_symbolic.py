@@ -939,3 +939,31 @@ def test_deep_affine_chain_parses_back():
     dag = gradcalc.compile_program(text)  # parses (a plain literal would be "too large")
     assert not set(dag.inputs) - {dag.output}
     assert sympy.sympify(text.replace("^", "**")) == 2**N  # and means exactly 2^N
+
+
+# A power of a power or of a product is rewritten only where the rewrite holds for every real
+# value where both sides are defined: (x^2)^(1/2) is abs(x), not x.
+@pytest.mark.parametrize("inner", ["A^2", "A*A", "A^3", "A^-2", "2*A", "A*B", "A^2*B"])
+@pytest.mark.parametrize("outer", ["0.5", "1.5", "-0.5", "2", "3"])
+@pytest.mark.parametrize("point", [{"A": -2.0, "B": -3.0}, {"A": 1.5, "B": 0.5},
+                                   {"A": -0.7, "B": 2.0}])
+def test_power_rewrites_hold_for_negative_values(inner: str, outer: str, point) -> None:
+    program = f"T = {inner}; OUT = T^{outer}"
+    try:
+        numeric = gradcalc.gradients(program, at={n: v for n, v in point.items()
+                                                  if n in program}, wrt=["A"])
+    except GradcalcError:
+        return  # undefined there (a negative base to a fractional power): nothing to compare
+    symbolic = gradcalc.gradients(program, wrt=["A"]).formulas["A"]
+    at = {n: v for n, v in point.items() if n in gradcalc.compile_program(symbolic.text).inputs}
+    value = evaluate_text(symbolic.text, at)
+    assert close(value, numeric.gradients["A"], 1e-9), (program, point, symbolic.text, value,
+                                                         numeric.gradients["A"])
+    hess = gradcalc.hessian(program, at={n: v for n, v in point.items() if n in program},
+                            wrt=["A"]).entries["A"]["A"]
+    h = 1e-6
+    up = gradcalc.gradients(program, at={**{n: v for n, v in point.items() if n in program},
+                                         "A": point["A"] + h}, wrt=["A"]).gradients["A"]
+    down = gradcalc.gradients(program, at={**{n: v for n, v in point.items() if n in program},
+                                           "A": point["A"] - h}, wrt=["A"]).gradients["A"]
+    assert close(hess, (up - down) / (2 * h), 1e-4, abs(hess) + 1), (program, point, hess)
