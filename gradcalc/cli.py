@@ -254,8 +254,8 @@ def run(
     try:
         dag = compile_program(text, name)
         if view in ("--hessian", "--check", "several --of"):
-            note = output_note(dag, outputs[0] if outputs else None)
-            if note is not None and view != "several --of":
+            note = output_note(dag, outputs[0] if outputs else None)  # None with --of
+            if note is not None:
                 _print_diagnostic(note)
             _print_matrix_view(dag, values, names, outputs, hessian, check, fmt)
             return

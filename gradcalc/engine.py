@@ -37,7 +37,6 @@ __all__ = [
     "cone",
     "counting_pass",
     "diagnose",
-    "find_nonfinite_origin",
     "forward",
     "kinks",
     "nonfinite_origins",
@@ -407,15 +406,6 @@ def nonfinite_origins(dag: Dag, vals: Sequence[float], grads: Sequence[float],
             "nonfinite", f"infinite or NaN gradients arose in {more} more "
             f"place{'s' if more > 1 else ''}", hint=f"the first {MAX_ORIGINS} are shown above"))
     return shown
-
-
-def find_nonfinite_origin(dag: Dag, vals: Sequence[float], grads: Sequence[float],
-                          visited: Iterable[int]) -> Diagnostic | None:
-    """The first origin :func:`nonfinite_origins` finds for the gradients of the visited named
-    nodes, or ``None``. Kept for callers of the old one-warning contract; prefer
-    :func:`nonfinite_origins` (every origin of the requested gradients) or :func:`diagnose`."""
-    found = nonfinite_origins(dag, vals, grads, visited)
-    return found[0] if found else None
 
 
 def _site(dag: Dag, vals: Sequence[float], node: int) -> str:
