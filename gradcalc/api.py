@@ -162,7 +162,8 @@ def _gradients(
     if symbolic:
         from gradcalc.symbolic import symbolic_gradients
 
-        result.formulas = symbolic_gradients(dag, output, targets, values).formulas
+        result.formulas = symbolic_gradients(dag, output, targets, values,
+                                             result.gradients).formulas
         result.symbolic = True
 
     result.warnings.extend(engine.diagnose(dag, vals, grads, output, counts, active,
@@ -188,20 +189,17 @@ def _stats(dag: Dag, output: int, targets: dict[str, int], within: bytearray,
 
 def _symbolic_only(dag: Dag, output_name: str, output: int, targets: dict[str, int],
                    values: list[float | None], stats: bool, symbolic: bool) -> Result:
-    """Some input has no value: formulas for every gradient, numbers where they are known."""
+    """Some input has no value: formulas for every gradient, numbers where the numeric engine
+    can give them without the missing values (:func:`engine.known_gradients`)."""
     from gradcalc.symbolic import symbolic_gradients
 
-    formulas = symbolic_gradients(dag, output, targets, values).formulas
-    known: dict[str, float] = {}
-    for name, node in [(output_name, output), *targets.items()]:
-        cone = engine.cone(dag, [node])
-        if all(values[i] is not None for i in dag.inputs.values() if cone[i]):
-            known[name] = engine.forward(dag, list(values), cone)[node]
+    known = engine.known_gradients(dag, output, targets, values)
+    formulas = symbolic_gradients(dag, output, targets, values, known.gradients).formulas
     result = Result(
         output=output_name,
-        value=known.get(output_name),
+        value=known.values[output],
         gradients={n: f.value for n, f in formulas.items() if f.value is not None},
-        values={n: known[n] for n in targets if n in known},
+        values={n: v for n, i in targets.items() if (v := known.values[i]) is not None},
         inputs={n: v for n, i in dag.inputs.items() if (v := values[i]) is not None},
         formulas=formulas,
         symbolic=symbolic,

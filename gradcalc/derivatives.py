@@ -1,11 +1,12 @@
 """Beyond one gradient: Jacobians (several outputs), Hessians (second derivatives) and checks
 against finite differences. All of them run the same counted backward pass.
 
-The Hessian is reverse over reverse: each gradient is first computed symbolically, printed as
-a gradcalc program, and that program is differentiated again by the same engine (numbers when
-every input has a value, formulas otherwise). Forward over reverse would need a second kind of
-derivative rule (dual numbers) for every op of the registry; reverse over reverse reuses the
-rules the registry already has, and gives exact second-derivative formulas too. Second
+The Hessian is reverse over reverse: the gradient is built as a graph of nodes by the
+registry's symbolic rules (:mod:`gradcalc.gradgraph`), and that graph is differentiated again
+by the same engine (numbers where the values are known, formulas otherwise). Forward over
+reverse would need a second kind of derivative rule (dual numbers) for every op of the
+registry; reverse over reverse reuses the rules the registry already has, and gives exact
+second-derivative formulas too. Second
 derivatives of a twice continuously differentiable function do not depend on the order of
 differentiation, so only one triangle is computed and mirrored: the matrix is exactly
 symmetric (rounding would otherwise make d/dB(d/dA) and d/dA(d/dB) differ in the last bits).
@@ -25,7 +26,9 @@ from gradcalc.api import compile_program, default_targets, leaf_values, lookup, 
 from gradcalc.api import gradients as _gradients
 from gradcalc.dag import Dag
 from gradcalc.errors import Diagnostic, GradcalcError, InputError
+from gradcalc.fmt import format_number
 from gradcalc.gcpause import paused_gc
+from gradcalc.gradgraph import GradientGraph, gradient_graph
 from gradcalc.symbolic import symbolic_gradients
 
 __all__ = ["Check", "Checks", "Jacobian", "Matrix", "check_gradients", "hessian", "jacobian"]
@@ -111,15 +114,18 @@ def jacobian(program: str | Dag, outputs: Iterable[str], at: Mapping[str, float]
 def hessian(program: str | Dag, at: Mapping[str, float] | None = None,
             wrt: Iterable[str] | None = None, of: str | None = None) -> Matrix:
     """Second derivatives d²(output)/d(row)d(column) over the requested names (default: the
-    inputs the output depends on), by differentiating each gradient's formula again.
+    inputs the output depends on): reverse over reverse. The gradient is built as a graph
+    (:func:`gradcalc.gradgraph.gradient_graph`: the registry's symbolic rules applied to
+    nodes, appended to the program's DAG), and the same engine differentiates that graph
+    again: numbers where the entry needs no missing value, formulas otherwise.
 
     Only the upper triangle is computed (row ``k`` against columns ``k``, ``k+1``, ...) and
     mirrored, numbers and formulas alike, so the matrix is exactly symmetric and half the
     entries are not worked out twice. With numbers, the gradient is first computed at the
     point (so a point where the program is undefined is an ``EvaluationError``, as for
-    :func:`gradcalc.gradients`); ``warnings`` holds that computation's warnings and where an
-    infinite or NaN second derivative arose (in the text of the first derivative's formula,
-    named ``<d/dNAME>``)."""
+    :func:`gradcalc.gradients`); ``warnings`` holds that computation's warnings and, for each
+    infinite or NaN entry, the operation whose derivative made it so. A derivative that is
+    infinite at the point (``sqrt'(0)``) gives infinite or NaN entries, not an error."""
     with paused_gc():
         dag = compile_program(program)
         output_name = of if of is not None else dag.output
@@ -136,40 +142,94 @@ def hessian(program: str | Dag, at: Mapping[str, float] | None = None,
                     raise InputError(f"--hessian needs inputs: {name} is computed by the "
                                      "program", hint="differentiate with respect to inputs")
         targets = {n: dag.inputs[n] for n in names}
-        known = {n: v for n, i in dag.inputs.items() if (v := values[i]) is not None}
         matrix = Matrix(names, names)
         needed = engine.cone(dag, [output, *targets.values()])
-        if all(values[i] is not None for i in dag.inputs.values() if needed[i]):
+        complete = all(values[i] is not None for i in dag.inputs.values() if needed[i])
+        if complete:
             first_order = _gradients(dag, at=at, wrt=names, of=of, symbolic=False)
             _add_warnings(matrix.warnings, first_order.warnings)
-        first = symbolic_gradients(dag, output, targets, values).formulas
+        graph = gradient_graph(dag, output, targets)
+        gdag = graph.dag
+        leaves = list(values) + gdag.values[len(values):]
+        if complete:
+            vals = engine.forward(gdag, leaves, engine.cone(gdag, graph.gradients.values()),
+                                  extended_from=graph.program_size)
         upper: dict[tuple[str, str], float | str] = {}
         for k, row in enumerate(names):
-            columns = names[k:]
-            formula = first[row]
-            present: list[str] = []
-            if not formula.constant:
-                inner = compile_program(formula.text, f"<d/d{row}>")
-                # The formula's own output is never a column: a formula that does not use the
-                # name OUT is printed as a bare expression, which the parser names OUT.
-                present = [n for n in columns if n in inner.inputs and n != inner.output]
-            if present:
-                result = _gradients(inner, at={n: v for n, v in known.items()
-                                               if n in inner.inputs}, wrt=present)
-                # (kinks of the formula are the program's own, already reported above)
-                _add_warnings(matrix.warnings,
-                              [w for w in result.warnings if w.kind == "nonfinite"])
+            columns = {c: targets[c] for c in names[k:]}
+            node = graph.gradients[row]
+            if complete:
+                entries: dict[str, float | str] = dict(
+                    _second_derivatives(gdag, vals, node, columns))
+                row_values: list[float | None] = list(vals)
+            else:
+                known = engine.known_gradients(gdag, node, columns, leaves,
+                                               extended_from=graph.program_size)
+                formulas = symbolic_gradients(gdag, node, columns, leaves,
+                                              known.gradients).formulas
+                entries = {c: f.value if f.value is not None else f.text
+                           for c, f in formulas.items()}
+                row_values = known.values
             for column in columns:
-                if column not in present:
-                    upper[row, column] = 0.0
-                elif column in result.formulas and column not in result.gradients:
-                    upper[row, column] = result.formulas[column].text
-                else:
-                    upper[row, column] = result.gradients[column]
+                upper[row, column] = entries[column]
+            _add_warnings(matrix.warnings, _nonfinite_entries(
+                gdag, row_values, graph, output_name, row, entries))
         for k, row in enumerate(names):
             matrix.entries[row] = {column: upper[(row, column) if j >= k else (column, row)]
                                    for j, column in enumerate(names)}
         return matrix
+
+
+def _second_derivatives(gdag: Dag, vals: list[float], node: int,
+                        columns: dict[str, int]) -> dict[str, float]:
+    """d(node)/d(column) for each column: one counted backward pass over the gradient graph."""
+    within = engine.cone(gdag, [node])
+    active = engine.active_nodes(gdag, columns.values(), within)
+    pending = engine.counting_pass(gdag, node, active)
+    grads = engine.backward(gdag, vals, node, pending, active)
+    return {c: grads[i] + 0.0 if i <= node else 0.0 for c, i in columns.items()}
+
+
+def _nonfinite_entries(gdag: Dag, vals: list[float | None], graph: GradientGraph,
+                       output: str, row: str, entries: dict[str, float | str]
+                       ) -> list[Diagnostic]:
+    """One warning per infinite or NaN number among ``entries`` (a row of the upper
+    triangle), pointing at the operation of the program whose derivative made it: the first
+    node of the row's derivative graph (in topological order) that is infinite or NaN at the
+    point, or whose own derivative is (``vals``: ``None`` where a value is missing)."""
+    bad = [c for c, v in entries.items() if isinstance(v, float) and not math.isfinite(v)]
+    if not bad:
+        return []
+    node = graph.gradients[row]
+    within = engine.cone(gdag, [node])
+    origin = next((i for i in range(graph.program_size, node + 1)
+                   if within[i] and not _finite_at(gdag, vals, i)), None)
+    found = []
+    for column in bad:
+        value = format_number(float(entries[column]))
+        second = f"d²{output}/d{row}²" if column == row else f"d²{output}/d{row}d{column}"
+        if origin is None:
+            found.append(Diagnostic(
+                "nonfinite", f"{second} is {value}",
+                hint="the derivatives are finite here, but their products or sums exceed "
+                "about 1.8e308"))
+        else:
+            found.append(Diagnostic(
+                "nonfinite", f"{second} is {value}", gdag.spans[origin], gdag.source,
+                hint="the derivative of this operation is not differentiable at the point "
+                "(a derivative of it is infinite or undefined there)"))
+    return found
+
+
+def _finite_at(dag: Dag, vals: list[float | None], node: int) -> bool:
+    """Whether ``node``'s value and its local derivatives are finite (or unknown)."""
+    operands = [vals[j] for j in dag.args[node]]
+    value = vals[node]
+    if value is None or None in operands:
+        return True
+    if not math.isfinite(value):
+        return False
+    return all(map(math.isfinite, dag.ops[node].partials(*operands, value)))
 
 
 @dataclass(frozen=True, slots=True)

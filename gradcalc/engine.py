@@ -18,6 +18,7 @@ written once, the rules come from :mod:`gradcalc.ops`.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -26,10 +27,12 @@ from typing import TypeVar
 from gradcalc.dag import Dag
 from gradcalc.errors import Diagnostic, EvaluationError
 from gradcalc.fmt import format_number
+from gradcalc.ops import extended_value
 
 T = TypeVar("T")
 
 __all__ = [
+    "KnownPass",
     "Step",
     "active_nodes",
     "backward",
@@ -39,6 +42,7 @@ __all__ = [
     "diagnose",
     "forward",
     "kinks",
+    "known_gradients",
     "nonfinite_origins",
     "path_counts",
     "visited_nodes",
@@ -61,17 +65,34 @@ def cone(dag: Dag, roots: Iterable[int]) -> bytearray:
     return marked
 
 
-def forward(dag: Dag, values: list[float | None], needed: bytearray) -> list[float]:
+def forward(dag: Dag, values: list[float | None], needed: bytearray,
+            extended_from: int | None = None) -> list[float]:
     """Evaluate every op node marked in ``needed``, in topological order, in float64.
 
     ``values`` holds the leaves (constants and inputs; every needed input must have a value);
     it is filled in place and returned. Raises :class:`EvaluationError` at the node where a
-    domain error (``log(-1)``, division by zero) or an overflow to infinity happens.
+    domain error (``log(-1)``, division by zero) or an overflow to infinity happens. Nodes from
+    ``extended_from`` on (a derivative's graph appended to a program's) are evaluated with
+    :func:`~gradcalc.ops.extended_value` instead: infinities and NaNs, never an error.
     """
     ops, args = dag.ops, dag.args
     vals: list = values
-    node = -1
     todo = [i for i in range(len(ops)) if needed[i] and args[i]]
+    if extended_from is not None:
+        split = bisect.bisect_left(todo, extended_from)
+        todo, extended = todo[:split], todo[split:]
+        _forward_known(dag, vals, todo)
+        for node in extended:
+            vals[node] = extended_value(ops[node], *[vals[j] for j in args[node]])
+        return vals
+    _forward_known(dag, vals, todo)
+    return vals
+
+
+def _forward_known(dag: Dag, vals: list, todo: list[int]) -> None:
+    """Evaluate the op nodes ``todo`` (ascending ids) into ``vals``; see :func:`forward`."""
+    ops, args = dag.ops, dag.args
+    node = -1
     try:
         for node in todo:
             a = args[node]
@@ -90,7 +111,6 @@ def forward(dag: Dag, values: list[float | None], needed: bytearray) -> list[flo
     if not all(map(math.isfinite, [vals[i] for i in todo])):
         node = next(i for i in todo if not math.isfinite(vals[i]))
         raise _overflow_error(dag, vals, node)
-    return vals
 
 
 def active_nodes(dag: Dag, targets: Iterable[int], within: bytearray) -> bytearray:
@@ -241,6 +261,79 @@ def backward_over(
                 if not pending[operand]:
                     ready.append(operand)
     return adjoints
+
+
+@dataclass(slots=True)
+class KnownPass:
+    """What the numeric engine can say when some inputs have no value: ``values`` of the
+    nodes that need no missing input (``None`` for the others), and ``gradients`` for the
+    targets whose gradient needs no missing value (see :func:`known_gradients`)."""
+
+    values: list[float | None]
+    gradients: dict[str, float]
+
+
+def known_gradients(dag: Dag, output: int, targets: dict[str, int],
+                    values: list[float | None], extended_from: int | None = None) -> KnownPass:
+    """The gradients of ``output`` that do not depend on a missing input, computed by the
+    numeric engine, never read off a formula (an expanded formula can cancel catastrophically).
+
+    ``values`` holds the leaves, ``None`` for a missing input. A node is *unknown* when it
+    depends on a missing input. A target's gradient is known when no step of the backward
+    pass between the output and the target uses an unknown value: every local derivative on
+    the way is either constant (add, sub, neg: :attr:`~gradcalc.ops.Op.linear`) or taken at
+    a node whose operands are all known. ``OUT = T - sin(x) + B`` without B still gives
+    d/dx. Raises :class:`EvaluationError` where a known part of the program is undefined; a
+    known value that overflows a float counts as unknown (the formula has it exactly). Nodes
+    from ``extended_from`` on are evaluated as :func:`forward` does with it."""
+    ops, args = dag.ops, dag.args
+    size = len(dag)
+    needed = cone(dag, [output, *targets.values()])
+    end = size if extended_from is None else extended_from
+    unknown = bytearray(size)
+    vals: list = list(values)
+    for node in range(size):
+        if not needed[node]:
+            continue
+        operands = args[node]
+        if not operands:
+            unknown[node] = values[node] is None
+            continue
+        if any(unknown[j] for j in operands):
+            unknown[node] = 1
+            continue
+        at = [vals[j] for j in operands]
+        if node >= end:
+            vals[node] = extended_value(ops[node], *at)
+            continue
+        try:
+            vals[node] = ops[node].forward(*at)
+        except (ValueError, ZeroDivisionError) as exc:
+            raise _domain_error(dag, vals, node) from exc
+        except OverflowError:
+            vals[node] = math.inf
+        if not math.isfinite(vals[node]):
+            unknown[node] = 1  # beyond float range, but exact in a formula (A*2^1024)
+    known = [None if unknown[i] else vals[i] for i in range(size)]
+    within = cone(dag, [output])
+    active = active_nodes(dag, targets.values(), within)
+    pending = counting_pass(dag, output, active)
+    # tainted[n]: n's adjoint used an unknown value. Reverse id order is a processing order.
+    tainted = bytearray(size)
+    for node in range(output, -1, -1):
+        if not active[node] or not (pending[node] or node == output):
+            continue
+        passes = tainted[node] or (unknown[node] and not ops[node].linear)
+        if passes:
+            for operand in args[node]:
+                tainted[operand] = 1
+    for node in range(size):
+        if unknown[node]:
+            vals[node] = math.nan  # partials never raise; these contributions are discarded
+    grads = backward(dag, vals, output, pending, active)
+    gradients = {name: grads[node] + 0.0 if node <= output else 0.0
+                 for name, node in targets.items() if not tainted[node]}
+    return KnownPass(known, gradients)
 
 
 def path_counts(dag: Dag, output: int, active: bytearray) -> list[int]:

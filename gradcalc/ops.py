@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
-__all__ = ["CONSTANTS", "FUNCTIONS", "OPS", "Op", "op_named"]
+__all__ = ["CONSTANTS", "FUNCTIONS", "OPS", "Op", "extended_value", "op_named"]
 
 inf = math.inf
 nan = math.nan
@@ -37,7 +37,9 @@ class Op:
     is the symbolic form of ``partials``: the same derivatives as expressions of the algebra
     ``X`` (:class:`gradcalc.algebra.Algebra`), with the same conventions at kinks; ``algebra``
     names the algebra's method that builds the op's own expression (``X.call(name, ...)`` when
-    ``None``).
+    ``None``). ``linear`` is true when the partials are constants, independent of the operands
+    (add, sub, neg, id): a gradient passing through such an op needs none of its operands'
+    values.
     """
 
     name: str
@@ -53,6 +55,7 @@ class Op:
     kink_rule: str = ""
     rule: Callable[..., tuple[int, ...]] | None = None
     algebra: str | None = None
+    linear: bool = False
 
     @property
     def label(self) -> str:
@@ -194,14 +197,14 @@ OPS: tuple[Op, ...] = (
     Op("input", 0, _leaf, _no_partials, function=False),
     Op("const", 0, _leaf, _no_partials, function=False),
     Op("id", 1, float, lambda x, y: (1.0,), pretty="=", function=False,
-       algebra="identity",
+       algebra="identity", linear=True,
        rule=lambda X, x, y: (X.one,)),
     # Operators.
     Op("add", 2, operator.add, lambda a, b, y: (1.0, 1.0), symbol="+", precedence=1,
-       function=False, algebra="add",
+       function=False, algebra="add", linear=True,
        rule=lambda X, a, b, y: (X.one, X.one)),
     Op("sub", 2, operator.sub, lambda a, b, y: (1.0, -1.0), symbol="-", pretty="−",
-       precedence=1, function=False, algebra="sub",
+       precedence=1, function=False, algebra="sub", linear=True,
        rule=lambda X, a, b, y: (X.one, X.number(-1))),
     Op("mul", 2, operator.mul, lambda a, b, y: (b, a), symbol="*", pretty="×", precedence=2,
        function=False, algebra="mul",
@@ -211,7 +214,7 @@ OPS: tuple[Op, ...] = (
        algebra="div",
        rule=lambda X, a, b, y: (X.div(X.one, b), X.neg(X.div(y, b)))),
     Op("neg", 1, operator.neg, lambda x, y: (-1.0,), symbol="-", pretty="−", precedence=3,
-       function=False, algebra="neg",
+       function=False, algebra="neg", linear=True,
        rule=lambda X, x, y: (X.number(-1),)),
     Op("pow", 2, math.pow, _pow_partials,
        "a negative base needs a whole exponent, and 0 has no negative powers",
@@ -299,3 +302,28 @@ IDENTITY = _BY_NAME["id"]
 def op_named(name: str) -> Op:
     """The registry entry called ``name`` (``KeyError`` if there is none)."""
     return _BY_NAME[name]
+
+
+def extended_value(op: Op, *operands: float) -> float:
+    """``op``'s value where it is defined, and elsewhere the infinity or NaN that IEEE
+    arithmetic gives (``1/0`` is inf, ``log(0)`` is -inf, ``sqrt(-1)`` and ``0/0`` are nan, an
+    overflow is an infinity of the right sign). The numeric engine refuses such points in a
+    program; a derivative's graph meets them at a kink or a boundary (``sqrt'(0)``) without the
+    program being undefined there, and carries them on as the numeric partials do."""
+    try:
+        return op.forward(*operands)
+    except ZeroDivisionError:
+        a = operands[0]
+        return nan if a == 0 or math.isnan(a) else math.copysign(inf, a)
+    except ValueError:
+        if op.name in ("log", "log2", "log10") and operands[0] == 0:
+            return -inf
+        if op.name == "pow":
+            return _safe_pow(*operands)
+        return nan
+    except OverflowError:
+        if op.name == "pow":
+            a, b = operands
+            odd = b == int(b) and int(b) % 2 == 1
+            return -inf if a < 0 and odd else inf
+        return math.copysign(inf, operands[0]) if op.name == "sinh" else inf

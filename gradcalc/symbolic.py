@@ -52,9 +52,12 @@ class SymbolicGradients:
 
 
 def symbolic_gradients(dag: Dag, output: int, targets: dict[str, int],
-                       values: list[float | None]) -> SymbolicGradients:
+                       values: list[float | None],
+                       numbers: dict[str, float] | None = None) -> SymbolicGradients:
     """d(output)/d(target) as formulas, for each target name; ``values`` holds the known
-    input values (``None`` where unknown) for the formulas' numbers.
+    input values (``None`` where unknown). A formula's number is taken from ``numbers`` (the
+    numeric engine's gradients) where given, else the formula is evaluated where every name
+    it uses has a value.
 
     Raises :class:`~gradcalc.errors.EvaluationError` where the program is undefined for every
     value (``A/(A - A)``), at that operation's position."""
@@ -67,18 +70,25 @@ def symbolic_gradients(dag: Dag, output: int, targets: dict[str, int],
     def local(node: int) -> tuple[int, ...]:
         op = dag.ops[node]
         assert op.rule is not None, f"{op.name} has no symbolic rule"
-        if _constant_rule(op):  # add, sub, neg, id: no need to build the operands
+        if op.linear:  # add, sub, neg, id: no need to build the operands
             return op.rule(X, *([X.zero] * len(dag.args[node])), X.zero)
         operands = [graph.expression(a) for a in dag.args[node]]
-        with graph.at(node):
-            return op.rule(X, *operands, graph.expression(node))
+        result = graph.expression(node)
+        if dag.names[node] is not None:  # a name is a symbol: is its definition defined?
+            with graph.at(node):
+                _build(X, op, operands)
+        with graph.at(node, derivative=True):
+            return op.rule(X, *operands, result)
 
     with graph.at(output):
         adjoints = backward_over(dag, output, pending, active, local, X.add, X.mul, X.one)
     formulas, final = {}, {}
     known: dict[str, float] | None = None
     for name, node in targets.items():
-        expr = graph.inline(adjoints.get(node, X.zero))
+        try:
+            expr = graph.inline(adjoints.get(node, X.zero))
+        except EvaluationError:
+            raise _infinite_derivative(dag, graph, targets, output, active) from None
         needed = graph.bindings_for(expr)
         if known is None:
             known = _known_values(X, dag, values, [])
@@ -88,26 +98,11 @@ def symbolic_gradients(dag: Dag, output: int, targets: dict[str, int],
                 if value is not None:
                     known[bound] = value
         final[name] = expr
-        formulas[name] = Formula(X.program(expr, needed), _value(X, expr, known),
+        number = numbers[name] if numbers is not None and name in numbers else \
+            _value(X, expr, known)
+        formulas[name] = Formula(X.program(expr, needed), number,
                                  not X.symbols(expr), tuple(n for n, _ in needed))
     return SymbolicGradients(X, formulas, final)
-
-
-_CONSTANT_RULES: dict[str, bool] = {}
-
-
-def _constant_rule(op: Op) -> bool:
-    """Whether the op's derivatives do not depend on its operands (true for add, sub, neg,
-    id): found once per op by asking the rule itself, so the registry stays the only source."""
-    known = _CONSTANT_RULES.get(op.name)
-    if known is None:
-        probe = Algebra()
-        assert op.rule is not None
-        args = [probe.symbol(f"x{i}") for i in range(op.arity)]
-        parts = op.rule(probe, *args, probe.symbol("y"))
-        known = _CONSTANT_RULES[op.name] = all(probe.constant_value(p) is not None
-                                               for p in parts)
-    return known
 
 
 class _Expressions:
@@ -123,8 +118,8 @@ class _Expressions:
         self.inlined: dict[str, int] = {}  # names substituted into formulas
         self.node: int | None = None  # where an algebra error is reported
 
-    def at(self, node: int) -> _Where:
-        return _Where(self, node)
+    def at(self, node: int, derivative: bool = False) -> _Where:
+        return _Where(self, node, derivative)
 
     def expression(self, node: int) -> int:
         """The expression of ``node``, built iteratively from its unnamed ancestors."""
@@ -216,12 +211,14 @@ class _Expressions:
 
 
 class _Where:
-    """Reports an algebra failure (``1/0`` met while building) at a node's position."""
+    """Reports an algebra failure (``1/0`` met while building) at a node's position: the
+    node's own expression (``A/(A - A)``: undefined for every value), or with ``derivative``
+    its local derivative (``acos(B/B)``: acos'(1) is infinite for every B)."""
 
-    __slots__ = ("graph", "node", "previous")
+    __slots__ = ("derivative", "graph", "node", "previous")
 
-    def __init__(self, graph: _Expressions, node: int) -> None:
-        self.graph, self.node = graph, node
+    def __init__(self, graph: _Expressions, node: int, derivative: bool = False) -> None:
+        self.graph, self.node, self.derivative = graph, node, derivative
 
     def __enter__(self) -> None:
         self.previous, self.graph.node = self.graph.node, self.node
@@ -232,11 +229,49 @@ class _Where:
         if isinstance(error, (ZeroDivisionError, ValueError)) and \
                 not isinstance(error, GradcalcError):
             dag = self.graph.dag
+            if self.derivative:
+                raise _derivative_error(dag, self.node, error) from error
             raise EvaluationError(
                 f"{dag.describe(self.node)} is undefined for every value: {error}",
                 dag.spans[self.node], dag.source,
                 hint="an expression here is identically zero where it divides, or takes the "
                 "log or a negative power of zero", kind="domain") from error
+
+
+def _derivative_error(dag: Dag, node: int, error: BaseException) -> EvaluationError:
+    op, span = dag.ops[node], dag.spans[node]
+    text = dag.source.text[span.start:span.end] if span is not None else ""
+    shown = text if text and len(text) <= 40 and "\n" not in text else dag.describe(node)
+    return EvaluationError(
+        f"the derivative of {shown} is infinite or undefined for every value, so no formula "
+        f"can be written: {error}", span, dag.source,
+        hint=f"its operands are identically at a point where {op.name}'s derivative is "
+        "infinite (like asin'(1) or sqrt'(0)); with values (--at) the gradient is a number, "
+        "inf or nan with a warning", kind="domain")
+
+
+def _infinite_derivative(dag: Dag, graph: _Expressions, targets: dict[str, int], output: int,
+                         active: bytearray) -> EvaluationError:
+    """A formula failed only once named values were substituted into it (``T = 2 - 1;
+    OUT = asin(T)``): find the operation whose local derivative is the culprit, with every
+    operand's definition substituted, and report the error there."""
+    X = graph.X
+    for node in range(output, -1, -1):
+        op = dag.ops[node]
+        if not active[node] or not dag.args[node] or op.linear:
+            continue
+        try:
+            operands = [graph.inline(graph.expression(a)) for a in dag.args[node]]
+            assert op.rule is not None
+            op.rule(X, *operands, graph.inline(graph.expression(node)))
+        except (ZeroDivisionError, ValueError, EvaluationError) as error:
+            return _derivative_error(dag, node, error)
+    name = next(iter(targets))
+    return EvaluationError(
+        "a gradient is infinite or undefined for every value, so no formula can be written",
+        dag.name_spans.get(name), dag.source,
+        hint="with values (--at) the gradient is a number, inf or nan with a warning",
+        kind="domain")
 
 
 def _constant(X: Algebra, dag: Dag, node: int) -> int:
