@@ -9,6 +9,13 @@ expressions nest. Building an expression simplifies it: constants fold, ``x*1``,
 ``x*0``, ``--x``, ``x^1`` vanish, like terms collect, powers of one base merge, and sums of
 symbols multiply out (up to a size limit); functions stay as they are.
 
+The arithmetic is bounded, so that no input can make it hang or exhaust memory: no rational
+whose numerator or denominator has more than :data:`MAX_BITS` bits is kept in an expression.
+A power whose exact value would be larger stays unevaluated (``pow(3, 10000000)``,
+``(2*A)^1000000000``); where no bounded form exists (a sum or product of huge constants, a
+number given too large) :class:`ConstantTooLarge` is raised. The number of interned
+expressions is bounded too (the ``budget``; :class:`ExpressionTooLarge`).
+
 Printing (:meth:`Algebra.text`) gives gradcalc syntax, so every formula can be parsed again;
 :meth:`Algebra.program` binds shared sub-expressions to names so that the text grows with the
 expression's graph, not with the number of paths through it.
@@ -17,11 +24,22 @@ expression's graph, not with the number of paths through it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Container, Iterable
 from fractions import Fraction
 from typing import TypeAlias
 
-__all__ = ["Algebra", "ExpressionTooLarge"]
+__all__ = ["DEFAULT_BUDGET", "MAX_BITS", "Algebra", "ConstantTooLarge", "ExpressionTooLarge"]
+
+#: The most bits the numerator or the denominator of an exact number may have. A power whose
+#: exact value would need more is kept unevaluated; a sum or product that would need more
+#: raises :class:`ConstantTooLarge`. (Intermediate results are at most a few times this: the
+#: sum or product of two bounded numbers, checked before it is kept.)
+MAX_BITS = 10_000
+
+#: The number of interned expressions (polynomials and atoms) an :class:`Algebra` may hold
+#: unless told otherwise; beyond it, :class:`ExpressionTooLarge`.
+DEFAULT_BUDGET = 2_000_000
 
 # Rationals are ints where integral: Fraction hashing costs microseconds, and every monomial
 # and every coefficient is hashed each time an expression is interned.
@@ -33,6 +51,11 @@ AtomKey = tuple[str, str, tuple[int, ...]]
 # Multiplying out stops here: a product whose expansion would have more terms keeps its
 # factors as groups, e.g. (A + B)^50 stays a power.
 _EXPAND_LIMIT = 64
+
+# A sum with more terms than this is not multiplied out even by a number: c*(sum) stays a
+# product, so that an adjoint scaled at every step of a chain (X_i = X_(i-1)/2 + ...) is
+# shared, not copied term by term (quadratic text).
+_DISTRIBUTE_LIMIT = 8
 
 # A product with more factors than this is kept whole when multiplied further (_compact).
 _FLAT_ATOMS = 8
@@ -70,6 +93,17 @@ _FOLD: dict[str, Callable[..., Rational | None]] = {
 }
 
 
+def _fits(x: Rational) -> bool:
+    """Whether ``x`` is within :data:`MAX_BITS` (numerator and denominator)."""
+    if isinstance(x, int):
+        return x.bit_length() <= MAX_BITS
+    return x.numerator.bit_length() <= MAX_BITS and x.denominator.bit_length() <= MAX_BITS
+
+
+def _bits(x: Rational) -> int:
+    return max(x.numerator.bit_length(), x.denominator.bit_length())
+
+
 def _exact_root(x: Rational) -> Rational | None:
     if x < 0:
         return None
@@ -78,23 +112,45 @@ def _exact_root(x: Rational) -> Rational | None:
 
 
 def _exact_log(x: Rational, base: int) -> Rational | None:
-    if x <= 0 or x.denominator != 1:
+    """log_base(x) where it is an integer: one candidate from the float logarithm, checked
+    exactly (no loop over the digits of a huge number)."""
+    if x <= 0 or x.denominator != 1 or x.numerator.bit_length() > MAX_BITS:
         return None
-    n, power = x.numerator, 0
-    while n % base == 0:
-        n, power = n // base, power + 1
-    return Fraction(power) if n == 1 else None
+    n = x.numerator
+    power = round(math.log(n, base))
+    return power if base**power == n else None
 
 
 class ExpressionTooLarge(Exception):
     """An expression outgrew the limits a readable formula can have."""
 
 
+class ConstantTooLarge(ArithmeticError):
+    """An exact number would need more than :data:`MAX_BITS` bits and has no bounded
+    unevaluated form (a too large number given, a sum or product of huge constants)."""
+
+
+def _too_large(what: str, bits: int) -> ConstantTooLarge:
+    return ConstantTooLarge(f"{what} needs more than {MAX_BITS:,} bits to be exact "
+                            f"({bits:,} bits)")
+
+
 class Algebra:
     """Interned canonical expressions. Expressions are integer ids; build them with
-    :meth:`number`, :meth:`symbol`, :meth:`add`, :meth:`mul`, :meth:`pow`, :meth:`call`..."""
+    :meth:`number`, :meth:`symbol`, :meth:`add`, :meth:`mul`, :meth:`pow`, :meth:`call`...
 
-    def __init__(self) -> None:
+    ``budget`` bounds the number of interned expressions (polynomials and atoms, every
+    intermediate one included): :data:`DEFAULT_BUDGET` (2,000,000) when ``None``. Building
+    one more raises :class:`ExpressionTooLarge`, as does building past ``deadline`` (a
+    :func:`time.monotonic` time), checked every 1,024 new expressions. Exact numbers are bounded by
+    :data:`MAX_BITS` (:class:`ConstantTooLarge`)."""
+
+    def __init__(self, budget: int | None = None, deadline: float | None = None) -> None:
+        self._budget = DEFAULT_BUDGET if budget is None else budget
+        if self._budget < 2:
+            raise ValueError("an algebra needs a budget of at least 2 (for 0 and 1)")
+        self._deadline = deadline
+        self._count = 0  # polys + atoms interned
         self._polys: list[Terms] = []
         self._poly_ids: dict[Terms, int] = {}
         # An atom: (kind, name, operands): ("sym", "A", ()), ("func", "sin", (poly,)),
@@ -102,6 +158,8 @@ class Algebra:
         self._atoms: list[AtomKey] = []
         self._atom_ids: dict[AtomKey, int] = {}
         self._plain: list[bool] = []  # poly made of symbols only (safe to multiply out)
+        self._symbols: dict[int, frozenset[str]] = {}
+        self._symbols_seen: set[int] = set()
         self.zero = self._poly(())
         self.one = self._poly((((), ONE),))
 
@@ -110,24 +168,49 @@ class Algebra:
     def _poly(self, terms: Terms) -> int:
         found = self._poly_ids.get(terms)
         if found is None:
+            self._grow()
+            plain = True
+            for monomial, coefficient in terms:
+                if not _fits(coefficient):
+                    raise _too_large("a coefficient", _bits(coefficient))
+                for atom, exponent in monomial:
+                    if not _fits(exponent):
+                        raise _too_large("an exponent", _bits(exponent))
+                    plain = plain and self._atoms[atom][0] == "sym"
             found = self._poly_ids[terms] = len(self._polys)
             self._polys.append(terms)
-            self._plain.append(all(self._atoms[a][0] == "sym" for m, _ in terms for a, _ in m))
+            self._plain.append(plain)
         return found
 
     def _atom(self, key: AtomKey) -> int:
         found = self._atom_ids.get(key)
         if found is None:
+            self._grow()
             found = self._atom_ids[key] = len(self._atoms)
             self._atoms.append(key)
         return found
+
+    def _grow(self) -> None:
+        """Count one more interned expression, within the budget (and, every 1,024 of them,
+        check the deadline)."""
+        if self._count >= self._budget:
+            raise ExpressionTooLarge(
+                f"the expressions grew past {self._budget:,} parts ({len(self._polys):,} "
+                f"sums and products, {len(self._atoms):,} symbols, functions and groups)")
+        self._count += 1
+        if self._deadline is not None and not self._count & 1023 and \
+                time.monotonic() > self._deadline:
+            raise ExpressionTooLarge(
+                f"building them took too long ({self._count:,} parts built so far)")
 
     def _from(self, terms: dict[Monomial, Rational]) -> int:
         return self._poly(tuple(sorted((m, _q(c)) for m, c in terms.items() if c != 0)))
 
     def number(self, value: Rational) -> int:
-        """The constant ``value``."""
+        """The constant ``value`` (:class:`ConstantTooLarge` beyond :data:`MAX_BITS`)."""
         value = _q(Fraction(value))
+        if not _fits(value):
+            raise _too_large("a number", _bits(value))
         return self._poly((((), value),)) if value else self.zero
 
     def symbol(self, name: str) -> int:
@@ -152,7 +235,11 @@ class Algebra:
         total: dict[Monomial, Rational] = {}
         for expr in exprs:
             for monomial, coefficient in self._polys[expr]:
-                total[monomial] = total.get(monomial, ZERO) + coefficient
+                total[monomial] = summed = total.get(monomial, ZERO) + coefficient
+                # Many summands could grow a coefficient far past the bound before _poly
+                # sees it (1/3 + 1/7 + 1/11 + ...); two cannot.
+                if len(exprs) > 2 and not _fits(summed):
+                    raise _too_large("a coefficient", _bits(summed))
         result = self._from(total)
         return self._factor_groups(result) if len(self._polys[result]) > 1 else result
 
@@ -198,9 +285,11 @@ class Algebra:
             # Keep the sums whole: (cos(X) - sin(X))*(cos(Y) - sin(Y)) stays a product.
             return self._product([(self._group_atom(a), ONE), (self._group_atom(b), ONE)],
                                  ONE)
-        if len(pa) > 1 and len(pb) == 1 and not self._plain[a] and not self._is_number(b):
+        if len(pa) > 1 and len(pb) == 1 and (
+                len(pa) > _DISTRIBUTE_LIMIT or (not self._plain[a] and not self._is_number(b))):
             return self._product([(self._group_atom(a), ONE), *pb[0][0]], pb[0][1])
-        if len(pb) > 1 and len(pa) == 1 and not self._plain[b] and not self._is_number(a):
+        if len(pb) > 1 and len(pa) == 1 and (
+                len(pb) > _DISTRIBUTE_LIMIT or (not self._plain[b] and not self._is_number(a))):
             return self._product([*pa[0][0], (self._group_atom(b), ONE)], pa[0][1])
         total: dict[Monomial, Rational] = {}
         for ma, ca in pa:
@@ -267,31 +356,24 @@ class Algebra:
             return self.zero
         if len(terms) == 1:
             monomial, coefficient = terms[0]
-            scaled = self._rational_power(coefficient, n) if _distributes(monomial, n) else None
-            if scaled is not None:
-                return self._product(((a, e * n) for a, e in monomial), scaled)
+            if _distributes(monomial, n):
+                exponents = [(a, _q(e * n)) for a, e in monomial]
+                scaled = _rational_power(coefficient, n)
+                if scaled is not None and all(_fits(e) for _, e in exponents):
+                    return self._product(exponents, scaled)
             if not monomial:
+                # No exact value within the bound (or none at all): pow(3, 1/2) as it is.
                 return self.call("pow", base, exponent)
-            # A coefficient without an exact root: keep it inside the power.
+            # A coefficient without an exact (or small enough) power: keep it inside.
             return self._product([(self._atom(("group", "", (base,))), n)], ONE)
-        if n.denominator == 1 and n > 0 and self._plain[base] and len(terms) ** int(n) <= \
-                _EXPAND_LIMIT:
+        # The exponent is checked first: len(terms) ** n for a huge n would never finish.
+        if n.denominator == 1 and 0 < n <= _EXPAND_LIMIT and self._plain[base] and \
+                len(terms) ** n.numerator <= _EXPAND_LIMIT:
             result = self.one
-            for _ in range(int(n)):
+            for _ in range(n.numerator):
                 result = self.mul(result, base)
             return result
         return self._product([(self._atom(("group", "", (base,))), n)], ONE)
-
-    def _rational_power(self, c: Rational, n: Rational) -> Rational | None:
-        if n.denominator == 1:
-            return _q(Fraction(c) ** int(n))  # Fraction: 2 ** -1 must not become a float
-        if c < 0:
-            return None
-        num = _integer_root(c.numerator, n.denominator)
-        den = _integer_root(c.denominator, n.denominator)
-        if num is None or den is None:
-            return None
-        return _q(Fraction(num, den) ** n.numerator)
 
     def call(self, name: str, *args: int) -> int:
         """``name(args)``, folded to an exact constant where the result is rational."""
@@ -303,16 +385,41 @@ class Algebra:
                 return self.number(folded)
         return self._single(self._atom(("func", name, args)))
 
-    def substitute(self, expr: int, replacements: dict[str, int]) -> int:
-        """``expr`` with each named symbol replaced by an expression (iterative, memoised)."""
+    def substitute(self, expr: int, replacements: dict[str, int],
+                   memo: dict[int, int] | None = None) -> int:
+        """``expr`` with each named symbol replaced by an expression (iterative). Parts that
+        use none of the names are kept as they are, not rebuilt. ``memo`` (poly -> result)
+        may be shared by calls with the same replacements (a replacement may be added for a
+        name none of the earlier expressions used), so many expressions that share parts
+        are substituted in time linear in their union."""
         if not replacements:
             return expr
+        if memo is None:
+            memo = {}
+        names = replacements.keys()
         symbol_atoms = {self._atom_ids[("sym", n, ())]: e for n, e in replacements.items()
                         if ("sym", n, ()) in self._atom_ids}
-        memo: dict[int, int] = {}  # poly id -> new poly id
+        self.symbols(expr)  # every poly under expr gets its names remembered
+        uses = self._symbols
+        order: list[int] = []
+        seen: set[int] = set()
+        stack: list[tuple[int, bool]] = [(expr, False)]
+        while stack:
+            poly, done = stack.pop()
+            if done:
+                order.append(poly)
+                continue
+            if poly in memo or poly in seen:
+                continue
+            if uses[poly].isdisjoint(names):
+                memo[poly] = poly
+                continue
+            seen.add(poly)
+            stack.append((poly, True))
+            stack.extend((child, False) for child in self._children(poly))
         atom_memo: dict[int, int] = {}  # atom id -> new poly id
-        for poly in self._postorder_polys(expr):
-            total = self.zero
+        for poly in order:
+            terms = []
             for monomial, coefficient in self._polys[poly]:
                 term = self.number(coefficient)
                 for atom, exponent in monomial:
@@ -320,8 +427,8 @@ class Algebra:
                     if value is None:
                         value = atom_memo[atom] = self._replace_atom(atom, symbol_atoms, memo)
                     term = self.mul(term, self.pow(value, self.number(exponent)))
-                total = self.add(total, term)
-            memo[poly] = total
+                terms.append(term)
+            memo[poly] = self.add(*terms)  # at once: term by term would be quadratic
         return memo[expr]
 
     def _replace_atom(self, atom: int, symbols: dict[int, int], memo: dict[int, int]) -> int:
@@ -340,32 +447,46 @@ class Algebra:
                 inner.extend(self._atoms[atom][2])
         return inner
 
-    def _postorder_polys(self, root: int) -> list[int]:
+    def _postorder_polys(self, root: int, seen: set[int] | None = None,
+                         skip: Container[int] = ()) -> list[int]:
+        """The polys under ``root`` (itself included), operands first. With ``seen``, polys
+        already in it are neither listed nor descended into, and the listed ones are added:
+        walking many roots that share parts costs their union, not the sum of their sizes.
+        Polys in ``skip`` are neither listed nor descended into either."""
         order: list[int] = []
-        seen: set[int] = set()
+        if seen is None:
+            seen = set()
         stack: list[tuple[int, bool]] = [(root, False)]
         while stack:
             poly, done = stack.pop()
             if done:
                 order.append(poly)
                 continue
-            if poly in seen:
+            if poly in seen or poly in skip:
                 continue
             seen.add(poly)
             stack.append((poly, True))
-            stack.extend((child, False) for child in self._children(poly) if child not in seen)
+            stack.extend((child, False) for child in self._children(poly)
+                         if child not in seen and child not in skip)
         return order
 
     def symbols(self, expr: int) -> set[str]:
-        """The names of the symbols ``expr`` depends on."""
-        names = set()
-        for poly in self._postorder_polys(expr):
-            for monomial, _ in self._polys[poly]:
-                for atom, _ in monomial:
-                    kind, name, _ = self._atoms[atom]
-                    if kind == "sym":
-                        names.add(name)
-        return names
+        """The names of the symbols ``expr`` depends on (remembered per expression, so asking
+        for many expressions that share parts walks each part once)."""
+        memo = self._symbols
+        if expr not in memo:
+            for poly in self._postorder_polys(expr, self._symbols_seen):
+                names: set[str] = set()
+                for monomial, _ in self._polys[poly]:
+                    for atom, _ in monomial:
+                        kind, name, operands = self._atoms[atom]
+                        if kind == "sym":
+                            names.add(name)
+                        else:
+                            for operand in operands:
+                                names |= memo[operand]
+                memo[poly] = frozenset(names)
+        return set(memo[expr])
 
     def is_plain(self, expr: int) -> bool:
         """True for a polynomial of symbols only (no functions, no groups)."""
@@ -382,11 +503,17 @@ class Algebra:
     # --- numbers -----------------------------------------------------------------------
 
     def evaluate(self, expr: int, values: dict[str, float],
-                 functions: dict[str, Callable[..., float]]) -> float:
+                 functions: dict[str, Callable[..., float]],
+                 memo: dict[int, float] | None = None) -> float:
         """The value of ``expr`` in float64 (``KeyError`` for a symbol without a value;
-        ``ValueError``/``ZeroDivisionError``/``OverflowError`` outside a function's domain)."""
-        memo: dict[int, float] = {}
-        for poly in self._postorder_polys(expr):
+        ``ValueError``/``ZeroDivisionError``/``OverflowError`` outside a function's domain).
+        ``memo`` keeps the values of the polys worked out, for further calls with the same
+        ``values`` (evaluating many expressions that share parts)."""
+        if memo is None:
+            memo = {}
+        if expr in memo:
+            return memo[expr]
+        for poly in self._postorder_polys(expr, skip=memo):
             total = 0.0
             for monomial, coefficient in self._polys[poly]:
                 term = float(coefficient)
@@ -419,36 +546,42 @@ class Algebra:
         ``t1 = ...`` just before their first use for sub-expressions used more than once whose
         text is longer than ``share_above`` characters, and the expression itself last.
         Without bindings of either kind it is a plain expression."""
-        roots: list[tuple[str | None, int]] = [*bindings, (None, expr)]
+        return "; ".join(text if name is None else f"{name} = {text}"
+                         for name, text in self.program_parts(bindings, [expr], share_above))
+
+    def program_parts(self, bindings: list[tuple[str, int]], exprs: list[int],
+                      share_above: int = 40) -> list[tuple[str | None, str]]:
+        """The statements of :meth:`program` for several expressions at once, as (name,
+        text) pairs in order: the ``bindings``, generated ``t1 = ...`` statements for
+        sub-expressions used more than once (across all of them) with text longer than
+        ``share_above`` characters, each just before its first use, and each of ``exprs``
+        as ``(None, text)``, in the order given."""
+        roots: list[tuple[str | None, int]] = [*bindings, *((None, e) for e in exprs)]
         uses: dict[int, int] = {}
         seen: set[int] = set()
         for _, root in roots:
-            for poly in self._postorder_polys(root):
-                if poly not in seen:
-                    seen.add(poly)
-                    for child in set(self._children(poly)):
-                        uses[child] = uses.get(child, 0) + 1
+            for poly in self._postorder_polys(root, seen):
+                for child in set(self._children(poly)):
+                    uses[child] = uses.get(child, 0) + 1
         taken = {n for n, _ in bindings}
         for _, root in roots:
             taken |= self.symbols(root)
         counter = 0
         printer = _Printer(self)
-        lines: list[str] = []
+        lines: list[tuple[str | None, str]] = []
+        printed: set[int] = set()
         for name, root in roots:
-            for poly in self._postorder_polys(root):
-                if poly in printer.fragments:
-                    continue
+            for poly in self._postorder_polys(root, printed):
                 printer.visit(poly)
                 if uses.get(poly, 0) > 1 and printer.length[poly] > share_above \
                         and poly != root:
                     counter += 1
                     while f"t{counter}" in taken:
                         counter += 1
-                    lines.append(f"t{counter} = {printer.expand(poly)}")
+                    lines.append((f"t{counter}", printer.expand(poly)))
                     printer.bind(poly, f"t{counter}")
-            text = printer.expand(root)
-            lines.append(text if name is None else f"{name} = {text}")
-        return "; ".join(lines)
+            lines.append((name, printer.expand(root)))
+        return lines
 
 
 Fragment = str | int  # text, or the id of a poly whose text goes there
@@ -606,19 +739,64 @@ def _integer_text(n: int) -> str:
 
 
 def _fraction_text(value: Rational) -> str:
-    if value.denominator == 1:
-        return str(value.numerator)
-    return f"({value.numerator}/{value.denominator})"
+    """An exponent as program text: ``3``, ``(1/3)``, big parts in chunks (_integer_text)."""
+    magnitude = -value if value < 0 else value
+    text = _integer_text(magnitude.numerator)
+    if magnitude.denominator != 1:
+        text = f"({text}/{_integer_text(magnitude.denominator)})"
+    return f"(-{text})" if value < 0 else text
+
+
+def _rational_power(c: Rational, n: Rational) -> Rational | None:
+    """``c^n`` exactly, or ``None`` where it is irrational or would exceed :data:`MAX_BITS`."""
+    if n.denominator == 1:
+        return _integer_power(c, n.numerator)
+    if c < 0:
+        return None
+    num = _integer_root(c.numerator, n.denominator)
+    den = _integer_root(c.denominator, n.denominator)
+    if num is None or den is None:
+        return None
+    return _integer_power(_q(Fraction(num, den)), n.numerator)
+
+
+def _integer_power(c: Rational, p: int) -> Rational | None:
+    """``c^p``, or ``None`` where it would need more than :data:`MAX_BITS` bits (decided
+    before anything is computed)."""
+    if c.denominator == 1 and c.numerator in (1, -1):
+        return c if p % 2 else ONE  # any power of 1 or -1, however large p is
+    # The larger of |numerator| and denominator, m >= 2, decides: m^|p| has
+    # floor(|p|*log2(m)) + 1 bits. Beyond MAX_BITS for |p| > MAX_BITS already (and float(p)
+    # would overflow); otherwise the float product is exact to ~1e-11, and the margin covers it.
+    m = max(abs(c.numerator), c.denominator)
+    if abs(p) > MAX_BITS or abs(p) * math.log2(m) > MAX_BITS - 1e-6:
+        return None
+    return _q(Fraction(c) ** p)  # Fraction: 2 ** -1 must not become a float
 
 
 def _integer_root(n: int, k: int) -> int | None:
+    """The integer ``k``-th root of ``n`` if ``n`` is a perfect ``k``-th power, else ``None``.
+    Exact integer arithmetic; only the starting guess comes from a float, the logarithm of
+    ``n``, which cannot overflow (a float of ``n`` or of its root could)."""
     if n < 0:
         return None
-    root = round(n ** (1.0 / k)) if n < 2**1000 else int(math.exp(math.log(n) / k))
-    for candidate in (root - 1, root, root + 1):
-        if candidate >= 0 and candidate**k == n:
-            return candidate
-    return None
+    if n < 2 or k == 1:
+        return n
+    bits = n.bit_length()
+    if k >= bits:
+        return None  # a root r >= 2 would make n >= 2^k, more than k bits have room for
+    # A start a little above the root: 2^(log2(n)/k) to ~1e-12 (math.log2 takes any int),
+    # the last 40 bits from the float and the rest a shift. Newton's method on integers
+    # then decreases to the floor of the root in a few steps.
+    exponent = math.log2(n) / k
+    shift = max(0, int(exponent) - 40)
+    x = (int(2.0 ** (exponent - shift) * (1 + 2.0**-20)) + 2) << shift
+    while True:
+        y = ((k - 1) * x + n // x ** (k - 1)) // k
+        if y >= x:
+            break
+        x = y
+    return x if x**k == n else None
 
 
 def _distributes(monomial: tuple[tuple[int, Rational], ...], n: Rational) -> bool:

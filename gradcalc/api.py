@@ -50,7 +50,9 @@ class Result:
 
     ``gradients`` maps each requested name to d(output)/d(name) where it is a number, in the
     order requested; ``formulas`` holds symbolic gradients (:class:`~gradcalc.symbolic.Formula`)
-    when some input had no value or ``symbolic`` was asked for; ``value`` is the output's
+    when some input had no value or ``symbolic`` was asked for, and ``bindings`` the statements
+    (name, definition) that several formulas share, printed once before them (each
+    formula's ``local`` text leaves them out, its ``text`` has them); ``value`` is the output's
     value (``None`` when it needs a missing input). ``values`` gives each requested name's
     value where known; ``inputs`` every input's value that was known (given or set in the
     program). ``warnings`` lists non-differentiable points met and where an infinite or NaN
@@ -65,6 +67,7 @@ class Result:
     inputs: dict[str, float]
     formulas: dict[str, Formula] = field(default_factory=dict)
     symbolic: bool = False
+    bindings: list[tuple[str, str]] = field(default_factory=list)
     stats: Stats | None = None
     warnings: list[Diagnostic] = field(default_factory=list)
     dag: Dag | None = field(default=None, repr=False)
@@ -162,8 +165,8 @@ def _gradients(
     if symbolic:
         from gradcalc.symbolic import symbolic_gradients
 
-        result.formulas = symbolic_gradients(dag, output, targets, values,
-                                             result.gradients).formulas
+        found = symbolic_gradients(dag, output, targets, values, result.gradients)
+        result.formulas, result.bindings = found.formulas, found.shared
         result.symbolic = True
 
     result.warnings.extend(engine.diagnose(dag, vals, grads, output, counts, active,
@@ -194,7 +197,8 @@ def _symbolic_only(dag: Dag, output_name: str, output: int, targets: dict[str, i
     from gradcalc.symbolic import symbolic_gradients
 
     known = engine.known_gradients(dag, output, targets, values)
-    formulas = symbolic_gradients(dag, output, targets, values, known.gradients).formulas
+    found = symbolic_gradients(dag, output, targets, values, known.gradients)
+    formulas = found.formulas
     result = Result(
         output=output_name,
         value=known.values[output],
@@ -203,6 +207,7 @@ def _symbolic_only(dag: Dag, output_name: str, output: int, targets: dict[str, i
         inputs={n: v for n, i in dag.inputs.items() if (v := values[i]) is not None},
         formulas=formulas,
         symbolic=symbolic,
+        bindings=found.shared,
         dag=dag,
     )
     if stats:

@@ -89,7 +89,7 @@ def solve_problem(problem: Problem, at: Mapping[str, float] | None = None,
         result = gradients(dag, at=values, wrt=names, of=line_of)
     except GradcalcError as exc:
         return _failure(problem.line, exc.message, exc.line, exc.column, exc.kind, exc.hint)
-    return {"line": problem.line, **to_json_object(result), "error": None}
+    return {"line": problem.line, **to_json_object(result, share=False), "error": None}
 
 
 def solve_stream(items: Iterable[Problem], at: Mapping[str, float] | None = None,

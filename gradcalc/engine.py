@@ -232,17 +232,22 @@ def backward_over(
     pending: list[int],
     active: bytearray,
     local: Callable[[int], Sequence[T]],
-    add: Callable[[T, T], T],
+    add: Callable[..., T],
     mul: Callable[[T, T], T],
     one: T,
 ) -> dict[int, T]:
     """:func:`backward` over any algebra: the same counting, the same order, the same single
     hand-on per node, with adjoints combined by ``add`` and ``mul`` and seeded with ``one``.
-    ``local(node)`` gives the node's local derivatives, one per operand. The symbolic engine
-    runs this with expressions; the numeric one keeps its own loop only for speed."""
+    ``local(node)`` gives the node's local derivatives, one per operand. A node's
+    contributions are kept until its count reaches zero and then summed at once
+    (``add(*contributions)``): in an algebra a sum built one term at a time would copy all
+    earlier terms at every step (quadratic in the node's fan-out). The symbolic engine runs
+    this with expressions, the gradient graph with nodes; the numeric one keeps its own loop
+    only for speed."""
     adjoints: dict[int, T] = {output: one}
     if not active[output]:
         return {}
+    arriving: dict[int, list[T]] = {}
     ready = [output]
     args = dag.args
     while ready:
@@ -253,12 +258,12 @@ def backward_over(
         gradient = adjoints[node]
         for operand, partial in zip(operands, local(node), strict=True):
             if active[operand]:
-                contribution = mul(gradient, partial)
-                previous = adjoints.get(operand)
-                adjoints[operand] = contribution if previous is None else add(previous,
-                                                                             contribution)
+                parts = arriving.setdefault(operand, [])
+                parts.append(mul(gradient, partial))
                 pending[operand] -= 1
                 if not pending[operand]:
+                    del arriving[operand]
+                    adjoints[operand] = parts[0] if len(parts) == 1 else add(*parts)
                     ready.append(operand)
     return adjoints
 

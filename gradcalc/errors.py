@@ -19,6 +19,7 @@ __all__ = [
     "EvaluationError",
     "GradcalcError",
     "InputError",
+    "LimitError",
     "NameResolutionError",
     "ParseError",
     "Source",
@@ -166,7 +167,8 @@ class GradcalcError(Exception):
     """Base class of every error a user's program or arguments can cause.
 
     ``kind`` names the class of error in machine output (``syntax``, ``name``, ``cycle``,
-    ``arity``, ``input``, ``domain``, ``overflow``); ``exit_code`` is what the CLI exits with.
+    ``arity``, ``input``, ``domain``, ``overflow``, ``limit``); ``exit_code`` is what the CLI
+    exits with.
     """
 
     kind = "error"
@@ -231,6 +233,15 @@ class InputError(GradcalcError):
     """Bad values or names given from outside the program (``--at``, ``--wrt``, ``--of``)."""
 
     kind = "input"
+
+
+class LimitError(GradcalcError):
+    """A documented bound was hit: symbolic work grew past its size or time budget, or an
+    exact number would need more bits than allowed. The message says which bound and what to
+    do instead (give values, ask for fewer gradients)."""
+
+    kind = "limit"
+    exit_code = 1
 
 
 class EvaluationError(GradcalcError):

@@ -31,8 +31,20 @@ def gradient_text(result: Result, name: str) -> str:
     symbolic), its formula otherwise."""
     formula = result.formulas.get(name)
     if formula is not None and (result.symbolic or name not in result.gradients):
-        return formula.text
+        return formula.local
     return format_number(result.gradients[name])
+
+
+def _where(result: Result) -> str | None:
+    """The statements several formulas share, as one program line (printed once, before
+    the gradients that use them), or ``None``."""
+    if not result.bindings or not _shows_formulas(result):
+        return None
+    return "; ".join(f"{name} = {text}" for name, text in result.bindings)
+
+
+def _shows_formulas(result: Result) -> bool:
+    return any(result.symbolic or n not in result.gradients for n in result.formulas)
 
 
 def _names(result: Result) -> list[str]:
@@ -48,6 +60,9 @@ def to_plain(result: Result, value: bool = False) -> str:
     first line ``OUTPUT = VALUE`` (``?`` where the value needs a missing input)."""
     names = _names(result)
     lines = [f"{name} {gradient_text(result, name)}" for name in names]
+    where = _where(result)
+    if where is not None:
+        lines.insert(0, f"where: {where}")
     if value or not names:
         shown = "?" if result.value is None else format_number(result.value)
         lines.insert(0, f"{result.output} = {shown}")
@@ -63,12 +78,15 @@ def to_json(result: Result) -> str:
     return json.dumps(to_json_object(result), ensure_ascii=False) + "\n"
 
 
-def to_json_object(result: Result) -> dict[str, Any]:
+def to_json_object(result: Result, share: bool = True) -> dict[str, Any]:
+    """The JSON object of :func:`to_json`. With ``share`` (the default), statements several
+    formulas need are given once, as ``bindings`` (name -> definition, in program order),
+    and left out of the formulas; without it every formula is a program of its own."""
     gradients: dict[str, Any] = {}
     for name in _names(result):
         formula = result.formulas.get(name)
         if formula is not None and (result.symbolic or name not in result.gradients):
-            gradients[name] = formula.text
+            gradients[name] = formula.local if share else formula.text
         else:
             gradients[name] = json_number(result.gradients[name])
     data: dict[str, Any] = {
@@ -79,6 +97,8 @@ def to_json_object(result: Result) -> dict[str, Any]:
         "inputs": {n: json_number(v) for n, v in result.inputs.items()},
         "warnings": [_json_diagnostic(w) for w in result.warnings],
     }
+    if share and _where(result) is not None:
+        data["bindings"] = dict(result.bindings)
     if result.symbolic:
         # The engine's numbers where it ran (they follow the conventions at kinks exactly),
         # else the formulas' values where every name in them has a value.
@@ -148,13 +168,16 @@ def to_table(result: Result) -> RenderableType:
             value = result.values.get(name)
             formula = result.formulas.get(name)
             row = [name, "?" if value is None else format_number(value),
-                   formula.text if formula is not None else gradient_text(result, name)]
+                   formula.local if formula is not None else gradient_text(result, name)]
             if result.formulas:
                 number = result.gradients.get(name)
                 row.append("" if number is None else format_number(number))
             rows.append(row)
         fit = _Fit(fold=frozenset({2}) if result.formulas else frozenset())
         parts.append(Text())
+        where = _where(result)
+        if where is not None:
+            parts.extend([Text.assemble(("where: ", "bold"), where), Text()])
         parts.append(_table(columns, rows, fit, box=None, pad_edge=False, show_edge=False,
                             header_style="bold"))
     if result.stats is not None:

@@ -12,16 +12,24 @@ gives a formula of size O(n), never O(2^n).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import re
+import time
+from dataclasses import dataclass, field
 from fractions import Fraction
 
-from gradcalc.algebra import Algebra
+from gradcalc.algebra import DEFAULT_BUDGET, MAX_BITS, Algebra, ConstantTooLarge, ExpressionTooLarge
 from gradcalc.dag import Dag
 from gradcalc.engine import active_nodes, backward_over, cone, counting_pass
-from gradcalc.errors import EvaluationError, GradcalcError
+from gradcalc.errors import EvaluationError, GradcalcError, LimitError
 from gradcalc.ops import CONST, CONSTANTS, FUNCTIONS, INPUT, Op
 
 __all__ = ["Formula", "SymbolicGradients", "symbolic_gradients"]
+
+#: Symbolic work is bounded: at most this many interned expressions (the algebra's
+#: :data:`~gradcalc.algebra.DEFAULT_BUDGET`) and this many seconds per set of formulas; past
+#: either, a :class:`~gradcalc.errors.LimitError` says what to do instead.
+EXPRESSION_BUDGET = DEFAULT_BUDGET
+TIME_BUDGET = 30.0
 
 # A named value is substituted into the formulas when its definition is a polynomial of
 # symbols with at most this many terms; anything bigger or with functions stays a binding.
@@ -32,23 +40,51 @@ _FUNCTIONS = {name: op.forward for name, op in FUNCTIONS.items()}
 
 @dataclass(frozen=True, slots=True)
 class Formula:
-    """A symbolic gradient: ``text`` is gradcalc syntax (an expression, or a program of
-    bindings whose last statement is the gradient), ``value`` its number where every name it
-    uses has a value, and ``constant`` true when it uses no names at all."""
+    """A symbolic gradient. ``expression`` is the gradient in gradcalc syntax, using the
+    statements named in ``bindings`` (the program's own names, ``X1 = cos(X0) + sin(X0)``,
+    and generated ones, ``t1 = ...``, in program order); ``text`` is the formula on its own,
+    a program of those statements whose last statement is the gradient (the expression alone
+    when it needs none). ``value`` is its number where known, and ``constant`` is true when it
+    uses no names at all. Statements that several formulas of one result need are printed
+    once for all of them (:attr:`SymbolicGradients.shared`); ``local`` is the text without
+    them."""
 
-    text: str
+    expression: str
     value: float | None
     constant: bool
-    bindings: tuple[str, ...]
+    needed: int = field(default=0, repr=False)  # bit i: statement i of `statements`
+    statements: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    shared: int = field(default=0, repr=False)  # bits of the statements printed once
+
+    @property
+    def bindings(self) -> tuple[str, ...]:
+        return tuple(name for i, (name, _) in enumerate(self.statements)
+                     if self.needed >> i & 1)
+
+    @property
+    def text(self) -> str:
+        return self._program(self.needed)
+
+    @property
+    def local(self) -> str:
+        return self._program(self.needed & ~self.shared)
+
+    def _program(self, mask: int) -> str:
+        lines = [f"{name} = {text}" for i, (name, text) in enumerate(self.statements)
+                 if mask >> i & 1]
+        return "; ".join([*lines, self.expression])
 
 
 @dataclass(slots=True)
 class SymbolicGradients:
-    """The formulas of one output, keyed by requested name, and the algebra they live in."""
+    """The formulas of one output, keyed by requested name, and the algebra they live in;
+    ``shared`` lists the statements (name, definition) that two or more formulas need,
+    printed once before them so that the text stays linear in the program."""
 
     algebra: Algebra
     formulas: dict[str, Formula]
     expressions: dict[str, int]
+    shared: list[tuple[str, str]] = field(default_factory=list)
 
 
 def symbolic_gradients(dag: Dag, output: int, targets: dict[str, int],
@@ -60,8 +96,23 @@ def symbolic_gradients(dag: Dag, output: int, targets: dict[str, int],
     it uses has a value.
 
     Raises :class:`~gradcalc.errors.EvaluationError` where the program is undefined for every
-    value (``A/(A - A)``), at that operation's position."""
-    X = Algebra()
+    value (``A/(A - A)``), at that operation's position, and
+    :class:`~gradcalc.errors.LimitError` where the work outgrows :data:`EXPRESSION_BUDGET` or
+    :data:`TIME_BUDGET`, or an exact number would need more than
+    :data:`~gradcalc.algebra.MAX_BITS` bits."""
+    try:
+        return _symbolic_gradients(dag, output, targets, values, numbers)
+    except ExpressionTooLarge as error:
+        raise LimitError(
+            f"the formulas are too large to build: {error}", dag.name_spans.get(dag.output),
+            dag.source, hint="give the inputs values with --at for numbers, or ask for fewer "
+            "gradients with --wrt") from None
+
+
+def _symbolic_gradients(dag: Dag, output: int, targets: dict[str, int],
+                        values: list[float | None],
+                        numbers: dict[str, float] | None) -> SymbolicGradients:
+    X = Algebra(EXPRESSION_BUDGET, time.monotonic() + TIME_BUDGET)
     graph = _Expressions(X, dag)
     within = cone(dag, [output])
     active = active_nodes(dag, targets.values(), within)
@@ -82,27 +133,72 @@ def symbolic_gradients(dag: Dag, output: int, targets: dict[str, int],
 
     with graph.at(output):
         adjoints = backward_over(dag, output, pending, active, local, X.add, X.mul, X.one)
-    formulas, final = {}, {}
-    known: dict[str, float] | None = None
+    final: dict[str, int] = {}
+    known = _known_values(X, dag, values, [])
     for name, node in targets.items():
         try:
             expr = graph.inline(adjoints.get(node, X.zero))
         except EvaluationError:
             raise _infinite_derivative(dag, graph, targets, output, active) from None
-        needed = graph.bindings_for(expr)
-        if known is None:
-            known = _known_values(X, dag, values, [])
-        for bound, definition in needed:
-            if bound not in known:
-                value = _value(X, definition, known)
-                if value is not None:
-                    known[bound] = value
         final[name] = expr
+    ordered = graph.bindings_for(list(final.values()))
+    memo: dict[int, float] = {}
+    for bound, definition in ordered:
+        if bound not in known:
+            value = _value(X, definition, known, memo)
+            if value is not None:
+                known[bound] = value
+    statements, texts = _print_all(X, ordered, list(final.values()))
+    masks, shared = _needs(statements, texts)
+    formulas = {}
+    for (name, expr), text, mask in zip(final.items(), texts, masks, strict=True):
         number = numbers[name] if numbers is not None and name in numbers else \
-            _value(X, expr, known)
-        formulas[name] = Formula(X.program(expr, needed), number,
-                                 not X.symbols(expr), tuple(n for n, _ in needed))
-    return SymbolicGradients(X, formulas, final)
+            _value(X, expr, known, memo)
+        formulas[name] = Formula(text, number, not X.symbols(expr), mask, statements,
+                                 shared)
+    return SymbolicGradients(X, formulas, final, [
+        s for i, s in enumerate(statements) if shared >> i & 1])
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
+
+
+def _print_all(X: Algebra, bindings: list[tuple[str, int]], exprs: list[int]
+               ) -> tuple[tuple[tuple[str, str], ...], list[str]]:
+    """The texts of ``exprs`` and the statements they use: the ``bindings`` (each may use
+    the names before it) and, for sub-expressions used more than once (across all of them)
+    whose text is long, generated ``t1 = ...`` statements just before their first use."""
+    lines = X.program_parts(bindings, exprs)
+    statements = tuple((name, text) for name, text in lines if name is not None)
+    texts = [text for name, text in lines if name is None]
+    return statements, texts
+
+
+def _needs(statements: tuple[tuple[str, str], ...], texts: list[str]) -> tuple[list[int], int]:
+    """For each text, the statements it needs (directly or through others) as a bit mask;
+    and the mask of those two or more texts need. A statement only uses earlier ones, so
+    one pass in order gives every statement's closure."""
+    index = {name: i for i, (name, _) in enumerate(statements)}
+    closure: list[int] = []
+    for text in (t for _, t in statements):
+        mask = 0
+        for word in set(_IDENTIFIER.findall(text)):
+            i = index.get(word)
+            if i is not None and i < len(closure):
+                mask |= closure[i]
+        closure.append(mask | 1 << len(closure))
+    masks = []
+    once = twice = 0
+    for text in texts:
+        mask = 0
+        for word in set(_IDENTIFIER.findall(text)):
+            i = index.get(word)
+            if i is not None:
+                mask |= closure[i]
+        masks.append(mask)
+        twice |= once & mask
+        once |= mask
+    return masks, twice
 
 
 class _Expressions:
@@ -116,6 +212,7 @@ class _Expressions:
         self.memo: dict[int, int] = {}
         self.definitions: dict[str, int] = {}  # name -> definition, smaller names substituted
         self.inlined: dict[str, int] = {}  # names substituted into formulas
+        self.substituted: dict[int, int] = {}  # expression -> with `inlined` substituted
         self.node: int | None = None  # where an algebra error is reported
 
     def at(self, node: int, derivative: bool = False) -> _Where:
@@ -191,15 +288,14 @@ class _Expressions:
         """``expr`` with the names defined by small polynomials substituted."""
         for name in self._named_symbols(expr):
             self._definition(name)
-        replacements = {s: self.inlined[s] for s in self.X.symbols(expr) if s in self.inlined}
         with self.at(self.node if self.node is not None else 0):
-            return self.X.substitute(expr, replacements)
+            return self.X.substitute(expr, self.inlined, self.substituted)
 
-    def bindings_for(self, expr: int) -> list[tuple[str, int]]:
-        """The kept bindings ``expr`` uses, directly or through other bindings, in program
+    def bindings_for(self, exprs: list[int]) -> list[tuple[str, int]]:
+        """The kept bindings the ``exprs`` use, directly or through other bindings, in program
         order (a name's definition before its uses)."""
         needed: set[str] = set()
-        stack = self._named_symbols(expr)
+        stack = sorted(set().union(*(self._named_symbols(e) for e in exprs)))
         while stack:
             name = stack.pop()
             if name in needed or name in self.inlined:
@@ -226,6 +322,13 @@ class _Where:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: object) -> None:
         self.graph.node = self.previous
+        if isinstance(error, ConstantTooLarge):
+            dag = self.graph.dag
+            raise LimitError(
+                f"{_shown(dag, self.node)} needs exact numbers beyond the bound: {error}",
+                dag.spans[self.node], dag.source,
+                hint=f"exact numbers in formulas are limited to {MAX_BITS:,} bits; give the "
+                "inputs values with --at for a number") from error
         if isinstance(error, (ZeroDivisionError, ValueError)) and \
                 not isinstance(error, GradcalcError):
             dag = self.graph.dag
@@ -238,10 +341,15 @@ class _Where:
                 "log or a negative power of zero", kind="domain") from error
 
 
-def _derivative_error(dag: Dag, node: int, error: BaseException) -> EvaluationError:
-    op, span = dag.ops[node], dag.spans[node]
+def _shown(dag: Dag, node: int) -> str:
+    """A node as its source text where that is short (``acos(B/B)``, not ``OUT``)."""
+    span = dag.spans[node]
     text = dag.source.text[span.start:span.end] if span is not None else ""
-    shown = text if text and len(text) <= 40 and "\n" not in text else dag.describe(node)
+    return text if text and len(text) <= 40 and "\n" not in text else dag.describe(node)
+
+
+def _derivative_error(dag: Dag, node: int, error: BaseException) -> EvaluationError:
+    op, span, shown = dag.ops[node], dag.spans[node], _shown(dag, node)
     return EvaluationError(
         f"the derivative of {shown} is infinite or undefined for every value, so no formula "
         f"can be written: {error}", span, dag.source,
@@ -280,10 +388,29 @@ def _constant(X: Algebra, dag: Dag, node: int) -> int:
         return X.symbol(label)
     value = dag.values[node]
     assert value is not None
-    try:
-        return X.number(Fraction(label if label is not None else repr(value)))
-    except ValueError:
-        return X.number(Fraction(repr(value)))
+    if label is not None and _exact_size(label) <= MAX_BITS:
+        try:
+            return X.number(Fraction(label))
+        except (ValueError, ConstantTooLarge):
+            pass
+    # Beyond the bound (1e-4000): the float the numeric engine uses, exactly.
+    return X.number(Fraction(value))
+
+
+_EXPONENT = re.compile(r"[eE]([+-]?[0-9]+)$")
+
+
+def _exact_size(literal: str) -> int:
+    """About how many bits the exact value of a decimal literal needs (``1e-4000``: 13,288),
+    worked out from its text before any big number is made."""
+    found = _EXPONENT.search(literal)
+    digits = len(literal) if found is None else found.start()
+    if found is None:
+        return digits * 4
+    exponent = found.group(1).lstrip("+-").lstrip("0")
+    if len(exponent) > 9:
+        return MAX_BITS + 1
+    return (digits + int(exponent or "0")) * 4
 
 
 def _build(X: Algebra, op: Op, operands: list[int]) -> int:
@@ -306,9 +433,14 @@ def _known_values(X: Algebra, dag: Dag, values: list[float | None],
     return known
 
 
-def _value(X: Algebra, expr: int, known: dict[str, float]) -> float | None:
+def _value(X: Algebra, expr: int, known: dict[str, float],
+           memo: dict[int, float] | None = None) -> float | None:
+    """``expr``'s number where every name in it has a value (``memo``: see
+    :meth:`Algebra.evaluate`), else ``None``."""
+    if not X.symbols(expr) <= known.keys():
+        return None
     try:
-        value = X.evaluate(expr, known, _FUNCTIONS)
+        value = X.evaluate(expr, known, _FUNCTIONS, memo)
     except (KeyError, ValueError, ZeroDivisionError, OverflowError):
         return None
     return value if math.isfinite(value) else None

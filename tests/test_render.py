@@ -184,12 +184,14 @@ RESULTS = [
 def result_texts(r: gradcalc.Result) -> list[str]:
     """What the results view must show whole: names, values, gradients, formulas, stats."""
     texts = [r.output, "?" if r.value is None else format_number(r.value)]
+    # statements several formulas share: once, before them ("where: X1 = ...; X2 = ...")
+    texts += [f"{name} = {text}" for name, text in r.bindings]
     for name in (list(r.formulas) or list(r.gradients)):
         texts.append(name)
         if name in r.values:
             texts.append(format_number(r.values[name]))
         if name in r.formulas:
-            texts.append(r.formulas[name].text)
+            texts.append(r.formulas[name].local)
         if name in r.gradients:
             texts.append(format_number(r.gradients[name]))
     if r.stats is not None:

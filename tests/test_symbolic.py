@@ -918,10 +918,16 @@ def affine_chain(levels: int) -> str:
     return "OUT = " + "(" * levels + "A" + "+1)*2" * levels
 
 
+# Deep, with exact numbers just inside the algebra's bound (MAX_BITS: 2^(AFFINE + 1) - 2 has
+# 9,991 bits); one level more than the bound allows is a clear error (see test_algebra.py).
+AFFINE = 9_990
+
+
 def test_deep_affine_chain_no_recursion():
     # ((((A+1)*2+1)*2 ...: exactly 2^N*A + 2^(N+1) - 2, its gradient exactly 2^N.
     from gradcalc.algebra import _integer_text
 
+    N = AFFINE
     result = symbolic_of(affine_chain(N), ["A"])
     assert result.formulas["A"].text == _integer_text(2**N)
     X = result.algebra
@@ -938,6 +944,7 @@ def test_deep_affine_chain_no_recursion():
 
 
 def test_deep_affine_chain_parses_back():
+    N = AFFINE
     result = symbolic_of(affine_chain(N), ["A"])
     text = result.formulas["A"].text  # 2^10000, beyond float range
     dag = gradcalc.compile_program(text)  # parses (a plain literal would be "too large")
