@@ -38,7 +38,8 @@ EXIT_BROKEN_PIPE = 141
 EPILOG = (
     "PROGRAM is a path to a program file (preferred when such a file exists), '-' for standard "
     "input, or program text, e.g. 'B = A*3; OUT = (B+1)*(B+2)'.\n\n"
-    "Exit codes: 0 success; 1 evaluation failed (log(-1), division by zero, overflow); "
+    "Exit codes: 0 success; 1 evaluation failed (log(-1), division by zero, overflow) or a "
+    "documented limit hit (symbolic size or time, exact numbers over 10,000 bits); "
     "2 bad invocation or bad program (syntax, names, cycles, arguments, --at, an option "
     "that does not apply); 70 internal error (please report it); 130 interrupted; "
     "141 standard output closed early."

@@ -978,3 +978,109 @@ def test_power_rewrites_hold_for_negative_values(inner: str, outer: str, point) 
     down = gradcalc.gradients(program, at={**{n: v for n, v in point.items() if n in program},
                                            "A": point["A"] - h}, wrt=["A"]).gradients["A"]
     assert close(hess, (up - down) / (2 * h), 1e-4, abs(hess) + 1), (program, point, hess)
+
+
+# --- issue 10: never wrong, never a hang, linear output --------------------------------------
+
+def test_a_gradient_that_needs_no_missing_value_comes_from_the_engine():
+    """d/dx does not depend on B: the engine's number, not an expanded formula whose
+    1e56-sized terms cancel to 0 (the truth is -cos(36), checked against mpmath in
+    test_oracles.py)."""
+    r = gradcalc.gradients("T0 = tanh(x^x); F = T0 - sin(x) + B", at={"x": 36.0}, wrt=["x"])
+    assert r.gradients["x"] == -math.cos(36.0)
+    assert r.formulas["x"].value == r.gradients["x"]
+    # a path through a product with a missing factor stays a formula
+    r = gradcalc.gradients("OUT = sin(A)*B + A", at={"A": 1.0})
+    assert "A" not in r.gradients and r.formulas["A"].text == "B*cos(A) + 1"
+    assert r.gradients["B"] == math.sin(1.0)
+
+
+def test_a_known_part_that_is_undefined_is_an_error_even_with_a_missing_value():
+    with pytest.raises(gradcalc.EvaluationError, match=r"log\(-1\)"):
+        gradcalc.gradients("OUT = log(A) + B", at={"A": -1.0})
+
+
+@pytest.mark.parametrize(("program", "column", "shown"), [
+    ("OUT = acos(B/B)", 7, "acos(B/B)"),
+    ("T = 2 - 1; OUT = A + asin(T)", 22, "asin(T)"),
+])
+def test_a_derivative_infinite_for_every_value_is_blamed_on_its_operation(program, column,
+                                                                         shown):
+    with pytest.raises(gradcalc.EvaluationError) as info:
+        gradcalc.gradients(program)
+    assert info.value.message.startswith(f"the derivative of {shown} is infinite")
+    assert info.value.column == column
+    # the function itself is defined: it is not called undefined
+    assert "undefined for every value:" not in info.value.message.split(",")[0]
+
+
+def test_a_function_undefined_everywhere_is_still_called_so():
+    with pytest.raises(gradcalc.EvaluationError, match="OUT is undefined for every value"):
+        gradcalc.gradients("OUT = A/(A-A)")
+
+
+def test_symbolic_work_past_its_budget_is_a_limit_error(monkeypatch):
+    from gradcalc import symbolic
+
+    monkeypatch.setattr(symbolic, "EXPRESSION_BUDGET", 50)
+    program = "\n".join(f"X{i} = sin(X{i-1}) + cos(X{i-1})" for i in range(1, 40))
+    with pytest.raises(gradcalc.LimitError) as info:
+        gradcalc.gradients(program)
+    assert "too large" in info.value.message and "--at" in (info.value.hint or "")
+    r = run(program, "--format", "json")
+    assert r.exit_code == 1 and "error: the formulas are too large" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_an_exact_number_past_the_bound_is_a_limit_error():
+    r = run("OUT = A*2^9000*2^9000")
+    assert r.exit_code == 1 and "10,000 bits" in r.stderr and "Traceback" not in r.stderr
+    # a literal beyond the bound is the float the engine uses (0), not a hang
+    assert gradcalc.gradients("OUT = A*1e-1000000000").formulas["A"].text == "0"
+    assert gradcalc.gradients("OUT = A*0e999999999").formulas["A"].text == "0"
+
+
+def _families(n: int) -> dict[str, tuple[str, list[str]]]:
+    import random
+
+    rng = random.Random(1)
+    lines = ["X0 = P*Q"]
+    for i in range(1, n + 1):
+        a, b = rng.randrange(i), rng.randrange(i)
+        lines.append(f"X{i} = sin(X{a})*cos(X{b}) + X{i - 1}*0.5")
+    return {
+        "diamond": ("\n".join(f"X{i} = sin(X{i-1}) + cos(X{i-1})" for i in range(1, n + 1)),
+                    []),
+        "random": ("\n".join(lines), ["--wrt", "P"]),
+        "hessian": ("\n".join(["X0 = A*B", *(f"X{i} = X{i-1}*(A + B + {i})"
+                                            for i in range(1, n + 1))]), ["--hessian"]),
+    }
+
+
+@pytest.mark.parametrize("family", ["diamond", "random", "hessian"])
+def test_formula_text_grows_linearly(family):
+    """Doubling the program about doubles the text (quadratic swell would quadruple it):
+    every shared intermediate is bound once. Sizes, not times (timings live in
+    tests/benchmarks/bench_swell.py)."""
+    sizes = []
+    for n in (100, 200, 400):
+        program, flags = _families(n)[family]
+        r = run(program, *flags, "--format", "plain")
+        assert r.exit_code == 0, r.stderr
+        sizes.append(len(r.stdout))
+    assert sizes[1] / sizes[0] < 2.6 and sizes[2] / sizes[1] < 2.6, sizes
+
+
+def test_shared_bindings_are_printed_once_and_every_formula_stays_whole():
+    program = "X1 = sin(X0)+cos(X0); X2 = sin(X1)+cos(X1); X3 = sin(X2)+cos(X2)"
+    lines = run(program, "--format", "plain").stdout.splitlines()
+    assert lines[0] == "where: X1 = cos(X0) + sin(X0); X2 = cos(X1) + sin(X1)"
+    assert lines[3] == "X2 cos(X2) - sin(X2)"
+    data = json.loads(run(program, "--format", "json").stdout)
+    assert data["bindings"] == {"X1": "cos(X0) + sin(X0)", "X2": "cos(X1) + sin(X1)"}
+    r = gradcalc.gradients(program)
+    # the library's text is a whole program that evaluates to the gradient
+    at = {"X0": 0.3}
+    numbers = gradcalc.gradients(program, at=at).gradients
+    for name, formula in r.formulas.items():
+        assert close(evaluate_text(formula.text, at), numbers[name])
