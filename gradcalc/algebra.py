@@ -400,23 +400,7 @@ class Algebra:
         symbol_atoms = {self._atom_ids[("sym", n, ())]: e for n, e in replacements.items()
                         if ("sym", n, ()) in self._atom_ids}
         self.symbols(expr)  # every poly under expr gets its names remembered
-        uses = self._symbols
-        order: list[int] = []
-        seen: set[int] = set()
-        stack: list[tuple[int, bool]] = [(expr, False)]
-        while stack:
-            poly, done = stack.pop()
-            if done:
-                order.append(poly)
-                continue
-            if poly in memo or poly in seen:
-                continue
-            if uses[poly].isdisjoint(names):
-                memo[poly] = poly
-                continue
-            seen.add(poly)
-            stack.append((poly, True))
-            stack.extend((child, False) for child in self._children(poly))
+        order = self._postorder_polys(expr, skip=_Kept(memo, self._symbols, names))
         atom_memo: dict[int, int] = {}  # atom id -> new poly id
         for poly in order:
             terms = []
@@ -582,6 +566,26 @@ class Algebra:
                     printer.bind(poly, f"t{counter}")
             lines.append((name, printer.expand(root)))
         return lines
+
+
+class _Kept:
+    """What :meth:`Algebra.substitute` need not walk into: polys already substituted, and
+    polys that use none of the names (recorded in ``memo`` as kept unchanged on the way)."""
+
+    __slots__ = ("memo", "names", "uses")
+
+    def __init__(self, memo: dict[int, int], uses: dict[int, frozenset[str]],
+                 names: Iterable[str]) -> None:
+        self.memo, self.uses, self.names = memo, uses, names
+
+    def __contains__(self, poly: object) -> bool:
+        assert isinstance(poly, int)
+        if poly in self.memo:
+            return True
+        if self.uses[poly].isdisjoint(self.names):
+            self.memo[poly] = poly
+            return True
+        return False
 
 
 Fragment = str | int  # text, or the id of a poly whose text goes there
