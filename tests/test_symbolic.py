@@ -1084,3 +1084,14 @@ def test_shared_bindings_are_printed_once_and_every_formula_stays_whole():
     numbers = gradcalc.gradients(program, at=at).gradients
     for name, formula in r.formulas.items():
         assert close(evaluate_text(formula.text, at), numbers[name])
+
+
+def test_hessian_of_a_tiny_literal_stays_in_the_program():
+    """The gradient is a graph appended to the program's: no formula printed and read back,
+    so a literal of 1e-309 is not rewritten as A/(500000000*10^300), and nothing points into
+    an internal `<d/dA>` text."""
+    m = hessian("OUT = A^2*1e-309", at={"A": 1.0})
+    assert m.entries == {"A": {"A": 2 * 1e-309}} and m.warnings == []
+    m = hessian("OUT = sqrt(A)*B", at={"A": 0.0, "B": 1.0})
+    assert m.entries["A"]["B"] == math.inf and m.entries["B"]["B"] == 0.0
+    assert all(w.source is None or w.source.name == "<program>" for w in m.warnings)
