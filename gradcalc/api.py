@@ -276,7 +276,11 @@ def leaf_values(dag: Dag, at: Mapping[str, float]) -> list[float | None]:
             lookup(dag, name, "input")
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise InputError(f"the value of {name} must be a number, not {value!r}")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise InputError(f"the value of {name} is too large for a 64-bit float (about "
+                             "1.8e308 at most)") from None
         if not math.isfinite(value):
             raise InputError(f"the value of {name} must be a finite number, not {value}")
         values[node] = value

@@ -129,6 +129,11 @@ def _structured(text: str, wrt: Sequence[str] | None, of: str | None
     except json.JSONDecodeError as exc:
         raise InputError(f"the line is not valid JSON ({exc.msg} at column {exc.colno})"
                          ) from None
+    except RecursionError:
+        raise InputError("the line nests JSON arrays or objects too deeply") from None
+    except ValueError:  # an integer of more than 4,300 digits
+        raise InputError("the line holds a number too long to read (over 4,300 digits)"
+                         ) from None
     if not isinstance(data, dict) or not isinstance(data.get("program"), str):
         raise InputError('each JSON line must be an object with a "program" string')
     unknown = set(data) - {"program", "at", "wrt", "of"}

@@ -454,7 +454,9 @@ def _terminal_width() -> int | None:
     if sys.stdout.isatty():
         return shutil.get_terminal_size().columns
     columns = os.environ.get("COLUMNS", "")
-    return int(columns) if columns.isdigit() and int(columns) > 0 else None
+    # isdigit() alone accepts "²", which int() refuses: an unusable COLUMNS is ignored.
+    usable = columns.isascii() and columns.isdigit() and 0 < int(columns) < 1_000_000
+    return int(columns) if usable else None
 
 
 def _run_batch(path: str, kind: InputKind, at: dict[str, float], wrt: list[str] | None,
@@ -465,6 +467,12 @@ def _run_batch(path: str, kind: InputKind, at: dict[str, float], wrt: list[str] 
     fmt = output_format or (Format.table if sys.stdout.isatty() else Format.jsonl)
     if fmt is Format.json:
         raise _usage("--format json is for a single program", "with --batch use jsonl")
+    cpus = os.cpu_count() or 1
+    if jobs > cpus:
+        _print_diagnostic(Diagnostic(
+            "capped", f"--jobs {jobs} capped at {cpus}, the number of CPUs",
+            hint="more workers than CPUs only add processes and memory"))
+        jobs = cpus
     if os.path.isdir(path):
         raise _usage(f"cannot read {path}: it is a directory", "give --batch a file, or '-'")
     try:

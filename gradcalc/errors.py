@@ -143,7 +143,8 @@ class Diagnostic:
     Warnings: a gradient taken at a non-differentiable point (``kink``), a gradient that came
     out infinite or NaN (``nonfinite``). Notes, about the question rather than the answer: the
     program has several candidate outputs and one was chosen (``outputs``), the output depends
-    on no input so there is nothing to differentiate (``constant``)."""
+    on no input so there is nothing to differentiate (``constant``), a request was capped at a
+    bound (``capped``: ``--jobs`` above the number of CPUs)."""
 
     kind: str
     message: str
@@ -160,7 +161,7 @@ class Diagnostic:
         return render_message(self.level, self.message, self.span, self.source, self.hint)
 
 
-NOTE_KINDS = frozenset({"outputs", "constant"})
+NOTE_KINDS = frozenset({"outputs", "constant", "capped"})
 
 
 class GradcalcError(Exception):

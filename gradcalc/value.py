@@ -296,7 +296,11 @@ _ADD, _SUB, _MUL, _DIV, _POW, _NEG = (op_named(n) for n in ("add", "sub", "mul",
 def _number(x: Any, what: str) -> float:
     if isinstance(x, bool) or not isinstance(x, numbers.Real):
         raise InputError(f"Value {what} must be a real number, not {x!r}")
-    value = float(x)
+    try:
+        value = float(x)
+    except OverflowError:
+        raise InputError(f"Value {what} is too large for a 64-bit float (about 1.8e308 at "
+                         "most)") from None
     if not math.isfinite(value):
         raise InputError(f"Value {what} must be a finite number, not {value}")
     return value

@@ -1,0 +1,67 @@
+"""Hostile inputs (issue 11): a bad line, value or environment gives a clear error with the
+documented exit code, never a traceback or exit 70, and never takes the other lines with it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+from helpers import console_script
+
+import gradcalc
+from gradcalc.batch import solve_line
+
+
+def gradcalc_run(*args: str, stdin: str = "", env: dict[str, str] | None = None,
+                 ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([console_script(), *args], input=stdin, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, **(env or {})})
+
+
+def test_a_hostile_jsonl_line_fails_alone_and_the_batch_goes_on():
+    lines = [
+        json.dumps({"program": "OUT = A*2", "at": {"A": 0}}).replace("0}", "1" + "0" * 400 + "}"),
+        '{"program": "OUT = A*2", "at": {"A": 1' + "0" * 5000 + "}}",
+        "[" * 100_000,
+        json.dumps({"program": "OUT = A*3", "at": {"A": 1}}),
+    ]
+    r = gradcalc_run("--batch", "-", "--input", "jsonl", "--format", "jsonl",
+                     stdin="\n".join(lines) + "\n")
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr
+    results = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x["line"] for x in results] == [1, 2, 3, 4]
+    messages = [x["error"]["message"] if x["error"] else None for x in results]
+    assert "too large for a 64-bit float" in messages[0]
+    assert "over 4,300 digits" in messages[1]
+    assert "too deeply" in messages[2]
+    assert messages[3] is None and results[3]["gradients"] == {"A": 3.0}
+
+
+def test_a_value_beyond_float_range_is_an_input_error_everywhere():
+    with pytest.raises(gradcalc.InputError, match="too large for a 64-bit float"):
+        gradcalc.gradients("OUT = A*2", at={"A": 10**400})
+    with pytest.raises(gradcalc.InputError, match="too large for a 64-bit float"):
+        gradcalc.Value(10**400)
+    with pytest.raises(gradcalc.InputError, match="too large for a 64-bit float"):
+        gradcalc.hessian("OUT = A*2", at={"A": 10**400})
+    result = solve_line("OUT = A*2", {"A": 10**400})  # documented never to raise
+    assert "too large" in result["error"]["message"]
+
+
+def test_jobs_above_the_cpu_count_are_capped_with_a_note():
+    r = gradcalc_run("--batch", "-", "--jobs", "99999999999999999999", "--at", "A=1",
+                     "--format", "jsonl", stdin="OUT = A*2\nOUT = A*3\n")
+    assert r.returncode == 0, r.stderr
+    cpus = os.cpu_count() or 1
+    assert r.stderr.startswith(f"note: --jobs 99999999999999999999 capped at {cpus}")
+    assert [json.loads(x)["value"] for x in r.stdout.splitlines()] == [2.0, 3.0]
+
+
+@pytest.mark.parametrize("columns", ["²", "٣", "-5", "abc", "99999999999999999999"])
+def test_an_unusable_columns_is_ignored(columns):
+    r = gradcalc_run("OUT=A*2", "--at", "A=1", "--graph", env={"COLUMNS": columns})
+    assert r.returncode == 0, r.stderr
+    assert "OUT=2" in r.stdout
