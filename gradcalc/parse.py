@@ -12,10 +12,12 @@ parentheses or a million-term sum are ordinary inputs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import re
+import stat
 import zlib
 from functools import lru_cache
 from importlib import resources
@@ -131,9 +133,58 @@ def _digest(grammar: str) -> str:
     return f"{zlib.crc32(data):08x}{len(data):x}"
 
 
-def _cache_folder() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "gradcalc"
+def _cache_folder() -> Path | None:
+    """``$XDG_CACHE_HOME/gradcalc``, else ``~/.cache/gradcalc``; a relative XDG_CACHE_HOME is
+    ignored (the XDG specification says so), and with no absolute home there is no cache."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(base):
+        return Path(base) / "gradcalc"
+    home = os.path.expanduser("~")
+    if not home or home == "~" or not os.path.isabs(home) or home == "/":
+        return None
+    return Path(home) / ".cache" / "gradcalc"
+
+
+#: A cache file larger than this is not read (the real one is about 60 kB).
+CACHE_LIMIT = 4 * 1024 * 1024
+
+
+def _checksum(tables: Any) -> str:
+    text = json.dumps(tables, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _read_cache(path: Path, digest: str) -> dict[str, Any] | None:
+    """The cached tables, or ``None`` on any doubt. The cache is untrusted input: opened
+    without following a symbolic link and without blocking (a FIFO), read only if it is a
+    regular file of at most :data:`CACHE_LIMIT` bytes, and used only if its checksum, format,
+    grammar digest and shape are right."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > CACHE_LIMIT:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            raw = f.read(CACHE_LIMIT + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or data.get("checksum") != _checksum(data.get("tables")):
+        return None
+    tables = data["tables"]
+    if not isinstance(tables, dict) or tables.get("format") != _TABLES_FORMAT \
+            or tables.get("grammar") != digest:
+        return None
+    return tables
 
 
 def compile_tables(grammar: str) -> dict[str, Any]:
@@ -178,28 +229,30 @@ def compile_tables(grammar: str) -> dict[str, Any]:
     }
 
 
-def _tables() -> dict[str, Any]:
+def _tables(rebuild: bool = False) -> dict[str, Any]:
     """The compiled grammar, from the per-user cache when it matches the grammar's text.
 
-    The cache is JSON (data, never code), written atomically; any problem with it just means
-    compiling again, and an unwritable cache folder means compiling on every run."""
+    The cache is JSON (data, never code) with a checksum, written atomically; any problem
+    with it just means compiling again (``rebuild`` forces that), and an unwritable or
+    unusable cache folder means compiling on every run."""
     grammar = grammar_text()
     digest = _digest(grammar)
-    path = _cache_folder() / f"tables-{digest}.json"
-    try:
-        data = json.loads(path.read_text("utf-8"))
-        if data.get("format") == _TABLES_FORMAT and data.get("grammar") == digest:
-            return data
-    except (OSError, ValueError):
-        pass
+    folder = _cache_folder()
+    path = None if folder is None else folder / f"tables-{digest}.json"
+    if path is not None and not rebuild:
+        cached = _read_cache(path, digest)
+        if cached is not None:
+            return cached
     data = compile_tables(grammar)
+    if path is None:
+        return data
     import tempfile
 
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False,
                                          encoding="utf-8", suffix=".tmp") as f:
-            json.dump(data, f)
+            json.dump({"checksum": _checksum(data), "tables": data}, f)
         os.replace(f.name, path)
     except OSError:
         pass
@@ -254,7 +307,18 @@ class _Machine:
 
 @lru_cache(maxsize=1)
 def _machine() -> _Machine:
-    return _Machine(_tables())
+    try:
+        machine = _Machine(_tables())
+        # A token pattern that matches nothing would stall the lexer, and tables of the
+        # wrong shape fail on the first program: try both before trusting a cached file.
+        if machine.tokens.match("") is None and len(_run(machine, _PROBE)) == 2:
+            return machine
+    except Exception:  # a cache of the wrong shape: whatever it is, compile afresh
+        pass
+    return _Machine(_tables(rebuild=True))
+
+
+_PROBE = "B = -A*3^2 + sin(x, y)/2 - 1e-3\n(B + 1)*(B + 2)"
 
 
 class _Unexpected(Exception):

@@ -65,3 +65,60 @@ def test_an_unusable_columns_is_ignored(columns):
     r = gradcalc_run("OUT=A*2", "--at", "A=1", "--graph", env={"COLUMNS": columns})
     assert r.returncode == 0, r.stderr
     assert "OUT=2" in r.stdout
+
+
+# --- the grammar cache is untrusted -----------------------------------------------------------
+
+def _cache_file(folder) -> tuple:
+    import importlib
+
+    parse = importlib.import_module("gradcalc.parse")
+    r = gradcalc_run("OUT = A*2", "--at", "A=1", env={"XDG_CACHE_HOME": str(folder)})
+    assert r.returncode == 0, r.stderr
+    [path] = (folder / "gradcalc").glob("tables-*.json")
+    return path, parse
+
+
+def _crafted(parse, tables_of) -> str:
+    """A cache file with a valid checksum around tables changed by ``tables_of``."""
+    return json.dumps({"checksum": parse._checksum(tables_of), "tables": tables_of})
+
+
+@pytest.mark.parametrize("damage", ["null", "list", "missing", "checksum", "empty-states",
+                                    "empty-token", "fifo", "symlink-zero", "huge"])
+def test_a_damaged_or_hostile_cache_is_rebuilt(tmp_path, damage):
+    path, parse = _cache_file(tmp_path)
+    good = json.loads(path.read_text())["tables"]
+    path.unlink()
+    if damage == "null":
+        path.write_text("null")
+    elif damage == "list":
+        path.write_text("[1, 2]")
+    elif damage == "missing":
+        path.write_text(_crafted(parse, {"format": good["format"]}))
+    elif damage == "checksum":
+        path.write_text(json.dumps({"checksum": "0" * 64, "tables": good}))
+    elif damage == "empty-states":
+        path.write_text(_crafted(parse, {**good, "states": []}))
+    elif damage == "empty-token":
+        path.write_text(_crafted(parse, {**good, "tokens": "(?P<X>a*)"}))
+    elif damage == "fifo":
+        os.mkfifo(path)
+    elif damage == "symlink-zero":
+        path.symlink_to("/dev/zero")
+    else:
+        path.write_bytes(b" " * (5 * 1024 * 1024))
+    r = gradcalc_run("OUT = A*2", "--at", "A=1", env={"XDG_CACHE_HOME": str(tmp_path)})
+    assert (r.returncode, r.stdout) == (0, "A 2\n"), r.stderr
+    # the file was replaced by a good one: the next run reads it
+    assert path.is_file() and not path.is_symlink()
+    assert parse._read_cache(path, good["grammar"]) is not None
+
+
+@pytest.mark.parametrize(("home", "xdg"), [("", ""), ("/", ""), ("", "relative/cache")])
+def test_no_usable_cache_folder_means_no_cache(tmp_path, home, xdg):
+    r = subprocess.run([console_script(), "OUT = A*2", "--at", "A=1"], capture_output=True,
+                       text=True, timeout=60, cwd=tmp_path,
+                       env={**os.environ, "HOME": home, "XDG_CACHE_HOME": xdg})
+    assert (r.returncode, r.stdout) == (0, "A 2\n"), r.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written under the current directory
