@@ -12,7 +12,6 @@ parentheses or a million-term sum are ordinary inputs.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -150,8 +149,9 @@ CACHE_LIMIT = 4 * 1024 * 1024
 
 
 def _checksum(tables: Any) -> str:
-    text = json.dumps(tables, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    # CRC-32 and length (as for the grammar's digest): it catches damage; a deliberate
+    # forgery is caught by the probe parse in _machine. hashlib would cost start-up time.
+    return _digest(json.dumps(tables, sort_keys=True, separators=(",", ":")))
 
 
 def _read_cache(path: Path, digest: str) -> dict[str, Any] | None:

@@ -97,7 +97,7 @@ def test_a_damaged_or_hostile_cache_is_rebuilt(tmp_path, damage):
     elif damage == "missing":
         path.write_text(_crafted(parse, {"format": good["format"]}))
     elif damage == "checksum":
-        path.write_text(json.dumps({"checksum": "0" * 64, "tables": good}))
+        path.write_text(json.dumps({"checksum": "0" * 8, "tables": good}))
     elif damage == "empty-states":
         path.write_text(_crafted(parse, {**good, "states": []}))
     elif damage == "empty-token":
