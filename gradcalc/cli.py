@@ -4,6 +4,7 @@ mapping from error classes to exit codes. No math, no graph walking, no layout h
 from __future__ import annotations
 
 import enum
+import errno
 import functools
 import io
 import itertools
@@ -33,6 +34,7 @@ EXIT_OK = 0
 EXIT_EVALUATION = 1  # the program is fine but cannot be evaluated at that point
 EXIT_USAGE = 2  # bad invocation or bad program
 EXIT_INTERNAL = 70  # a bug in gradcalc (EX_SOFTWARE)
+EXIT_OUTPUT = 74  # standard output could not be written (EX_IOERR)
 EXIT_BROKEN_PIPE = 141
 
 EPILOG = (
@@ -41,7 +43,8 @@ EPILOG = (
     "Exit codes: 0 success; 1 evaluation failed (log(-1), division by zero, overflow) or a "
     "documented limit hit (symbolic size or time, exact numbers over 10,000 bits); "
     "2 bad invocation or bad program (syntax, names, cycles, arguments, --at, an option "
-    "that does not apply); 70 internal error (please report it); 130 interrupted; "
+    "that does not apply); 70 internal error (please report it); 74 the results could not "
+    "be written (a full disk); 130 interrupted; "
     "141 standard output closed early."
 )
 
@@ -88,8 +91,29 @@ def _closed_pipe_is_quiet(command: Callable[..., None]) -> Callable[..., None]:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             raise SystemExit(EXIT_BROKEN_PIPE) from None
+        except OSError as exc:
+            if exc.errno not in _WRITE_ERRORS:
+                raise
+            _output_failed(exc)
 
     return wrapper
+
+
+# The errors a write to standard output meets when the output cannot take the results.
+_WRITE_ERRORS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO}
+
+
+def _output_failed(exc: OSError) -> NoReturn:
+    """Writing the results failed (a full disk, ``/dev/full``, an I/O error): an I/O error
+    with sysexits' code 74, never "a bug"; nothing more is written to standard output."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    sys.stderr.write(f"error: cannot write the results to standard output: "
+                     f"{exc.strerror or exc}\n")
+    raise SystemExit(EXIT_OUTPUT)
 
 
 class _Command(TyperCommand):
@@ -740,8 +764,16 @@ def main() -> None:
         sys.exit(EXIT_BROKEN_PIPE)
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as exc:
+        if exc.errno not in _WRITE_ERRORS:
+            _internal_error(exc)
+        _output_failed(exc)
     except Exception as exc:
-        sys.stderr.write(
-            f"gradcalc: internal error ({type(exc).__name__}: {exc}); this is a bug, "
-            "please report it with the command that caused it\n")
-        sys.exit(EXIT_INTERNAL)
+        _internal_error(exc)
+
+
+def _internal_error(exc: BaseException) -> NoReturn:
+    sys.stderr.write(
+        f"gradcalc: internal error ({type(exc).__name__}: {exc}); this is a bug, "
+        "please report it with the command that caused it\n")
+    sys.exit(EXIT_INTERNAL)

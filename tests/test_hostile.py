@@ -122,3 +122,18 @@ def test_no_usable_cache_folder_means_no_cache(tmp_path, home, xdg):
                        env={**os.environ, "HOME": home, "XDG_CACHE_HOME": xdg})
     assert (r.returncode, r.stdout) == (0, "A 2\n"), r.stderr
     assert list(tmp_path.iterdir()) == []  # nothing written under the current directory
+
+
+# --- output that cannot be written ------------------------------------------------------------
+
+@pytest.mark.parametrize("args", [["OUT = A*2", "--at", "A=1"],
+                                  ["OUT = A*2", "--at", "A=1", "--format", "json"],
+                                  ["--version"],
+                                  ["--batch", "-", "--at", "A=1"]])
+def test_a_full_output_is_an_io_error_not_a_bug(args):
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([console_script(), *args], input="OUT = A*3\n", stdout=full,
+                           stderr=subprocess.PIPE, text=True, timeout=60)
+    assert r.returncode == 74, r.stderr
+    assert r.stderr == ("error: cannot write the results to standard output: "
+                        "No space left on device\n")
