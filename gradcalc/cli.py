@@ -128,6 +128,16 @@ class _Command(TyperCommand):
         try:
             code = super().main(arguments, prog_name, complete_var, standalone_mode=False,
                                 windows_expand_args=windows_expand_args, **extra)
+        except SystemExit as exc:
+            # click (--version) and Rich (--help) answer a closed pipe with exit 1, which
+            # printing help or the version never gives otherwise: a closed pipe is 141.
+            options = arguments[:arguments.index("--")] if "--" in arguments else arguments
+            if exc.code == 1 and (type(sys.stdout).__name__ == "PacifyFlushWrapper"
+                                  or "--help" in options):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.__stdout__.fileno() if sys.__stdout__ else 1)
+                raise SystemExit(EXIT_BROKEN_PIPE) from None
+            raise
         except Exception as exc:
             # Typer's click is vendored by recent Typer releases and the click package in
             # older ones: its exceptions are recognised by class name, not imported.

@@ -137,3 +137,16 @@ def test_a_full_output_is_an_io_error_not_a_bug(args):
     assert r.returncode == 74, r.stderr
     assert r.stderr == ("error: cannot write the results to standard output: "
                         "No space left on device\n")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["OUT = A*2", "--at", "A=1"]])
+def test_a_closed_pipe_is_141_for_help_and_version_too(args):
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before anything is written: deterministic EPIPE
+    try:
+        r = subprocess.run([console_script(), *args], stdout=write, stderr=subprocess.PIPE,
+                           text=True, timeout=60)
+    finally:
+        os.close(write)
+    assert r.returncode == 141, r.stderr
+    assert r.stderr == ""
