@@ -8,8 +8,10 @@ one process or several, holding only a bounded window of lines in memory at any 
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import signal
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,8 +96,9 @@ def solve_problem(problem: Problem, at: Mapping[str, float] | None = None,
 
 def solve_stream(items: Iterable[Problem], at: Mapping[str, float] | None = None,
                  wrt: Sequence[str] | None = None, of: str | None = None,
-                 jobs: int = 1) -> Iterator[dict[str, Any]]:
-    """Results in input order. With ``jobs`` > 1, worker processes solve windows of lines."""
+                 jobs: int = 1) -> Generator[dict[str, Any], None, None]:
+    """Results in input order. With ``jobs`` > 1, worker processes solve windows of lines;
+    closing the generator (or an exception such as Ctrl-C inside it) ends them."""
     if jobs <= 1:
         for problem in items:
             yield solve_problem(problem, at, wrt, of)
@@ -105,7 +108,15 @@ def solve_stream(items: Iterable[Problem], at: Mapping[str, float] | None = None
 
     solve = partial(solve_problem, at=dict(at or {}), wrt=list(wrt) if wrt else None, of=of)
     context = multiprocessing.get_context("spawn" if _fork_unsafe() else None)
-    with context.Pool(jobs) as pool:
+    # Ctrl-C reaches every process of the terminal's foreground group. Only this process
+    # handles it (the pool is then terminated): a worker interrupted inside the pool's queues
+    # prints a traceback, or dies holding a queue lock and hangs the pool's shutdown. Workers
+    # ignore SIGINT from their first instruction: they start with it blocked, and a Ctrl-C
+    # that comes meanwhile reaches this process when the block ends, after the pool is
+    # registered for termination.
+    with contextlib.ExitStack() as stack:
+        with _sigint_held():
+            pool = stack.enter_context(context.Pool(jobs, initializer=_ignore_sigint))
         window: list[Problem] = []
         for problem in items:
             window.append(problem)
@@ -114,6 +125,25 @@ def solve_stream(items: Iterable[Problem], at: Mapping[str, float] | None = None
                 window = []
         if window:
             yield from pool.map(solve, window, chunksize=max(1, len(window) // (4 * jobs)))
+
+
+@contextlib.contextmanager
+def _sigint_held() -> Iterator[None]:
+    """SIGINT blocked, not lost, for the duration (where the platform can block signals)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _fork_unsafe() -> bool:

@@ -3,6 +3,7 @@ mapping from error classes to exit codes. No math, no graph walking, no layout h
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import errno
 import functools
@@ -22,6 +23,7 @@ import typer
 from typer.core import TyperCommand
 
 from gradcalc import __version__
+from gradcalc.__main__ import EXIT_INTERRUPTED
 from gradcalc.api import Result, compile_program, gradients, output_note
 from gradcalc.dag import Dag
 from gradcalc.errors import Diagnostic, GradcalcError, InputError, ParseError, closest
@@ -147,7 +149,7 @@ class _Command(TyperCommand):
                                              hint=_click_hint(exc, arguments)))
                 code = EXIT_USAGE
             elif "Abort" in kinds:
-                code = 130
+                code = EXIT_INTERRUPTED
             else:
                 raise
         code = code if isinstance(code, int) else EXIT_OK
@@ -521,15 +523,18 @@ def _run_batch(path: str, kind: InputKind, at: dict[str, float], wrt: list[str] 
     table_rows: list[dict[str, object]] = []
     # Options that no line used are reported at the end: a typo must not pass silently.
     unused_at, unused_wrt = set(at), set(wrt or ())
-    with stream, _progress(size) as progress:
+    with stream, _progress(size) as progress, contextlib.ExitStack() as stack:
         # Under a progress bar on the same terminal, results go through the bar's console
         # (above the bar); otherwise straight to standard output.
         out = progress.stdout if progress is not None else sys.stdout
         writer = (render.BatchTable(out, "," if fmt is Format.csv else "\t", wrt)
                   if fmt in (Format.csv, Format.tsv) else None)
         counted = _counting(stream, progress.advance if progress is not None else None)
-        for result in batch.solve_stream(batch.problems(counted, kind is InputKind.jsonl),
-                                         at, wrt, of, jobs):
+        results = batch.solve_stream(batch.problems(counted, kind is InputKind.jsonl),
+                                     at, wrt, of, jobs)
+        # Closed on the way out, also on Ctrl-C: worker processes end before this one does.
+        stack.enter_context(contextlib.closing(results))
+        for result in results:
             error = result["error"]
             if unused_at:
                 unused_at.difference_update(result["inputs"])
@@ -757,7 +762,8 @@ def _complete_writes() -> None:
 
 
 def main() -> None:
-    """Entry point of the ``gradcalc`` console script."""
+    """Run the command on ``sys.argv`` (the console script's entry point, through
+    :mod:`gradcalc.__main__`, adds the Ctrl-C handling)."""
     if sys.stdout is None:  # started with standard output closed (`>&-`): nowhere to answer
         sys.exit(EXIT_BROKEN_PIPE)
     if sys.stderr is None:  # diagnostics closed (`2>&-`): the exit code still tells
@@ -773,7 +779,7 @@ def main() -> None:
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(EXIT_BROKEN_PIPE)
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except OSError as exc:
         if exc.errno not in _WRITE_ERRORS:
             _internal_error(exc)

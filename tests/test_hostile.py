@@ -150,3 +150,53 @@ def test_a_closed_pipe_is_141_for_help_and_version_too(args):
         os.close(write)
     assert r.returncode == 141, r.stderr
     assert r.stderr == ""
+
+
+# --- Ctrl-C -----------------------------------------------------------------------------------
+
+def _interrupted_batch(tmp_path, jobs: str, interrupts: int) -> tuple[int, bytes, bytes]:
+    """Start a long batch in a process group of its own (as a shell starts a foreground job),
+    wait for its first result line, then send SIGINT to the whole group, as Ctrl-C on a
+    terminal does. Returns the exit code, the output and the diagnostics; fails if a process
+    of the group outlives the command."""
+    import signal
+    import time
+
+    problems = tmp_path / "problems.txt"
+    problems.write_text("".join(f"B = A*{i}; OUT = tanh(B+1)*(B+2)^2 + sin(B*{i})\n"
+                                for i in range(100_000)))
+    out_path = tmp_path / "out.jsonl"
+    with open(out_path, "wb") as out:
+        child = subprocess.Popen([console_script(), "--batch", str(problems), "--jobs", jobs,
+                                  "--at", "A=1", "--format", "jsonl"],
+                                 stdout=out, stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            while out_path.stat().st_size == 0 and child.poll() is None:
+                time.sleep(0.01)
+            for _ in range(interrupts):
+                os.killpg(child.pid, signal.SIGINT)
+            _, err = child.communicate(timeout=60)
+        finally:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGKILL)
+    survivors = True
+    for _ in range(500):  # the workers must be gone once the command has ended
+        try:
+            os.killpg(child.pid, 0)
+        except ProcessLookupError:
+            survivors = False
+            break
+        time.sleep(0.01)
+    assert not survivors, "worker processes outlived the interrupted command"
+    return child.returncode, out_path.read_bytes(), err
+
+
+@pytest.mark.parametrize(("jobs", "interrupts"), [("2", 1), ("2", 2), ("1", 1)])
+def test_ctrl_c_stops_a_batch_cleanly(tmp_path, jobs, interrupts):
+    code, out, err = _interrupted_batch(tmp_path, jobs, interrupts)
+    assert code == 130, err
+    assert b"Traceback" not in err and b"KeyboardInterrupt" not in err, err
+    assert out.endswith(b"\n")  # the lines written are complete, in order
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [x["line"] for x in lines] == list(range(1, len(lines) + 1))
+    assert 0 < len(lines) < 100_000
