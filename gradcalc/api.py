@@ -21,7 +21,7 @@ from gradcalc.ast import Program
 from gradcalc.dag import Dag, build
 from gradcalc.errors import Diagnostic, InputError, closest
 from gradcalc.gcpause import paused_gc
-from gradcalc.parse import parse
+from gradcalc.parse import PROGRAM_LIMIT, parse
 
 if TYPE_CHECKING:
     from gradcalc.symbolic import Formula
@@ -75,14 +75,17 @@ class Result:
     node_gradients: list[float] = field(default_factory=list, repr=False)
 
 
-def compile_program(program: str | Program | Dag, name: str = "<program>") -> Dag:
+def compile_program(program: str | Program | Dag, name: str = "<program>",
+                    max_size: int = PROGRAM_LIMIT) -> Dag:
     """Parse and build ``program`` (text, a parsed :class:`Program`, or an already built
-    :class:`Dag`, returned as is) into the graph the engine runs on."""
+    :class:`Dag`, returned as is) into the graph the engine runs on. Text over ``max_size``
+    bytes is refused with a :class:`~gradcalc.errors.LimitError`: compile it here with a
+    larger ``max_size`` and pass the result to :func:`gradients` and the others."""
     if isinstance(program, Dag):
         return program
     if isinstance(program, Program):
         return build(program)
-    return build(parse(program, name))
+    return build(parse(program, name, max_size=max_size))
 
 
 def gradients(

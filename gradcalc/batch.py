@@ -13,14 +13,15 @@ import json
 import signal
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, cast
 
 from gradcalc.api import compile_program, gradients
 from gradcalc.errors import GradcalcError, InputError
-from gradcalc.parse import parse
+from gradcalc.parse import PROGRAM_LIMIT, parse, size_text
 from gradcalc.render import to_json_object
 
-__all__ = ["Problem", "problems", "solve_line", "solve_problem", "solve_stream"]
+__all__ = ["BinaryInput", "Problem", "problems", "solve_line", "solve_problem",
+           "solve_stream"]
 
 # Lines handed to worker processes per round trip; results are written as each window ends.
 _WINDOW = 2000
@@ -30,18 +31,43 @@ _WINDOW = 2000
 class Problem:
     """One line of a batch: its 1-based line number and either program text or, for JSON Lines
     input, the decoded object (``program`` plus optional ``at``, ``wrt``, ``of``); ``error`` is
-    set when the line itself could not be read (bad UTF-8, bad JSON)."""
+    set when the line itself could not be read (bad UTF-8, too long), ``error_kind`` says
+    which kind of error that is."""
 
     line: int
     text: str
     structured: bool = False
     error: str | None = None
+    error_kind: str = "input"
 
 
-def problems(stream: Iterable[bytes], structured: bool = False) -> Iterator[Problem]:
+class LineSource(Protocol):
+    """A binary stream read line by line, at most ``size`` bytes at a time."""
+
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+
+class BinaryInput(InputError):
+    """The batch input holds a NUL byte in a line too long to read: it is not text, and the
+    rest cannot be split into lines in bounded time (``--batch /dev/zero``)."""
+
+
+def problems(stream: Iterable[bytes] | LineSource, structured: bool = False,
+             max_size: int = PROGRAM_LIMIT) -> Iterator[Problem]:
     """The problems of a byte stream, lazily: blank lines and ``#`` comment lines are skipped,
-    a UTF-8 byte order mark, CR LF endings and a last line without a newline are fine."""
-    for number, raw in enumerate(stream, 1):
+    a UTF-8 byte order mark, CR LF endings and a last line without a newline are fine.
+
+    A line of more than ``max_size`` bytes is not read into memory: it becomes a problem with
+    an error (kind ``limit``) and reading goes on at the next line. Such a line that holds a
+    NUL byte means the input is binary: :class:`BinaryInput` is raised after the problems
+    before it.
+    """
+    for number, raw in enumerate(_lines(stream, max_size), 1):
+        if raw is None:
+            yield Problem(number, "", structured,
+                          f"the line is longer than the limit of {size_text(max_size)}",
+                          "limit")
+            continue
         if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
         try:
@@ -55,9 +81,45 @@ def problems(stream: Iterable[bytes], structured: bool = False) -> Iterator[Prob
         yield Problem(number, text, structured)
 
 
+_SKIP_CHUNK = 1 << 16
+
+
+def _fits(raw: bytes, max_size: int) -> bool:
+    return len(raw) <= max_size or len(raw.rstrip(b"\r\n")) <= max_size
+
+
+def _lines(stream: Iterable[bytes] | LineSource, max_size: int) -> Iterator[bytes | None]:
+    """The stream's lines (with their newlines), ``None`` for a line over ``max_size`` bytes,
+    which is skipped in chunks of bounded size."""
+    readline = getattr(stream, "readline", None)
+    if readline is None:  # already lines (a list, a generator)
+        for raw in cast(Iterable[bytes], stream):
+            yield raw if _fits(raw, max_size) else None
+        return
+    while True:
+        raw = readline(max_size + 2)  # room for CR LF after a line of max_size bytes
+        if not raw:
+            return
+        if _fits(raw, max_size):
+            yield raw
+            continue
+        binary = b"\0" in raw
+        while not raw.endswith(b"\n"):
+            raw = readline(_SKIP_CHUNK)
+            if not raw:
+                break
+            binary = binary or b"\0" in raw
+            if binary:
+                break
+        yield None
+        if binary:
+            raise BinaryInput("the input is not text: a line too long to read holds NUL bytes",
+                              hint="give --batch a text file, one program per line")
+
+
 def solve_line(text: str, at: Mapping[str, float] | None = None,
                wrt: Sequence[str] | None = None, of: str | None = None,
-               line: int = 1) -> dict[str, Any]:
+               line: int = 1, max_size: int = PROGRAM_LIMIT) -> dict[str, Any]:
     """Solve one problem given as program text; never raises for a bad problem.
 
     ``at`` values apply to the inputs the program has (others are ignored), ``wrt`` names to
@@ -67,25 +129,26 @@ def solve_line(text: str, at: Mapping[str, float] | None = None,
     Where an input has no value, gradients come out as formulas (strings), as for a single
     program.
     """
-    return solve_problem(Problem(line, text), at, wrt, of)
+    return solve_problem(Problem(line, text), at, wrt, of, max_size)
 
 
 def solve_problem(problem: Problem, at: Mapping[str, float] | None = None,
-                  wrt: Sequence[str] | None = None, of: str | None = None) -> dict[str, Any]:
+                  wrt: Sequence[str] | None = None, of: str | None = None,
+                  max_size: int = PROGRAM_LIMIT) -> dict[str, Any]:
     """Like :func:`solve_line` for a :class:`Problem` (which may carry its own JSON fields)."""
     if problem.error is not None:
-        return _failure(problem.line, problem.error, None, None, "input")
+        return _failure(problem.line, problem.error, None, None, problem.error_kind)
     try:
         if problem.structured:
             # The line's own values must fit its program (a typo is an error); the
             # command's --at values apply where they fit.
             program, line_at, line_wrt, line_of = _structured(problem.text, wrt, of)
-            dag = compile_program(parse(program, "<program>"))
+            dag = compile_program(parse(program, "<program>", max_size=max_size))
             values = {n: v for n, v in (at or {}).items() if n in dag.inputs} | line_at
         else:
             # One problem per line: positions (and positions inside messages) are the file's.
             program, line_wrt, line_of = problem.text, wrt, of
-            dag = compile_program(parse(program, "<batch>", problem.line))
+            dag = compile_program(parse(program, "<batch>", problem.line, max_size))
             values = {n: v for n, v in (at or {}).items() if n in dag.inputs}
         names = [n for n in line_wrt if n in dag.named] if line_wrt else None
         result = gradients(dag, at=values, wrt=names, of=line_of)
@@ -96,17 +159,19 @@ def solve_problem(problem: Problem, at: Mapping[str, float] | None = None,
 
 def solve_stream(items: Iterable[Problem], at: Mapping[str, float] | None = None,
                  wrt: Sequence[str] | None = None, of: str | None = None,
-                 jobs: int = 1) -> Generator[dict[str, Any], None, None]:
+                 jobs: int = 1, max_size: int = PROGRAM_LIMIT
+                 ) -> Generator[dict[str, Any], None, None]:
     """Results in input order. With ``jobs`` > 1, worker processes solve windows of lines;
     closing the generator (or an exception such as Ctrl-C inside it) ends them."""
     if jobs <= 1:
         for problem in items:
-            yield solve_problem(problem, at, wrt, of)
+            yield solve_problem(problem, at, wrt, of, max_size)
         return
     import multiprocessing
     from functools import partial
 
-    solve = partial(solve_problem, at=dict(at or {}), wrt=list(wrt) if wrt else None, of=of)
+    solve = partial(solve_problem, at=dict(at or {}), wrt=list(wrt) if wrt else None, of=of,
+                    max_size=max_size)
     context = multiprocessing.get_context("spawn" if _fork_unsafe() else None)
     # Ctrl-C reaches every process of the terminal's foreground group. Only this process
     # handles it (the pool is then terminated): a worker interrupted inside the pool's queues

@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, NoReturn, TextIO
 
@@ -27,10 +27,15 @@ from gradcalc.__main__ import EXIT_INTERRUPTED
 from gradcalc.api import Result, compile_program, gradients, output_note
 from gradcalc.dag import Dag
 from gradcalc.errors import Diagnostic, GradcalcError, InputError, ParseError, closest
+from gradcalc.parse import PROGRAM_LIMIT, program_too_large
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress
+
+# Peak memory per byte of program text, measured on 1 MiB sums and mixed programs
+# (tests/benchmarks/bench_size.py): what --max-size admits is about this many times larger.
+MEMORY_PER_BYTE = 300
 
 EXIT_OK = 0
 EXIT_EVALUATION = 1  # the program is fine but cannot be evaluated at that point
@@ -43,11 +48,11 @@ EPILOG = (
     "PROGRAM is a path to a program file (preferred when such a file exists), '-' for standard "
     "input, or program text, e.g. 'B = A*3; OUT = (B+1)*(B+2)'.\n\n"
     "Exit codes: 0 success; 1 evaluation failed (log(-1), division by zero, overflow) or a "
-    "documented limit hit (symbolic size or time, exact numbers over 10,000 bits); "
-    "2 bad invocation or bad program (syntax, names, cycles, arguments, --at, an option "
-    "that does not apply); 70 internal error (please report it); 74 the results could not "
-    "be written (a full disk); 130 interrupted; "
-    "141 standard output closed early."
+    "documented limit hit (a program over --max-size, symbolic size or time, exact numbers "
+    "over 10,000 bits); 2 bad invocation or bad program (syntax, names, cycles, arguments, "
+    "--at, an option that does not apply, a --batch input that is not text); 70 internal "
+    "error (please report it); 74 the results could not be written (a full disk); "
+    "130 interrupted; 141 standard output closed early."
 )
 
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -258,6 +263,11 @@ def run(
     jobs: Annotated[int | None, typer.Option(
         "--jobs", "-j", min=1, help="With --batch: worker processes (output order is kept; "
         "default 1).", show_default=False)] = None,
+    max_size: Annotated[str | None, typer.Option(
+        "--max-size", metavar="SIZE",
+        help="The largest program, or batch line, accepted: bytes, or with K, M or G "
+        "(powers of 1024). Default 1M, at most 1G; memory grows about "
+        f"{MEMORY_PER_BYTE} bytes per byte of program.", show_default=False)] = None,
     fail_fast: Annotated[bool, typer.Option(
         "--fail-fast", help="With --batch: stop at the first problem that fails.")] = False,
     version: Annotated[bool, typer.Option(
@@ -269,11 +279,13 @@ def run(
     outputs = _split("--of", of)
     names = _split("--wrt", wrt) if wrt else None
     values = _parse_at(at or [])
+    limit = _parse_size(max_size) if max_size is not None else PROGRAM_LIMIT
     view = _the_view(graph is not None, explain, dot, mermaid, hessian, check, len(outputs) > 1)
     if batch is not None:
         _refuse_with_batch(program, view, stats, symbolic, ascii_only, value, outputs)
         _run_batch(batch, input_kind or InputKind.text, values, names,
-                   outputs[0] if outputs else None, output_format, jobs or 1, fail_fast)
+                   outputs[0] if outputs else None, output_format, jobs or 1, fail_fast,
+                   limit)
         return
     _refuse_without_batch(input_kind, jobs, fail_fast)
     _refuse_without_effect(view, stats, symbolic, ascii_only, value, names, output_format)
@@ -285,11 +297,11 @@ def run(
             raise _usage("missing PROGRAM", "give program text, a file, '-' for standard "
                          "input, or --batch FILE")
         program = "-"  # a pipeline feeds the program: `echo 'OUT = A*2' | gradcalc --at A=1`
-    text, name = _read_program(program)
+    text, name = _read_program(program, limit)
     fmt = output_format or (Format.table if sys.stdout.isatty() else Format.plain)
     numbers_needed = view is not None and view not in ("--hessian", "several --of")
     try:
-        dag = compile_program(text, name)
+        dag = compile_program(text, name, max_size=limit)
         if view in ("--hessian", "--check", "several --of"):
             note = output_note(dag, outputs[0] if outputs else None)  # None with --of
             if note is not None:
@@ -496,8 +508,8 @@ def _terminal_width() -> int | None:
 
 
 def _run_batch(path: str, kind: InputKind, at: dict[str, float], wrt: list[str] | None,
-               of: str | None, output_format: Format | None, jobs: int, fail_fast: bool
-               ) -> None:
+               of: str | None, output_format: Format | None, jobs: int, fail_fast: bool,
+               limit: int) -> None:
     from gradcalc import batch, render
 
     fmt = output_format or (Format.table if sys.stdout.isatty() else Format.jsonl)
@@ -529,42 +541,46 @@ def _run_batch(path: str, kind: InputKind, at: dict[str, float], wrt: list[str] 
         out = progress.stdout if progress is not None else sys.stdout
         writer = (render.BatchTable(out, "," if fmt is Format.csv else "\t", wrt)
                   if fmt in (Format.csv, Format.tsv) else None)
-        counted = _counting(stream, progress.advance if progress is not None else None)
-        results = batch.solve_stream(batch.problems(counted, kind is InputKind.jsonl),
-                                     at, wrt, of, jobs)
+        counted = _Counted(stream, progress.advance) if progress is not None else stream
+        results = batch.solve_stream(batch.problems(counted, kind is InputKind.jsonl, limit),
+                                     at, wrt, of, jobs, limit)
         # Closed on the way out, also on Ctrl-C: worker processes end before this one does.
         stack.enter_context(contextlib.closing(results))
-        for result in results:
-            error = result["error"]
-            if unused_at:
-                unused_at.difference_update(result["inputs"])
-            if unused_wrt:
-                unused_wrt.difference_update(result["gradients"])
-            if error is not None:
-                failed = True
-                if human:
-                    where = str(result["line"])
-                    if error["column"] and kind is InputKind.text:
-                        where = f"{error['line']}:{error['column']}"
-                    elif error["column"]:  # a position inside the line's "program" string
-                        where += f": program {error['line']}:{error['column']}"
-                    name = "<stdin>" if path == "-" else path
-                    _print_diagnostic(InputError(f"{name}:{where}: {error['message']}",
-                                                 hint=error.get("hint")))
-            if fmt is Format.jsonl:
-                out.write(json.dumps(result, ensure_ascii=False) + "\n")
-            elif writer is not None:
-                writer.write(result)
-            elif fmt is Format.plain:
-                out.write(render.batch_plain(result))
-            else:
-                table_rows.append(result)
-                if len(table_rows) == _TABLE_BLOCK:
-                    _print_batch_table(render.batch_table(table_rows), progress)
-                    table_rows = []
-            out.flush()  # a downstream command sees each result at once
-            if failed and fail_fast:
-                break
+        stopped: GradcalcError | None = None
+        try:
+            for result in results:
+                error = result["error"]
+                if unused_at:
+                    unused_at.difference_update(result["inputs"])
+                if unused_wrt:
+                    unused_wrt.difference_update(result["gradients"])
+                if error is not None:
+                    failed = True
+                    if human:
+                        where = str(result["line"])
+                        if error["column"] and kind is InputKind.text:
+                            where = f"{error['line']}:{error['column']}"
+                        elif error["column"]:  # a position inside the line's "program" string
+                            where += f": program {error['line']}:{error['column']}"
+                        name = "<stdin>" if path == "-" else path
+                        _print_diagnostic(InputError(f"{name}:{where}: {error['message']}",
+                                                     hint=error.get("hint")))
+                if fmt is Format.jsonl:
+                    out.write(json.dumps(result, ensure_ascii=False) + "\n")
+                elif writer is not None:
+                    writer.write(result)
+                elif fmt is Format.plain:
+                    out.write(render.batch_plain(result))
+                else:
+                    table_rows.append(result)
+                    if len(table_rows) == _TABLE_BLOCK:
+                        _print_batch_table(render.batch_table(table_rows), progress)
+                        table_rows = []
+                out.flush()  # a downstream command sees each result at once
+                if failed and fail_fast:
+                    break
+        except batch.BinaryInput as exc:  # the lines before it are answered
+            stopped = exc
         if writer is not None:
             writer.close()
         if table_rows:
@@ -578,6 +594,8 @@ def _run_batch(path: str, kind: InputKind, at: dict[str, float], wrt: list[str] 
                 "unused", f"{option} {', '.join(sorted(unused))} matched no {what} of {lines}",
                 hint=f"check the spelling; {option} applies only to the lines that have that "
                 f"{what}"))
+    if stopped is not None:
+        _fail(stopped)
     if failed:
         raise typer.Exit(EXIT_EVALUATION)
 
@@ -619,17 +637,17 @@ def _file_size(stream: BinaryIO) -> int | None:
         return None
 
 
-def _counting(stream: Iterable[bytes], advance: Callable[[int], None] | None
-              ) -> Iterable[bytes]:
-    """The stream's lines, reporting each line's size to the progress bar."""
-    if advance is None:
-        return stream
-    return (_advanced(raw, advance) for raw in stream)
+@dataclass(slots=True)
+class _Counted:
+    """The stream, reporting the size of what is read to the progress bar."""
 
+    stream: BinaryIO
+    advance: Callable[[int], None]
 
-def _advanced(raw: bytes, advance: Callable[[int], None]) -> bytes:
-    advance(len(raw))
-    return raw
+    def readline(self, size: int = -1) -> bytes:
+        raw = self.stream.readline(size)
+        self.advance(len(raw))
+        return raw
 
 
 @dataclass(slots=True)
@@ -673,21 +691,66 @@ class _progress:
             self.running.bar.stop()
 
 
-def _read_program(program: str) -> tuple[str, str]:
+def _read_program(program: str, limit: int) -> tuple[str, str]:
+    """The program's text and its name for messages; more than ``limit`` bytes are refused
+    before they are read (standard input may be endless: ``< /dev/zero``)."""
     if program == "-":
         if sys.stdin is None:
             _fail(InputError("standard input is closed", hint="give program text or a file"))
-        return _decode(sys.stdin.buffer.read(), "<stdin>"), "<stdin>"
+        data = sys.stdin.buffer.read(limit + 1)
+        if len(data) > limit:
+            _fail(_too_large("<stdin>", None, limit))
+        return _decode(data, "<stdin>"), "<stdin>"
     if os.path.isdir(program):
         _fail(InputError(f"{program} is a directory",
                          hint="give a program file, '-' for standard input, or program text"))
     if os.path.isfile(program):
         try:
             with open(program, "rb") as f:
-                return _decode(f.read(), program), program
+                size = _file_size(f)
+                if size is not None and size > limit:
+                    _fail(_too_large(program, size, limit))
+                data = f.read(limit + 1)
         except OSError as exc:
             _fail(InputError(f"cannot read {program}: {exc.strerror}"))
+        if len(data) > limit:
+            _fail(_too_large(program, None, limit))
+        return _decode(data, program), program
+    if len(program) > limit // 4 and len(program.encode("utf-8", "surrogatepass")) > limit:
+        _fail(_too_large("<program>", len(program.encode("utf-8", "surrogatepass")), limit))
     return program, "<program>"
+
+
+def _too_large(name: str, size: int | None, limit: int) -> GradcalcError:
+    wanted = f"--max-size {_size_option(size)}" if size is not None else "--max-size"
+    return program_too_large(name, size, limit, f"raise the limit with {wanted}")
+
+
+def _size_option(size: int) -> str:
+    """The smallest round --max-size value that lets ``size`` bytes through."""
+    for suffix, shift in (("K", 10), ("M", 20), ("G", 30)):
+        units = -(-size // (1 << shift))
+        if units < 1024 or suffix == "G":
+            return f"{units}{suffix}"
+    raise AssertionError("unreachable")
+
+
+_SIZE = re.compile(r"([0-9]{1,10})\s*(?:([KMG])(?:i?B)?|B)?", re.IGNORECASE)
+MAX_SIZE_LIMIT = 1 << 30
+
+
+def _parse_size(text: str) -> int:
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise _usage(f"--max-size {text!r} is not a size",
+                     "write a number of bytes, or one with K, M or G, e.g. --max-size 16M")
+    number, unit = int(match[1]), (match[2] or "").upper()
+    size = number << {"": 0, "K": 10, "M": 20, "G": 30}[unit]
+    if not 0 < size <= MAX_SIZE_LIMIT:
+        raise _usage(f"--max-size {text} is out of range",
+                     f"give a size from 1 byte to 1G (about {MEMORY_PER_BYTE} bytes of memory "
+                     "per byte of program)")
+    return size
 
 
 def _decode(data: bytes, name: str) -> str:

@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from gradcalc.ast import Apply, Assign, Expr, Name, Num, Output, Program, Statement
-from gradcalc.errors import GradcalcError, ParseError, Source, Span
+from gradcalc.errors import GradcalcError, LimitError, ParseError, Source, Span
 from gradcalc.gcpause import paused_gc
 
 # A token: (type, text, start offset, end offset, line, column), lines and columns 1-based.
 Token = tuple[str, str, int, int, int, int]
 
-__all__ = ["grammar_text", "parse"]
+__all__ = ["PROGRAM_LIMIT", "grammar_text", "parse"]
 
 
 def grammar_text() -> str:
@@ -378,13 +378,25 @@ def _run(machine: _Machine, text: str, first_line: int = 1) -> list[Statement]:
                 return values[-1]
 
 
-def parse(text: str, name: str = "<program>", first_line: int = 1) -> Program:
+#: The largest program :func:`parse` accepts unless told otherwise, in bytes of UTF-8. Memory
+#: grows linearly with the size of a program (measured in the README, "Limits"); the bound keeps
+#: a program from taking the machine's memory by accident, and ``max_size`` raises it.
+PROGRAM_LIMIT = 1 << 20
+
+
+def parse(text: str, name: str = "<program>", first_line: int = 1,
+          max_size: int = PROGRAM_LIMIT) -> Program:
     """Parse gradcalc program text into a :class:`~gradcalc.ast.Program`.
 
     ``name`` is used in error messages (a file path, ``<stdin>``), and ``first_line`` numbers
     the text's first line (for a program taken from a line of a bigger file). Raises
-    :class:`~gradcalc.errors.ParseError` with the position of the problem.
+    :class:`~gradcalc.errors.ParseError` with the position of the problem, and
+    :class:`~gradcalc.errors.LimitError` for a text of more than ``max_size`` bytes (UTF-8).
     """
+    if _over(text, max_size):
+        raise program_too_large(name, None, max_size,
+                                "parse or compile it with a larger max_size, e.g. "
+                                "compile_program(text, max_size=16 << 20)")
     source = Source(text, name, first_line)
     machine = _machine()
     try:
@@ -399,6 +411,30 @@ def parse(text: str, name: str = "<program>", first_line: int = 1) -> Program:
         raise ParseError("the program is empty",
                          hint="write at least one statement, e.g. OUT = A*2")
     return Program(statements, source)
+
+
+def _over(text: str, limit: int) -> bool:
+    """Whether ``text`` takes more than ``limit`` bytes in UTF-8 (encoded only when the
+    number of characters leaves it open)."""
+    if len(text) > limit:
+        return True
+    return 4 * len(text) > limit and len(text.encode("utf-8", "surrogatepass")) > limit
+
+
+def program_too_large(name: str, size: int | None, limit: int, hint: str) -> LimitError:
+    """The error for a program over ``limit`` bytes (``size`` None: more, not all read)."""
+    what = "the program" if name.startswith("<") and name != "<stdin>" else name
+    amount = f"{size:,} bytes" if size is not None else f"more than {size_text(limit)}"
+    return LimitError(f"{what} is {amount}, over the limit of {size_text(limit)} per program",
+                      hint=hint)
+
+
+def size_text(size: int) -> str:
+    """``1 MiB``, ``512 KiB``, ``1,000 bytes``: a size as people write it."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if size >= 1 << shift and size % (1 << shift) == 0:
+            return f"{size >> shift:,} {unit}"
+    return f"{size:,} bytes"
 
 
 # --- syntax errors -------------------------------------------------------------------------

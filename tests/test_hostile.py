@@ -200,3 +200,77 @@ def test_ctrl_c_stops_a_batch_cleanly(tmp_path, jobs, interrupts):
     lines = [json.loads(line) for line in out.splitlines()]
     assert [x["line"] for x in lines] == list(range(1, len(lines) + 1))
     assert 0 < len(lines) < 100_000
+
+
+# --- the size of a program or a batch line ------------------------------------------------------
+
+def test_an_endless_standard_input_is_refused_at_once():
+    with open("/dev/zero", "rb") as zero:
+        r = subprocess.run([console_script(), "-"], stdin=zero, capture_output=True,
+                           text=True, timeout=60)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr == ("error: <stdin> is more than 1 MiB, over the limit of 1 MiB per "
+                        "program\nhint: raise the limit with --max-size\n")
+
+
+def test_an_endless_batch_line_of_nul_bytes_stops_the_batch():
+    r = subprocess.run([console_script(), "--batch", "/dev/zero", "--format", "jsonl"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    [line] = [json.loads(x) for x in r.stdout.splitlines()]
+    assert line["line"] == 1 and line["error"]["kind"] == "limit"
+    assert "the input is not text" in r.stderr
+
+
+def test_a_program_file_over_the_limit_names_its_size_and_the_option(tmp_path):
+    program = tmp_path / "big.gc"
+    program.write_text("OUT = " + "+".join(["A"] * 100))  # 205 bytes
+    r = gradcalc_run(str(program), "--at", "A=1", "--max-size", "200")
+    assert r.returncode == 1
+    assert r.stderr == (f"error: {program} is 205 bytes, over the limit of 200 bytes per "
+                        "program\nhint: raise the limit with --max-size 1K\n")
+    r = gradcalc_run(str(program), "--at", "A=1", "--max-size", "205", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["gradients"] == {"A": 100}
+    r = gradcalc_run("-", "--at", "A=1", "--max-size", "204", stdin=program.read_text())
+    assert (r.returncode, r.stdout) == (1, "")
+    assert "<stdin> is more than 204 bytes" in r.stderr
+    r = gradcalc_run(program.read_text(), "--at", "A=1", "--max-size", "200")
+    assert r.returncode == 1 and "the program is 205 bytes" in r.stderr
+
+
+def test_a_batch_line_over_the_limit_fails_alone(tmp_path):
+    lines = ["OUT = A*2", "OUT = " + "+".join(["A"] * 100), "OUT = A*3\r", "OUT = A*" + "4" * 22]
+    r = gradcalc_run("--batch", "-", "--at", "A=1", "--max-size", "30", "--format", "jsonl",
+                     stdin="\n".join(lines) + "\n")
+    assert r.returncode == 1, r.stderr
+    results = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [x["line"] for x in results] == [1, 2, 3, 4]
+    assert results[1]["error"] == {"message": "the line is longer than the limit of 30 bytes",
+                                   "line": None, "column": None, "kind": "limit", "hint": None}
+    # a CR LF ending does not count, and a line of exactly the limit is read
+    assert [x["value"] for x in results[::2]] == [2.0, 3.0]
+    assert results[3]["value"] == float("4" * 22)
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    ("2T", "--max-size '2T' is not a size"), ("0", "--max-size 0 is out of range"),
+    ("2G", "--max-size 2G is out of range"), ("-1", "--max-size '-1' is not a size")])
+def test_a_bad_max_size_is_a_usage_error(option, message):
+    r = gradcalc_run("OUT = A*2", "--at", "A=1", "--max-size", option)
+    assert r.returncode == 2
+    assert r.stderr.startswith(f"error: {message}\n")
+
+
+def test_the_library_refuses_a_program_over_the_limit_unless_raised():
+    text = "OUT = " + "+".join(["A"] * 600_000)
+    with pytest.raises(gradcalc.LimitError, match="over the limit of 1 MiB per program"):
+        gradcalc.parse(text)
+    with pytest.raises(gradcalc.LimitError) as refused:
+        gradcalc.gradients(text, at={"A": 1})
+    assert "compile_program(text, max_size=" in str(refused.value.hint)
+    dag = gradcalc.compile_program(text, max_size=2 << 20)
+    assert gradcalc.gradients(dag, at={"A": 1}).gradients == {"A": 600_000}
+    wide = "OUT = A*1" + "\u00b7" * 10  # 20 bytes of UTF-8 for 10 characters
+    with pytest.raises(gradcalc.LimitError):
+        gradcalc.parse(wide, max_size=25)
