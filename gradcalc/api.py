@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from gradcalc import engine
 from gradcalc.ast import Program
 from gradcalc.dag import Dag, build
-from gradcalc.errors import Diagnostic, InputError, closest
+from gradcalc.errors import Diagnostic, InputError, argument, closest, values_example
 from gradcalc.gcpause import paused_gc
 from gradcalc.parse import PROGRAM_LIMIT, parse
 
@@ -57,7 +57,9 @@ class Result:
     value where known; ``inputs`` every input's value that was known (given or set in the
     program). ``warnings`` lists non-differentiable points met and where an infinite or NaN
     gradient came from. ``dag``, ``node_values`` and ``node_gradients`` expose the evaluated
-    graph for renderers (empty lists when values were missing).
+    graph for renderers (empty lists when values were missing); ``backward_pass`` is the
+    engine's :class:`~gradcalc.engine.Pass` itself (its plan, and its steps when
+    ``gradients(..., record=True)`` recorded them), ``None`` when values were missing.
     """
 
     output: str
@@ -73,6 +75,7 @@ class Result:
     dag: Dag | None = field(default=None, repr=False)
     node_values: list[float] = field(default_factory=list, repr=False)
     node_gradients: list[float] = field(default_factory=list, repr=False)
+    backward_pass: engine.Pass | None = field(default=None, repr=False)
 
 
 def compile_program(program: str | Program | Dag, name: str = "<program>",
@@ -96,6 +99,7 @@ def gradients(
     stats: bool = False,
     on_step: Callable[[engine.Step], None] | None = None,
     symbolic: bool | None = None,
+    record: bool = False,
 ) -> Result:
     """Evaluate ``program`` and differentiate its output by reverse mode.
 
@@ -103,7 +107,8 @@ def gradients(
     gradients wanted (inputs or named intermediates); by default every input the output
     depends on, then every named intermediate it depends on. ``of`` picks the output (default:
     the last assigned name). ``stats=True`` adds :class:`Stats`. ``on_step`` is called with each
-    backward step in processing order.
+    backward step in processing order; ``record=True`` keeps the steps in
+    ``result.backward_pass.steps`` (what :func:`gradcalc.explain.explain` reads).
 
     ``symbolic``: ``None`` (the default) gives formulas where an input has no value and numbers
     everywhere else; ``True`` gives formulas for every gradient (and numbers where the values
@@ -115,7 +120,8 @@ def gradients(
     evaluated at that point.
     """
     with paused_gc():
-        return _gradients(compile_program(program), at, wrt, of, stats, on_step, symbolic)
+        return _gradients(compile_program(program), at, wrt, of, stats, on_step, symbolic,
+                          record)
 
 
 def _gradients(
@@ -126,6 +132,7 @@ def _gradients(
     stats: bool,
     on_step: Callable[[engine.Step], None] | None,
     symbolic: bool | None,
+    record: bool = False,
 ) -> Result:
     output_name = of if of is not None else dag.output
     output = lookup(dag, output_name, "output")
@@ -136,75 +143,71 @@ def _gradients(
     else:
         targets = {name: lookup(dag, name, "gradient") for name in unique(wrt)}
 
-    outside = [t for t in targets.values() if not within[t]]
-    needed = engine.cone(dag, [output, *outside]) if outside else within
+    question = engine.plan(dag, output, targets, within)
+    needed = question.needed
     missing = [n for n, i in dag.inputs.items() if needed[i] and values[i] is None]
     if missing and symbolic is False:
         _missing_error(dag, missing, output_name)
     notes = question_notes(dag, of, output_name, targets if wrt is None else None)
     if missing:
-        result = _symbolic_only(dag, output_name, output, targets, values, stats,
-                                bool(symbolic))
+        result = _symbolic_only(question, output_name, values, stats, bool(symbolic))
         result.warnings[:0] = notes
         return result
     vals = engine.forward(dag, values, needed)
-
-    active = engine.active_nodes(dag, targets.values(), within)
-    pending = engine.counting_pass(dag, output, active)
-    counts = pending.copy()
-    grads = engine.backward(dag, vals, output, pending, active, on_step)
+    done = engine.run(question, vals, record=record, on_step=on_step)
 
     result = Result(
         output=output_name,
         value=vals[output],
-        gradients={n: grads[i] + 0.0 if i <= output else 0.0 for n, i in targets.items()},
+        gradients=done.target_gradients(),
         values={n: vals[i] for n, i in targets.items()},
         inputs={n: v for n, i in dag.inputs.items() if (v := values[i]) is not None},
         dag=dag,
         node_values=vals,
-        node_gradients=grads,
+        node_gradients=done.gradients,
         warnings=notes,
+        backward_pass=done,
     )
     if symbolic:
         from gradcalc.symbolic import symbolic_gradients
 
-        found = symbolic_gradients(dag, output, targets, values, result.gradients)
+        found = symbolic_gradients(question, values, result.gradients)
         result.formulas, result.bindings = found.formulas, found.shared
         result.symbolic = True
 
-    result.warnings.extend(engine.diagnose(dag, vals, grads, output, counts, active,
-                                           targets.values()))
+    result.warnings.extend(engine.diagnose(done))
     if stats:
-        result.stats = _stats(dag, output, targets, within, active, counts)
+        result.stats = _stats(question)
     return result
 
 
-def _stats(dag: Dag, output: int, targets: dict[str, int], within: bytearray,
-           active: bytearray, counts: list[int]) -> Stats:
-    paths = engine.path_counts(dag, output, active)
+def _stats(question: engine.Plan) -> Stats:
+    paths = engine.path_counts(question)
+    dag = question.dag
     return Stats(
         nodes=len(dag),
         edges=dag.edge_count,
         merged=dag.merged,
-        cone_nodes=sum(within),
-        visited_nodes=len(counts) - counts.count(0) + active[output],
-        visited_edges=sum(counts),
-        paths={n: paths[i] if i <= output else 0 for n, i in targets.items()},
+        cone_nodes=sum(question.within),
+        visited_nodes=len(question.visited),
+        visited_edges=question.visited_edges,
+        paths={n: paths[i] for n, i in question.targets.items()},
     )
 
 
-def _symbolic_only(dag: Dag, output_name: str, output: int, targets: dict[str, int],
-                   values: list[float | None], stats: bool, symbolic: bool) -> Result:
+def _symbolic_only(question: engine.Plan, output_name: str, values: list[float | None],
+                   stats: bool, symbolic: bool) -> Result:
     """Some input has no value: formulas for every gradient, numbers where the numeric engine
     can give them without the missing values (:func:`engine.known_gradients`)."""
     from gradcalc.symbolic import symbolic_gradients
 
-    known = engine.known_gradients(dag, output, targets, values)
-    found = symbolic_gradients(dag, output, targets, values, known.gradients)
+    dag, targets = question.dag, question.targets
+    known = engine.known_gradients(question, values)
+    found = symbolic_gradients(question, values, known.gradients)
     formulas = found.formulas
     result = Result(
         output=output_name,
-        value=known.values[output],
+        value=known.values[question.output],
         gradients={n: f.value for n, f in formulas.items() if f.value is not None},
         values={n: v for n, i in targets.items() if (v := known.values[i]) is not None},
         inputs={n: v for n, i in dag.inputs.items() if (v := values[i]) is not None},
@@ -214,10 +217,7 @@ def _symbolic_only(dag: Dag, output_name: str, output: int, targets: dict[str, i
         dag=dag,
     )
     if stats:
-        within = engine.cone(dag, [output])
-        active = engine.active_nodes(dag, targets.values(), within)
-        result.stats = _stats(dag, output, targets, within, active,
-                              engine.counting_pass(dag, output, active))
+        result.stats = _stats(question)
     return result
 
 
@@ -230,7 +230,7 @@ def output_note(dag: Dag, of: str | None) -> Diagnostic | None:
         ", ".join(dag.outputs[:7]) + f", ... ({len(dag.outputs)} in all)")
     return Diagnostic(
         "outputs", f"several outputs ({shown}); differentiating {dag.output}, the last assigned",
-        hint="choose the output with --of NAME (of= in Python); several --of give the Jacobian")
+        hint=f"choose the output with {argument('of', 'NAME')}; give several for the Jacobian")
 
 
 def question_notes(dag: Dag, of: str | None, output: str,
@@ -300,9 +300,8 @@ def default_targets(dag: Dag, output: int, within: bytearray) -> dict[str, int]:
 
 def _missing_error(dag: Dag, missing: list[str], output: str) -> None:
     names = ", ".join(missing)
-    example = " ".join(f"--at {n}=VALUE" for n in missing[:3])
     raise InputError(
         f"no value for {'input' if len(missing) == 1 else 'inputs'} {names} (needed to "
         f"evaluate {output})", dag.name_spans[missing[0]], dag.source,
-        hint=f"give values on the command line ({example}), with at={{...}} in Python, "
-        f"or in the program ({missing[0]} = VALUE)")
+        hint=f"give values ({values_example(missing[:3])}) or set them in the program "
+        f"({missing[0]} = VALUE)")

@@ -114,7 +114,7 @@ def _lines(stream: Iterable[bytes] | LineSource, max_size: int) -> Iterator[byte
         yield None
         if binary:
             raise BinaryInput("the input is not text: a line too long to read holds NUL bytes",
-                              hint="give --batch a text file, one program per line")
+                              hint="give a text file, one program per line")
 
 
 def solve_line(text: str, at: Mapping[str, float] | None = None,

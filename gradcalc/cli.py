@@ -26,7 +26,14 @@ from gradcalc import __version__
 from gradcalc.__main__ import EXIT_INTERRUPTED
 from gradcalc.api import Result, compile_program, gradients, output_note
 from gradcalc.dag import Dag
-from gradcalc.errors import Diagnostic, GradcalcError, InputError, ParseError, closest
+from gradcalc.errors import (
+    Diagnostic,
+    GradcalcError,
+    InputError,
+    ParseError,
+    closest,
+    speaking_as_command_line,
+)
 from gradcalc.parse import PROGRAM_LIMIT, program_too_large
 
 if TYPE_CHECKING:
@@ -133,8 +140,9 @@ class _Command(TyperCommand):
              windows_expand_args: bool = True, **extra: Any) -> Any:
         arguments = normalize_args(list(sys.argv[1:] if args is None else args))
         try:
-            code = super().main(arguments, prog_name, complete_var, standalone_mode=False,
-                                windows_expand_args=windows_expand_args, **extra)
+            with speaking_as_command_line():  # messages name --at, --wrt, ... not at=, wrt=
+                code = super().main(arguments, prog_name, complete_var, standalone_mode=False,
+                                    windows_expand_args=windows_expand_args, **extra)
         except SystemExit as exc:
             # click (--version) and Rich (--help) answer a closed pipe with exit 1, which
             # printing help or the version never gives otherwise: a closed pipe is 141.
@@ -310,7 +318,8 @@ def run(
             return
         result = gradients(dag, at=values, wrt=names, of=outputs[0] if outputs else None,
                            stats=stats,
-                           symbolic=False if numbers_needed else (True if symbolic else None))
+                           symbolic=False if numbers_needed else (True if symbolic else None),
+                           record=explain)
     except ParseError as exc:
         if _looks_like_path(program) and not os.path.exists(program):
             _fail(InputError(f"no such file: {program}",

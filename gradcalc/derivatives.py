@@ -31,7 +31,7 @@ from gradcalc.gcpause import paused_gc
 from gradcalc.gradgraph import GradientGraph, gradient_graph
 from gradcalc.symbolic import symbolic_gradients
 
-__all__ = ["Check", "Checks", "Jacobian", "Matrix", "check_gradients", "hessian", "jacobian"]
+__all__ = ["Check", "Checks", "Matrix", "check_gradients", "hessian", "jacobian"]
 
 #: The kinds of :class:`~gradcalc.errors.Diagnostic` the results here carry: what the
 #: computation met. Notes about the question (which output was chosen) are the caller's.
@@ -67,9 +67,6 @@ def _add_warnings(into: list[Diagnostic], found: Iterable[Diagnostic]) -> None:
             into.append(d)
 
 
-Jacobian = Matrix
-
-
 def jacobian(program: str | Dag, outputs: Iterable[str], at: Mapping[str, float] | None = None,
              wrt: Iterable[str] | None = None) -> Matrix:
     """d(output)/d(name) for several outputs: one row per output, one column per requested
@@ -91,23 +88,18 @@ def jacobian(program: str | Dag, outputs: Iterable[str], at: Mapping[str, float]
         targets = {n: dag.named[n] for n in columns}
         matrix = Matrix(names, columns)
         missing = any(values[i] is None for i in dag.inputs.values() if everything[i])
+        plans = [engine.plan(dag, node, targets) for node in nodes]
         if missing:
-            for name, node in zip(names, nodes, strict=True):
-                formulas = symbolic_gradients(dag, node, targets, values).formulas
+            for name, question in zip(names, plans, strict=True):
+                formulas = symbolic_gradients(question, values).formulas
                 matrix.entries[name] = {c: f.text if f.value is None else f.value
                                         for c, f in formulas.items()}
             return matrix
         vals = engine.forward(dag, values, everything)
-        for name, node in zip(names, nodes, strict=True):
-            within = engine.cone(dag, [node])
-            active = engine.active_nodes(dag, targets.values(), within)
-            pending = engine.counting_pass(dag, node, active)
-            counts = pending.copy()
-            grads = engine.backward(dag, vals, node, pending, active)
-            matrix.entries[name] = {c: grads[i] + 0.0 if i <= node else 0.0
-                                    for c, i in targets.items()}
-            _add_warnings(matrix.warnings, engine.diagnose(dag, vals, grads, node, counts,
-                                                           active, targets.values()))
+        for name, question in zip(names, plans, strict=True):
+            done = engine.run(question, vals)
+            matrix.entries[name] = dict(done.target_gradients())
+            _add_warnings(matrix.warnings, engine.diagnose(done))
         return matrix
 
 
@@ -139,7 +131,7 @@ def hessian(program: str | Dag, at: Mapping[str, float] | None = None,
             for name in names:
                 if name not in dag.inputs:
                     lookup(dag, name, "gradient")
-                    raise InputError(f"--hessian needs inputs: {name} is computed by the "
+                    raise InputError(f"the Hessian needs inputs: {name} is computed by the "
                                      "program", hint="differentiate with respect to inputs")
         targets = {n: dag.inputs[n] for n in names}
         matrix = Matrix(names, names)
@@ -148,7 +140,7 @@ def hessian(program: str | Dag, at: Mapping[str, float] | None = None,
         if complete:
             first_order = _gradients(dag, at=at, wrt=names, of=of, symbolic=False)
             _add_warnings(matrix.warnings, first_order.warnings)
-        graph = gradient_graph(dag, output, targets)
+        graph = gradient_graph(engine.plan(dag, output, targets, within))
         gdag = graph.dag
         leaves = list(values) + gdag.values[len(values):]
         if complete:
@@ -163,10 +155,10 @@ def hessian(program: str | Dag, at: Mapping[str, float] | None = None,
                     _second_derivatives(gdag, vals, node, columns))
                 row_values: list[float | None] = list(vals)
             else:
-                known = engine.known_gradients(gdag, node, columns, leaves,
+                question = engine.plan(gdag, node, columns)
+                known = engine.known_gradients(question, leaves,
                                                extended_from=graph.program_size)
-                formulas = symbolic_gradients(gdag, node, columns, leaves,
-                                              known.gradients).formulas
+                formulas = symbolic_gradients(question, leaves, known.gradients).formulas
                 entries = {c: f.value if f.value is not None else f.text
                            for c, f in formulas.items()}
                 row_values = known.values
@@ -183,11 +175,7 @@ def hessian(program: str | Dag, at: Mapping[str, float] | None = None,
 def _second_derivatives(gdag: Dag, vals: list[float], node: int,
                         columns: dict[str, int]) -> dict[str, float]:
     """d(node)/d(column) for each column: one counted backward pass over the gradient graph."""
-    within = engine.cone(gdag, [node])
-    active = engine.active_nodes(gdag, columns.values(), within)
-    pending = engine.counting_pass(gdag, node, active)
-    grads = engine.backward(gdag, vals, node, pending, active)
-    return {c: grads[i] + 0.0 if i <= node else 0.0 for c, i in columns.items()}
+    return engine.run(engine.plan(gdag, node, columns), vals).target_gradients()
 
 
 def _nonfinite_entries(gdag: Dag, vals: list[float | None], graph: GradientGraph,

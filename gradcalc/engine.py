@@ -1,16 +1,21 @@
-"""Forward evaluation, the counting pass and the backward pass over a :class:`~gradcalc.dag.Dag`.
+"""Forward evaluation and reverse-mode differentiation over a :class:`~gradcalc.dag.Dag`.
 
-Reverse-mode differentiation in three loops over the node lists, and one more for warnings:
+One entry point for the backward pass, in two steps, like a compiled plan and its interpreter:
 
-1. :func:`forward` evaluates every node the results need, in id (topological) order.
-2. :func:`counting_pass` starts at the output and counts, for every node, its consumer *edges*
-   on the way to the output (``B*B`` counts 2). Only *active* nodes are counted: those that lead
-   to a requested gradient. Constants and dead branches are never counted, so never visited.
-3. :func:`backward` seeds the output with 1 and releases a node to its operands only when its
-   count reaches zero, i.e. after every consumer has delivered its contribution. Contributions
-   arriving over several paths are summed; each edge's local derivative is evaluated once.
-4. :func:`diagnose` turns what the pass met into warnings: kinks, and for an infinite or NaN
-   gradient the step where it arose (:func:`nonfinite_origins`), not merely where it travelled.
+1. :func:`plan` works out everything that depends on the graph and the question (which output,
+   which gradients), not on values: the cone of the output, the *active* nodes (those that lead
+   to a requested gradient), and the counting pass, which counts for every node its consumer
+   *edges* on the way to the output (``B*B`` counts 2). Constants and dead branches are never
+   counted, so never visited.
+2. :func:`run` seeds the output with 1 and releases a node to its operands only when its count
+   reaches zero, i.e. after every consumer has delivered its contribution. Contributions arriving
+   over several paths are summed; each edge's local derivative is evaluated once. The result is
+   a :class:`Pass`: every node's gradient and, when asked, each step as it was taken.
+   :func:`run_over` runs the same plan over any algebra (formulas, graph nodes).
+
+:func:`forward` evaluates the nodes a plan needs, and :func:`diagnose` turns what a pass met into
+warnings: kinks, and for an infinite or NaN gradient the step where it arose
+(:func:`nonfinite_origins`), not merely where it travelled.
 
 Nothing here recurses, and nothing knows about any particular operation: the chain rule is
 written once, the rules come from :mod:`gradcalc.ops`.
@@ -20,7 +25,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -33,19 +38,19 @@ T = TypeVar("T")
 
 __all__ = [
     "KnownPass",
+    "Pass",
+    "Plan",
     "Step",
-    "active_nodes",
-    "backward",
-    "backward_over",
     "cone",
-    "counting_pass",
     "diagnose",
     "forward",
     "kinks",
     "known_gradients",
     "nonfinite_origins",
     "path_counts",
-    "visited_nodes",
+    "plan",
+    "run",
+    "run_over",
 ]
 
 
@@ -63,6 +68,60 @@ def cone(dag: Dag, roots: Iterable[int]) -> bytearray:
             for operand in args[node]:
                 marked[operand] = 1
     return marked
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Plan:
+    """A backward pass worked out before any value is known: the question (``output`` and the
+    ``targets``, name to node) and what follows from it on the graph.
+
+    ``within``: the nodes the output depends on; ``needed``: the nodes whose values the results
+    need (``within`` and the targets outside it, whose gradient is 0 but whose value is
+    reported); ``active``: the nodes of ``within`` that lead to a target; ``counts``: for every
+    node up to the output, its consumer edges from active nodes on the way to the output, what
+    the pass waits on. Plans are immutable and can be run any number of times."""
+
+    dag: Dag
+    output: int
+    targets: dict[str, int]
+    within: bytearray
+    needed: bytearray
+    active: bytearray
+    counts: tuple[int, ...]
+
+    @property
+    def reached(self) -> bool:
+        """Whether the output leads to any target (else the pass does nothing)."""
+        return bool(self.active[self.output])
+
+    @property
+    def visited(self) -> list[int]:
+        """The nodes the backward pass processes, in id order: those reached by a counted
+        edge, and the output itself."""
+        if not self.reached:
+            return []
+        output = self.output
+        found = [i for i, count in enumerate(self.counts) if count and i != output]
+        found.append(output)
+        return found
+
+    @property
+    def visited_edges(self) -> int:
+        return sum(self.counts)
+
+
+def plan(dag: Dag, output: int, targets: Mapping[str, int],
+         within: bytearray | None = None) -> Plan:
+    """The :class:`Plan` for the gradients of ``output`` with respect to ``targets`` (name to
+    node). ``within`` may pass the output's :func:`cone` when the caller already has it."""
+    if within is None:
+        within = cone(dag, [output])
+    targets = dict(targets)
+    outside = [t for t in targets.values() if not within[t]]
+    needed = cone(dag, [output, *outside]) if outside else within
+    active = _active_nodes(dag, targets.values(), within)
+    counts = tuple(_counting_pass(dag, output, active))
+    return Plan(dag, output, targets, within, needed, active, counts)
 
 
 def forward(dag: Dag, values: list[float | None], needed: bytearray,
@@ -113,7 +172,7 @@ def _forward_known(dag: Dag, vals: list, todo: list[int]) -> None:
         raise _overflow_error(dag, vals, node)
 
 
-def active_nodes(dag: Dag, targets: Iterable[int], within: bytearray) -> bytearray:
+def _active_nodes(dag: Dag, targets: Iterable[int], within: bytearray) -> bytearray:
     """Marks the nodes in ``within`` that depend on one of ``targets`` (the ones a requested
     gradient flows through); everything else is left out of the counting and backward passes."""
     active = bytearray(len(dag))
@@ -132,10 +191,10 @@ def active_nodes(dag: Dag, targets: Iterable[int], within: bytearray) -> bytearr
     return active
 
 
-def counting_pass(dag: Dag, output: int, active: bytearray) -> list[int]:
+def _counting_pass(dag: Dag, output: int, active: bytearray) -> list[int]:
     """For every node, the number of edges from active consumers on the way to ``output``.
 
-    The counts are what :func:`backward` waits on: a node is ready when all of its counted
+    The counts are what the backward pass waits on: a node is ready when all of its counted
     consumers have delivered. Nodes with count 0 (other than the output) are never visited.
     """
     pending = [0] * (output + 1)
@@ -152,8 +211,9 @@ def counting_pass(dag: Dag, output: int, active: bytearray) -> list[int]:
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One node's backward step, for explanations and instrumentation: the node, its total
-    gradient, and for each counted operand the local derivative and the contribution handed on."""
+    """One node's backward step as the engine took it: the node, its total gradient, and for
+    each counted operand (in operand order) the local derivative there. What the step handed
+    to ``operands[k]`` is ``gradient * partials[k]``."""
 
     node: int
     gradient: float
@@ -161,25 +221,42 @@ class Step:
     partials: tuple[float, ...]
 
 
-def backward(
-    dag: Dag,
-    vals: list[float],
-    output: int,
-    pending: list[int],
-    active: bytearray,
-    on_step: Callable[[Step], None] | None = None,
-) -> list[float]:
-    """Propagate d(output)/d(output) = 1 back to every active node; returns the gradients.
+@dataclass(slots=True, eq=False)
+class Pass:
+    """One run of a :class:`Plan` on numbers: the node ``values`` it ran at, every node's
+    ``gradients`` (0.0 for the nodes the pass did not reach) and, when recorded, its ``steps``
+    in processing order."""
 
-    ``pending`` comes from :func:`counting_pass` and is consumed (every count ends at 0).
-    A node hands its gradient on exactly once, when its count reaches zero. ``on_step``, if
-    given, is called with each node's :class:`Step` in processing order.
-    """
-    ops, args = dag.ops, dag.args
-    grads = [0.0] * (output + 1)
+    plan: Plan
+    values: list[float]
+    gradients: list[float]
+    steps: list[Step] | None = None
+
+    def target_gradients(self) -> dict[str, float]:
+        """The gradient of the output with respect to each target, by name (never ``-0.0``)."""
+        grads = self.gradients
+        return {name: grads[node] + 0.0 for name, node in self.plan.targets.items()}
+
+
+def run(plan: Plan, values: list[float], record: bool = False,
+        on_step: Callable[[Step], None] | None = None) -> Pass:
+    """Run ``plan`` on the node ``values`` (from :func:`forward`): d(output)/d(output) = 1
+    propagated back to every active node, each node handing its gradient on exactly once,
+    when its count reaches zero. ``record`` keeps every :class:`Step` in the :class:`Pass`;
+    ``on_step`` is called with each step as it is taken.
+
+    This loop is specialised by arity for speed; :func:`run_over` is the same pass over any
+    algebra."""
+    dag, output, active = plan.dag, plan.output, plan.active
+    ops, args, vals = dag.ops, dag.args, values
+    grads = [0.0] * len(dag)
     grads[output] = 1.0  # d(output)/d(output), whether or not anything is requested
+    steps: list[Step] | None = [] if record else None
+    if steps is not None:
+        on_step = _both(steps.append, on_step) if on_step is not None else steps.append
     if not active[output]:
-        return grads
+        return Pass(plan, values, grads, steps)
+    pending = list(plan.counts)
     ready = [output]
     pop, push = ready.pop, ready.append
     while ready:
@@ -223,33 +300,40 @@ def backward(
         if on_step is not None:
             counted = tuple(i for i, j in enumerate(a) if active[j])
             on_step(Step(node, g, tuple(a[i] for i in counted), tuple(parts[i] for i in counted)))
-    return grads
+    return Pass(plan, values, grads, steps)
 
 
-def backward_over(
-    dag: Dag,
-    output: int,
-    pending: list[int],
-    active: bytearray,
+def _both(first: Callable[[Step], None], second: Callable[[Step], None]
+          ) -> Callable[[Step], None]:
+    def call(step: Step) -> None:
+        first(step)
+        second(step)
+
+    return call
+
+
+def run_over(
+    plan: Plan,
     local: Callable[[int], Sequence[T]],
     add: Callable[..., T],
     mul: Callable[[T, T], T],
     one: T,
 ) -> dict[int, T]:
-    """:func:`backward` over any algebra: the same counting, the same order, the same single
+    """:func:`run` over any algebra: the same counting, the same order, the same single
     hand-on per node, with adjoints combined by ``add`` and ``mul`` and seeded with ``one``.
-    ``local(node)`` gives the node's local derivatives, one per operand. A node's
-    contributions are kept until its count reaches zero and then summed at once
-    (``add(*contributions)``): in an algebra a sum built one term at a time would copy all
-    earlier terms at every step (quadratic in the node's fan-out). The symbolic engine runs
-    this with expressions, the gradient graph with nodes; the numeric one keeps its own loop
-    only for speed."""
-    adjoints: dict[int, T] = {output: one}
+    ``local(node)`` gives the node's local derivatives, one per operand. Returns the adjoint
+    of every node the pass reached. A node's contributions are kept until its count reaches
+    zero and then summed at once (``add(*contributions)``): in an algebra a sum built one term
+    at a time would copy all earlier terms at every step (quadratic in the node's fan-out).
+    The symbolic engine runs this with expressions, the gradient graph with nodes."""
+    output, active = plan.output, plan.active
     if not active[output]:
         return {}
+    adjoints: dict[int, T] = {output: one}
+    pending = list(plan.counts)
     arriving: dict[int, list[T]] = {}
     ready = [output]
-    args = dag.args
+    args = plan.dag.args
     while ready:
         node = ready.pop()
         operands = args[node]
@@ -278,10 +362,11 @@ class KnownPass:
     gradients: dict[str, float]
 
 
-def known_gradients(dag: Dag, output: int, targets: dict[str, int],
-                    values: list[float | None], extended_from: int | None = None) -> KnownPass:
-    """The gradients of ``output`` that do not depend on a missing input, computed by the
-    numeric engine, never read off a formula (an expanded formula can cancel catastrophically).
+def known_gradients(plan: Plan, values: list[float | None],
+                    extended_from: int | None = None) -> KnownPass:
+    """The gradients of the plan's output that do not depend on a missing input, computed by
+    the numeric engine, never read off a formula (an expanded formula can cancel
+    catastrophically).
 
     ``values`` holds the leaves, ``None`` for a missing input. A node is *unknown* when it
     depends on a missing input. A target's gradient is known when no step of the backward
@@ -291,9 +376,10 @@ def known_gradients(dag: Dag, output: int, targets: dict[str, int],
     d/dx. Raises :class:`EvaluationError` where a known part of the program is undefined; a
     known value that overflows a float counts as unknown (the formula has it exactly). Nodes
     from ``extended_from`` on are evaluated as :func:`forward` does with it."""
+    dag, output = plan.dag, plan.output
     ops, args = dag.ops, dag.args
     size = len(dag)
-    needed = cone(dag, [output, *targets.values()])
+    needed = cone(dag, [output, *plan.targets.values()])
     end = size if extended_from is None else extended_from
     unknown = bytearray(size)
     vals: list = list(values)
@@ -320,13 +406,11 @@ def known_gradients(dag: Dag, output: int, targets: dict[str, int],
         if not math.isfinite(vals[node]):
             unknown[node] = 1  # beyond float range, but exact in a formula (A*2^1024)
     known = [None if unknown[i] else vals[i] for i in range(size)]
-    within = cone(dag, [output])
-    active = active_nodes(dag, targets.values(), within)
-    pending = counting_pass(dag, output, active)
     # tainted[n]: n's adjoint used an unknown value. Reverse id order is a processing order.
+    active, counts = plan.active, plan.counts
     tainted = bytearray(size)
     for node in range(output, -1, -1):
-        if not active[node] or not (pending[node] or node == output):
+        if not active[node] or not (counts[node] or node == output):
             continue
         passes = tainted[node] or (unknown[node] and not ops[node].linear)
         if passes:
@@ -335,20 +419,21 @@ def known_gradients(dag: Dag, output: int, targets: dict[str, int],
     for node in range(size):
         if unknown[node]:
             vals[node] = math.nan  # partials never raise; these contributions are discarded
-    grads = backward(dag, vals, output, pending, active)
-    gradients = {name: grads[node] + 0.0 if node <= output else 0.0
-                 for name, node in targets.items() if not tainted[node]}
+    done = run(plan, vals)
+    gradients = {name: done.gradients[node] + 0.0
+                 for name, node in plan.targets.items() if not tainted[node]}
     return KnownPass(known, gradients)
 
 
-def path_counts(dag: Dag, output: int, active: bytearray) -> list[int]:
-    """For every node, the exact number of distinct paths from ``output`` down to it through
+def path_counts(plan: Plan) -> list[int]:
+    """For every node, the exact number of distinct paths from the output down to it through
     active nodes (parallel edges count separately). Dynamic programming: one pass, big ints."""
-    paths = [0] * (output + 1)
+    output, active = plan.output, plan.active
+    paths = [0] * len(plan.dag)
     if not active[output]:
         return paths
     paths[output] = 1
-    args = dag.args
+    args = plan.dag.args
     for node in range(output, -1, -1):
         count = paths[node]
         if count:
@@ -372,31 +457,19 @@ def kinks(dag: Dag, vals: Sequence[float], visited: Iterable[int]) -> list[Diagn
     return found
 
 
-def visited_nodes(output: int, counts: Sequence[int], active: bytearray) -> list[int]:
-    """The nodes the backward pass processes, in id order: those reached by a counted edge,
-    and the output itself. ``counts`` is what :func:`counting_pass` returned, before
-    :func:`backward` consumed it."""
-    if not active[output]:
-        return []
-    found = [i for i, count in enumerate(counts) if count and i != output]
-    found.append(output)
-    return found
-
-
-def diagnose(dag: Dag, vals: Sequence[float], grads: Sequence[float], output: int,
-             counts: Sequence[int], active: bytearray,
-             targets: Iterable[int]) -> list[Diagnostic]:
+def diagnose(done: Pass) -> list[Diagnostic]:
     """The warnings of one backward pass, in this order: every visited node evaluated exactly
     at a non-differentiable point (:func:`kinks`, in id order), then where each infinite or NaN
-    gradient among ``targets`` arose (:func:`nonfinite_origins`). ``counts`` is the counting
-    pass's result before the backward pass consumed it; targets above ``output`` (which the
-    output does not depend on) are ignored."""
-    visited = visited_nodes(output, counts, active)
+    gradient among the targets arose (:func:`nonfinite_origins`); targets the output does not
+    depend on are ignored."""
+    plan, vals, grads = done.plan, done.values, done.gradients
+    dag = plan.dag
+    visited = plan.visited
     found: list[Diagnostic] = []
     ops = dag.ops
     if any(op.kink is not None for op in set(ops)):
         found = kinks(dag, vals, [i for i in visited if ops[i].kink is not None])
-    wanted = [t for t in targets if t <= output]
+    wanted = [t for t in plan.targets.values() if t <= plan.output]
     if not all(map(math.isfinite, [grads[t] for t in wanted])):
         found.extend(nonfinite_origins(dag, vals, grads, visited, wanted))
     return found

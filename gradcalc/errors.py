@@ -9,7 +9,8 @@ hint where one helps. Rendering is plain text; the CLI only adds colour.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -24,7 +25,10 @@ __all__ = [
     "ParseError",
     "Source",
     "Span",
+    "argument",
     "closest",
+    "speaking_as_command_line",
+    "values_example",
 ]
 
 # An excerpt never shows more than this many characters of a source line: a 100,000-term sum
@@ -111,6 +115,40 @@ def excerpt(source: Source, span: Span) -> str:
         f"{gutter} | {shown}\n"
         f"{pad} | {' ' * caret_col}{'^' * width}"
     )
+
+
+# How messages name the parts of a question. The library speaks of its functions' arguments
+# (``at=``, ``wrt=``); the command line, which asks the same questions with flags, switches
+# the vocabulary once at start-up (:func:`speaking_as_command_line`).
+_FLAGS = {"at": "--at", "wrt": "--wrt", "of": "--of", "max_size": "--max-size"}
+_command_line = False
+
+
+def argument(name: str, value: str = "") -> str:
+    """How messages name the argument ``name`` (``at``, ``wrt``, ``of``, ``max_size``), with
+    an example ``value``: ``of=NAME`` in Python, ``--of NAME`` on the command line."""
+    if _command_line:
+        return f"{_FLAGS[name]} {value}".rstrip()
+    return f"{name}={value}"
+
+
+def values_example(names: Iterable[str]) -> str:
+    """How to give ``names`` values: ``at={'A': VALUE}`` or ``--at A=VALUE``."""
+    names = list(names)
+    if _command_line:
+        return " ".join(f"--at {n}=VALUE" for n in names)
+    return "at={" + ", ".join(f"'{n}': VALUE" for n in names) + "}"
+
+
+@contextlib.contextmanager
+def speaking_as_command_line() -> Iterator[None]:
+    """Name arguments as the command line's flags in the messages made meanwhile."""
+    global _command_line
+    before, _command_line = _command_line, True
+    try:
+        yield
+    finally:
+        _command_line = before
 
 
 def closest(word: str, candidates: Iterable[str]) -> str | None:
@@ -231,7 +269,7 @@ class ArityError(GradcalcError):
 
 
 class InputError(GradcalcError):
-    """Bad values or names given from outside the program (``--at``, ``--wrt``, ``--of``)."""
+    """Bad values or names given from outside the program (``at``, ``wrt``, ``of``)."""
 
     kind = "input"
 

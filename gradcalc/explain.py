@@ -1,9 +1,9 @@
 """The backward pass as a story: what the counting pass counted, then every step in the order
 the engine took it, and at the end what the counting pass saved over path-by-path work.
 
-:func:`explain` records the engine's own steps (``on_step``), so the story is the computation,
-not a re-enactment of it. The result is plain data (:meth:`Explanation.to_json`), which
-:func:`explanation_text` turns into text.
+:func:`explain` reads the steps the engine recorded in its :class:`~gradcalc.engine.Pass`, so
+the story is the computation, not a re-enactment of it. The result is plain data
+(:meth:`Explanation.to_json`), which :func:`explanation_text` turns into text.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from typing import Any
 
 from gradcalc.api import Result
 from gradcalc.dag import Dag
-from gradcalc.engine import Step, active_nodes, backward, cone, counting_pass, path_counts
+from gradcalc.engine import Pass, path_counts, run
 from gradcalc.fmt import format_count, json_number
 from gradcalc.ops import CONST, INPUT
 from gradcalc.picture import short
 
-__all__ = ["Explanation", "explain", "explain_graph", "explanation_text"]
+__all__ = ["Explanation", "explain", "explain_pass", "explanation_text"]
 
 # Paths are listed one by one (with their products) only up to this many in all.
 _MAX_LISTED_PATHS = 16
@@ -89,22 +89,23 @@ class Explanation:
 
 
 def explain(result: Result) -> Explanation:
-    """Run the backward pass of ``result`` again, recording each step of the engine."""
-    assert result.dag is not None
-    dag = result.dag
-    targets = {n: dag.named[n] for n in result.gradients}
-    return explain_graph(dag, dag.named[result.output], result.node_values, targets)
+    """The story of ``result``'s backward pass, read from the steps the engine recorded
+    (``gradients(..., record=True)``); a pass that was not recorded is run again, recording."""
+    done = result.backward_pass
+    if done is None:
+        raise ValueError("the result has no backward pass (values were missing): nothing "
+                         "to explain")
+    if done.steps is None:
+        done = run(done.plan, done.values, record=True)
+    return explain_pass(done)
 
 
-def explain_graph(dag: Dag, output: int, values: list[float], targets: dict[str, int]
-                  ) -> Explanation:
-    """The explanation of d(output)/d(target) for each target, on an evaluated graph."""
-    within = cone(dag, [output])
-    active = active_nodes(dag, targets.values(), within)
-    pending = counting_pass(dag, output, active)
-    counts = pending.copy()
-    steps: list[Step] = []
-    backward(dag, values, output, pending, active, steps.append)
+def explain_pass(done: Pass) -> Explanation:
+    """The explanation of a recorded :class:`~gradcalc.engine.Pass`: d(output)/d(target) for
+    each target of its plan."""
+    assert done.steps is not None, "explain_pass needs a recorded pass (record=True)"
+    question, steps = done.plan, done.steps
+    dag, output, targets, counts = question.dag, question.output, question.targets, question.counts
     names = _names(dag, output)
 
     consumers: dict[int, list[str]] = {}
@@ -119,7 +120,7 @@ def explain_graph(dag: Dag, output: int, values: list[float], targets: dict[str,
     for step in steps:
         story = stories.get(step.node) or StepStory(names[step.node], step.gradient, 0)
         story.gradient = step.gradient
-        story.waited_for = counts[step.node] if step.node < len(counts) else 0
+        story.waited_for = counts[step.node]
         story.is_input = dag.ops[step.node] is INPUT
         ordered.append(story)
         for operand, local in zip(step.operands, step.partials, strict=True):
@@ -128,8 +129,8 @@ def explain_graph(dag: Dag, output: int, values: list[float], targets: dict[str,
             receiver = stories.setdefault(operand, StepStory(names[operand], 0.0, 0))
             receiver.received.append(Received(story.node, contribution))
 
-    paths = path_counts(dag, output, active)
-    requested = {n: paths[i] if i <= output else 0 for n, i in targets.items()}
+    paths = path_counts(question)
+    requested = {n: paths[i] for n, i in targets.items()}
     products: dict[str, list[tuple[list[str], list[float]]]] = {}
     if sum(requested.values()) <= _MAX_LISTED_PATHS:
         # Each step's counted edges with their local derivatives; an operand used twice
@@ -138,7 +139,8 @@ def explain_graph(dag: Dag, output: int, values: list[float], targets: dict[str,
         for name, node in targets.items():
             if node <= output and paths[node]:
                 products[name] = _enumerate_paths(output, node, edges, names)
-    return Explanation(names[output], count_rows, ordered, requested, sum(counts), products)
+    return Explanation(names[output], count_rows, ordered, requested, question.visited_edges,
+                       products)
 
 
 def _names(dag: Dag, output: int) -> dict[int, str]:

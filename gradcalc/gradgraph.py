@@ -1,6 +1,6 @@
 """The gradient as a graph: reverse mode that builds nodes instead of numbers.
 
-:func:`gradient_graph` runs the counted backward pass (:func:`gradcalc.engine.backward_over`)
+:func:`gradient_graph` runs the counted backward pass (:func:`gradcalc.engine.run_over`)
 with the registry's symbolic rules applied to *nodes*: every local derivative and every
 contribution becomes a node appended to a copy of the program's DAG. The result is one DAG
 holding the program and its gradient, in topological order, the program's nodes first with
@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from gradcalc.dag import Dag
-from gradcalc.engine import active_nodes, backward_over, cone, counting_pass
+from gradcalc.engine import Plan, run_over
 from gradcalc.errors import Span
 from gradcalc.ops import CONST, Op, op_named
 
@@ -39,14 +39,12 @@ class GradientGraph:
     gradients: dict[str, int]
 
 
-def gradient_graph(dag: Dag, output: int, targets: dict[str, int]) -> GradientGraph:
-    """Append the gradient of ``output`` with respect to each of ``targets`` (name -> node)
-    to a copy of ``dag``."""
+def gradient_graph(question: Plan) -> GradientGraph:
+    """Append the gradient of the plan's output with respect to each of its targets to a copy
+    of its graph (see :func:`gradcalc.engine.plan`)."""
+    dag = question.dag
     graph = _copy(dag)
     builder = _NodeAlgebra(graph)
-    within = cone(dag, [output])
-    active = active_nodes(dag, targets.values(), within)
-    pending = counting_pass(dag, output, active)
 
     def local(node: int) -> tuple[int, ...]:
         op = dag.ops[node]
@@ -55,10 +53,10 @@ def gradient_graph(dag: Dag, output: int, targets: dict[str, int]) -> GradientGr
         parts: tuple[int, ...] = op.rule(builder, *dag.args[node], node)
         return parts
 
-    adjoints = backward_over(dag, output, pending, active, local, builder.add, builder.mul,
-                             builder.one)
+    adjoints = run_over(question, local, builder.add, builder.mul, builder.one)
     builder.span = None
-    gradients = {name: adjoints.get(node, builder.zero) for name, node in targets.items()}
+    gradients = {name: adjoints.get(node, builder.zero)
+                 for name, node in question.targets.items()}
     return GradientGraph(graph, len(dag), gradients)
 
 

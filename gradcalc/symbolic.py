@@ -2,7 +2,7 @@
 
 Every node of the DAG gets an expression of the :class:`~gradcalc.algebra.Algebra`: inputs and
 named values are symbols, unnamed operations are built from their operands. The backward pass
-(:func:`gradcalc.engine.backward_over`) then combines the registry's symbolic rules exactly as
+(:func:`gradcalc.engine.run_over`) then combines the registry's symbolic rules exactly as
 the numeric pass combines numbers. A gradient comes out in terms of the program's own names;
 names defined by small polynomials (``B = 3*A``) are substituted, the others stay as bindings
 printed before the formula (``X1 = cos(X0) + sin(X0); ...``), so a diamond chain of n levels
@@ -19,8 +19,8 @@ from fractions import Fraction
 
 from gradcalc.algebra import DEFAULT_BUDGET, MAX_BITS, Algebra, ConstantTooLarge, ExpressionTooLarge
 from gradcalc.dag import Dag
-from gradcalc.engine import active_nodes, backward_over, cone, counting_pass
-from gradcalc.errors import EvaluationError, GradcalcError, LimitError
+from gradcalc.engine import Plan, run_over
+from gradcalc.errors import EvaluationError, GradcalcError, LimitError, argument
 from gradcalc.ops import CONST, CONSTANTS, FUNCTIONS, INPUT, Op
 
 __all__ = ["Formula", "SymbolicGradients", "symbolic_gradients"]
@@ -87,11 +87,11 @@ class SymbolicGradients:
     shared: list[tuple[str, str]] = field(default_factory=list)
 
 
-def symbolic_gradients(dag: Dag, output: int, targets: dict[str, int],
-                       values: list[float | None],
+def symbolic_gradients(question: Plan, values: list[float | None],
                        numbers: dict[str, float] | None = None) -> SymbolicGradients:
-    """d(output)/d(target) as formulas, for each target name; ``values`` holds the known
-    input values (``None`` where unknown). A formula's number is taken from ``numbers`` (the
+    """d(output)/d(target) as formulas, for each target of the plan (see
+    :func:`gradcalc.engine.plan`); ``values`` holds the known input values (``None`` where
+    unknown). A formula's number is taken from ``numbers`` (the
     numeric engine's gradients) where given, else the formula is evaluated where every name
     it uses has a value.
 
@@ -100,23 +100,21 @@ def symbolic_gradients(dag: Dag, output: int, targets: dict[str, int],
     :class:`~gradcalc.errors.LimitError` where the work outgrows :data:`EXPRESSION_BUDGET` or
     :data:`TIME_BUDGET`, or an exact number would need more than
     :data:`~gradcalc.algebra.MAX_BITS` bits."""
+    dag = question.dag
     try:
-        return _symbolic_gradients(dag, output, targets, values, numbers)
+        return _symbolic_gradients(question, values, numbers)
     except ExpressionTooLarge as error:
         raise LimitError(
             f"the formulas are too large to build: {error}", dag.name_spans.get(dag.output),
-            dag.source, hint="give the inputs values with --at for numbers, or ask for fewer "
-            "gradients with --wrt") from None
+            dag.source, hint=f"give the inputs values ({argument('at')}) for numbers, or ask for "
+            f"fewer gradients ({argument('wrt')})") from None
 
 
-def _symbolic_gradients(dag: Dag, output: int, targets: dict[str, int],
-                        values: list[float | None],
+def _symbolic_gradients(question: Plan, values: list[float | None],
                         numbers: dict[str, float] | None) -> SymbolicGradients:
+    dag, output, targets, active = question.dag, question.output, question.targets, question.active
     X = Algebra(EXPRESSION_BUDGET, time.monotonic() + TIME_BUDGET)
     graph = _Expressions(X, dag)
-    within = cone(dag, [output])
-    active = active_nodes(dag, targets.values(), within)
-    pending = counting_pass(dag, output, active)
 
     def local(node: int) -> tuple[int, ...]:
         op = dag.ops[node]
@@ -132,9 +130,9 @@ def _symbolic_gradients(dag: Dag, output: int, targets: dict[str, int],
             return op.rule(X, *operands, result)
 
     with graph.at(output):
-        adjoints = backward_over(dag, output, pending, active, local, X.add, X.mul, X.one)
+        adjoints = run_over(question, local, X.add, X.mul, X.one)
     final: dict[str, int] = {}
-    known = _known_values(X, dag, values, [])
+    known = _known_values(dag, values)
     for name, node in targets.items():
         try:
             expr = graph.inline(adjoints.get(node, X.zero))
@@ -328,7 +326,7 @@ class _Where:
                 f"{_shown(dag, self.node)} needs exact numbers beyond the bound: {error}",
                 dag.spans[self.node], dag.source,
                 hint=f"exact numbers in formulas are limited to {MAX_BITS:,} bits; give the "
-                "inputs values with --at for a number") from error
+                f"inputs values ({argument('at')}) for a number") from error
         if isinstance(error, (ZeroDivisionError, ValueError)) and \
                 not isinstance(error, GradcalcError):
             dag = self.graph.dag
@@ -354,8 +352,8 @@ def _derivative_error(dag: Dag, node: int, error: BaseException) -> EvaluationEr
         f"the derivative of {shown} is infinite or undefined for every value, so no formula "
         f"can be written: {error}", span, dag.source,
         hint=f"its operands are identically at a point where {op.name}'s derivative is "
-        "infinite (like asin'(1) or sqrt'(0)); with values (--at) the gradient is a number, "
-        "inf or nan with a warning", kind="domain")
+        f"infinite (like asin'(1) or sqrt'(0)); with values ({argument('at')}) the gradient "
+        "is a number, inf or nan with a warning", kind="domain")
 
 
 def _infinite_derivative(dag: Dag, graph: _Expressions, targets: dict[str, int], output: int,
@@ -378,7 +376,8 @@ def _infinite_derivative(dag: Dag, graph: _Expressions, targets: dict[str, int],
     return EvaluationError(
         "a gradient is infinite or undefined for every value, so no formula can be written",
         dag.name_spans.get(name), dag.source,
-        hint="with values (--at) the gradient is a number, inf or nan with a warning",
+        hint=f"with values ({argument('at')}) the gradient is a number, inf or nan with a "
+        "warning",
         kind="domain")
 
 
@@ -420,16 +419,11 @@ def _build(X: Algebra, op: Op, operands: list[int]) -> int:
     return X.call(op.name, *operands)
 
 
-def _known_values(X: Algebra, dag: Dag, values: list[float | None],
-                  kept: list[tuple[str, int]]) -> dict[str, float]:
-    """Input values (and constants), then the values of ``kept`` bindings where computable."""
+def _known_values(dag: Dag, values: list[float | None]) -> dict[str, float]:
+    """The values of the inputs that have one, and the constants."""
     known = {name: float(v) for name, node in dag.inputs.items()
              if (v := values[node]) is not None}
     known.update(CONSTANTS)
-    for name, expr in kept:
-        value = _value(X, expr, known)
-        if value is not None:
-            known[name] = value
     return known
 
 

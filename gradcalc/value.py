@@ -160,10 +160,10 @@ class Value:
         dag, nodes = self._layout()
         output = len(nodes) - 1
         vals = [v.data for v in nodes]
-        inputs = [i for i, op in enumerate(dag.ops) if op is INPUT]
-        active = engine.active_nodes(dag, inputs, engine.cone(dag, [output]))
-        pending = engine.counting_pass(dag, output, active)
-        grads = engine.backward(dag, vals, output, pending, active, on_step)
+        inputs = {str(i): i for i, op in enumerate(dag.ops) if op is INPUT}
+        question = engine.plan(dag, output, inputs)
+        grads = engine.run(question, vals, on_step=on_step).gradients
+        active = question.active
         for node, value in enumerate(nodes):
             if active[node]:
                 value.grad = grads[node] if value.grad is None else value.grad + grads[node]

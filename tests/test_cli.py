@@ -293,7 +293,7 @@ def test_several_outputs_say_which_one_is_differentiated() -> None:
     assert r.stdout == "V = 5\nA 1\nB 1\n"
     assert r.stderr.splitlines() == [
         "note: several outputs (U, V); differentiating V, the last assigned",
-        "hint: choose the output with --of NAME (of= in Python); several --of give the Jacobian"]
+        "hint: choose the output with --of NAME; give several for the Jacobian"]
     data = json.loads(run("U = A*B; V = A+B", "--at", "A=2,B=3", "-F", "json").stdout)
     assert data["output"] == "V" and data["warnings"][0]["kind"] == "outputs"
     # naming the output (or asking for the Jacobian) leaves nothing to note

@@ -107,14 +107,17 @@ def run_engine(dag: gradcalc.Dag, at: dict[str, float], targets: list[int]):
     values = list(dag.values)
     for name, value in at.items():
         values[dag.inputs[name]] = float(value)
-    within = engine.cone(dag, [output])
-    vals = engine.forward(dag, values, within)
-    active = engine.active_nodes(dag, targets, within)
-    pending = engine.counting_pass(dag, output, active)
-    counts = list(pending)
-    steps: list[engine.Step] = []
-    grads = engine.backward(dag, vals, output, pending, active, steps.append)
-    return output, vals, active, counts, pending, grads, steps
+    question = engine.plan(dag, output, {str(t): t for t in targets})
+    vals = engine.forward(dag, values, question.needed)
+    done = engine.run(question, vals, record=True)
+    assert done.steps is not None
+    # what each node received: one delivery per counted edge (the pass waits on the counts)
+    delivered = [0] * (output + 1)
+    for step in done.steps:
+        for operand in step.operands:
+            delivered[operand] += 1
+    return (output, vals, question.active, list(question.counts), delivered, done.gradients,
+            done.steps)
 
 
 def steps_by_name(result: gradcalc.Result, steps: list[engine.Step]) -> Counter[str]:
@@ -186,9 +189,7 @@ def test_named_nodes_are_never_merged():
 def _counts(program: str, at: dict[str, float]) -> tuple[gradcalc.Dag, list[int]]:
     dag = gradcalc.build(gradcalc.parse(program))
     output = node_of(dag, dag.output)
-    within = engine.cone(dag, [output])
-    active = engine.active_nodes(dag, list(default_targets(dag, output).values()), within)
-    return dag, engine.counting_pass(dag, output, active)
+    return dag, list(engine.plan(dag, output, default_targets(dag, output)).counts)
 
 
 def test_self_product_counts_edges_not_consumers():
@@ -331,9 +332,7 @@ def test_random_dag_matches_path_enumeration(case):
         assert result.stats.paths[name] == paths[i]
     # the engine's own path counts, node by node, over the nodes a gradient flows through
     targets = set(default_targets(dag, output).values())
-    within = engine.cone(dag, [output])
-    active = engine.active_nodes(dag, targets, within)
-    counted = engine.path_counts(dag, output, active)
+    counted = engine.path_counts(engine.plan(dag, output, {str(t): t for t in targets}))
     live = depends_on(dag, targets, set(paths))  # the output too, unless it is constant
     for node in range(output + 1):
         assert counted[node] == (paths[node] if node in live else 0)
@@ -364,10 +363,10 @@ def test_random_dag_backward_visits_each_live_node_once(case):
     program, at = case
     dag, output, at, _ = prepared(program, at)
     targets = set(default_targets(dag, output).values())
-    out, _vals, _active, counts, pending, grads, steps = run_engine(dag, at, sorted(targets))
+    out, _vals, _active, counts, delivered, grads, steps = run_engine(dag, at, sorted(targets))
     assert out == output
-    # every count is consumed
-    assert all(c == 0 for c in pending)
+    # every count is consumed: each node received exactly as many contributions as it waited for
+    assert delivered == counts
     # nodes are in topological order (operands before consumers)
     assert all(j < i for i in range(len(dag)) for j in dag.args[i])
 
@@ -458,7 +457,8 @@ def test_100000_nested_function_calls():
 
 def test_100000_chained_statements():
     lines = ["X0 = A"] + [f"X{i} = X{i - 1} + A" for i in range(1, N)]
-    result = gradcalc.gradients("\n".join(lines), at={"A": 0.5}, wrt=["A", "X0"])
+    dag = gradcalc.compile_program("\n".join(lines), max_size=4 << 20)  # 2 MB of program
+    result = gradcalc.gradients(dag, at={"A": 0.5}, wrt=["A", "X0"])
     assert result.value == N * 0.5
     assert result.gradients == {"A": float(N), "X0": 1.0}
 
@@ -466,7 +466,8 @@ def test_100000_chained_statements():
 @pytest.mark.slow
 def test_million_node_chain():
     n, c = 1_000_000, 1.0000001
-    result = gradcalc.gradients("OUT = A" + "*1.0000001" * n, at={"A": 1.5})
+    dag = gradcalc.compile_program("OUT = A" + "*1.0000001" * n, max_size=16 << 20)
+    result = gradcalc.gradients(dag, at={"A": 1.5})
     assert len(result.dag) >= n
     assert math.isclose(result.gradients["A"], c**n, rel_tol=1e-9)
     assert math.isclose(result.value, 1.5 * c**n, rel_tol=1e-9)
@@ -551,15 +552,11 @@ def diagnosed(program: str, at: dict[str, float], wrt: list[str] | None = None):
     for name, value in at.items():
         values[dag.inputs[name]] = float(value)
     within = engine.cone(dag, [output])
-    vals = engine.forward(dag, values, within)
     names = wrt if wrt is not None else [n for n, i in dag.inputs.items() if within[i]]
-    targets = [dag.named[n] for n in names]
-    active = engine.active_nodes(dag, targets, within)
-    pending = engine.counting_pass(dag, output, active)
-    counts = list(pending)
-    grads = engine.backward(dag, vals, output, pending, active)
-    warnings = engine.diagnose(dag, vals, grads, output, counts, active, targets)
-    return dag, {n: grads[dag.named[n]] for n in names}, warnings
+    question = engine.plan(dag, output, {n: dag.named[n] for n in names})
+    done = engine.run(question, engine.forward(dag, values, question.needed))
+    warnings = engine.diagnose(done)
+    return dag, {n: done.gradients[dag.named[n]] for n in names}, warnings
 
 
 def pointed_at(program: str, warning) -> str:
@@ -742,11 +739,8 @@ def test_random_nonfinite_origins_are_where_the_value_first_went_wrong(case):
         assume(False)
     output = node_of(dag, dag.output)
     targets = [dag.named[n] for n in result.gradients if dag.named[n] <= output]
-    within = engine.cone(dag, [output])
-    active = engine.active_nodes(dag, targets, within)
-    counts = engine.counting_pass(dag, output, active)
     grads = result.node_gradients
-    visited = engine.visited_nodes(output, counts, active)
+    visited = engine.plan(dag, output, {str(t): t for t in targets}).visited
     warnings = engine.nonfinite_origins(dag, result.node_values, grads, visited, targets)
     bad = [t for t in targets if not math.isfinite(grads[t])]
     assert bool(warnings) == bool(bad)

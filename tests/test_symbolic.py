@@ -23,7 +23,7 @@ from test_ops import DOMAINS  # the in-domain operand strategies of every op
 from typer.testing import CliRunner
 
 import gradcalc
-from gradcalc import cli
+from gradcalc import cli, engine
 from gradcalc.algebra import Algebra
 from gradcalc.api import leaf_values
 from gradcalc.derivatives import check_gradients, hessian, jacobian
@@ -839,8 +839,8 @@ N = 10_000
 
 def symbolic_of(text: str, wrt: list[str]):
     dag = gradcalc.compile_program(text)
-    return symbolic_gradients(dag, dag.named[dag.output], {n: dag.named[n] for n in wrt},
-                              leaf_values(dag, {}))
+    question = engine.plan(dag, dag.named[dag.output], {n: dag.named[n] for n in wrt})
+    return symbolic_gradients(question, leaf_values(dag, {}))
 
 
 def wide_sum(terms: int) -> str:
@@ -866,7 +866,7 @@ def test_wide_sum_symbolic_memory_grows_linearly():
         values = leaf_values(dag, {})
         tracemalloc.start()
         try:
-            symbolic_gradients(dag, dag.named[dag.output], targets, values)
+            symbolic_gradients(engine.plan(dag, dag.named[dag.output], targets), values)
             peaks[terms] = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
@@ -1026,9 +1026,11 @@ def test_symbolic_work_past_its_budget_is_a_limit_error(monkeypatch):
     program = "\n".join(f"X{i} = sin(X{i-1}) + cos(X{i-1})" for i in range(1, 40))
     with pytest.raises(gradcalc.LimitError) as info:
         gradcalc.gradients(program)
-    assert "too large" in info.value.message and "--at" in (info.value.hint or "")
+    # the library names its arguments, the command line its flags
+    assert "too large" in info.value.message and "(at=)" in (info.value.hint or "")
     r = run(program, "--format", "json")
     assert r.exit_code == 1 and "error: the formulas are too large" in r.stderr
+    assert "(--at)" in r.stderr and "(--wrt)" in r.stderr
     assert "Traceback" not in r.stderr
 
 
