@@ -10,7 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command ended by Ctrl-C
+from gradcalc.status import ExitStatus
 
 
 def main() -> None:
@@ -20,7 +20,7 @@ def main() -> None:
     try:
         from gradcalc import cli
     except KeyboardInterrupt:
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(ExitStatus.INTERRUPTED)
     cli.main()
 
 

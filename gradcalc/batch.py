@@ -18,7 +18,7 @@ from typing import Any, Protocol, cast
 from gradcalc.api import compile_program, gradients
 from gradcalc.errors import GradcalcError, InputError
 from gradcalc.parse import PROGRAM_LIMIT, parse, size_text
-from gradcalc.render import to_json_object
+from gradcalc.serialize import to_json_object
 
 __all__ = ["BinaryInput", "Problem", "problems", "solve_line", "solve_problem",
            "solve_stream"]

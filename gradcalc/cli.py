@@ -23,7 +23,6 @@ import typer
 from typer.core import TyperCommand
 
 from gradcalc import __version__
-from gradcalc.__main__ import EXIT_INTERRUPTED
 from gradcalc.api import Result, compile_program, gradients, output_note
 from gradcalc.dag import Dag
 from gradcalc.errors import (
@@ -35,6 +34,7 @@ from gradcalc.errors import (
     speaking_as_command_line,
 )
 from gradcalc.parse import PROGRAM_LIMIT, program_too_large
+from gradcalc.status import ExitStatus, help_text
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -44,22 +44,9 @@ if TYPE_CHECKING:
 # (tests/benchmarks/bench_size.py): what --max-size admits is about this many times larger.
 MEMORY_PER_BYTE = 300
 
-EXIT_OK = 0
-EXIT_EVALUATION = 1  # the program is fine but cannot be evaluated at that point
-EXIT_USAGE = 2  # bad invocation or bad program
-EXIT_INTERNAL = 70  # a bug in gradcalc (EX_SOFTWARE)
-EXIT_OUTPUT = 74  # standard output could not be written (EX_IOERR)
-EXIT_BROKEN_PIPE = 141
-
 EPILOG = (
     "PROGRAM is a path to a program file (preferred when such a file exists), '-' for standard "
-    "input, or program text, e.g. 'B = A*3; OUT = (B+1)*(B+2)'.\n\n"
-    "Exit codes: 0 success; 1 evaluation failed (log(-1), division by zero, overflow) or a "
-    "documented limit hit (a program over --max-size, symbolic size or time, exact numbers "
-    "over 10,000 bits); 2 bad invocation or bad program (syntax, names, cycles, arguments, "
-    "--at, an option that does not apply, a --batch input that is not text); 70 internal "
-    "error (please report it); 74 the results could not be written (a full disk); "
-    "130 interrupted; 141 standard output closed early."
+    "input, or program text, e.g. 'B = A*3; OUT = (B+1)*(B+2)'.\n\n" + help_text()
 )
 
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -104,7 +91,7 @@ def _closed_pipe_is_quiet(command: Callable[..., None]) -> Callable[..., None]:
         except BrokenPipeError:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
-            raise SystemExit(EXIT_BROKEN_PIPE) from None
+            raise SystemExit(ExitStatus.BROKEN_PIPE) from None
         except OSError as exc:
             if exc.errno not in _WRITE_ERRORS:
                 raise
@@ -127,7 +114,7 @@ def _output_failed(exc: OSError) -> NoReturn:
         pass
     sys.stderr.write(f"error: cannot write the results to standard output: "
                      f"{exc.strerror or exc}\n")
-    raise SystemExit(EXIT_OUTPUT)
+    raise SystemExit(ExitStatus.OUTPUT)
 
 
 class _Command(TyperCommand):
@@ -151,7 +138,7 @@ class _Command(TyperCommand):
                                   or "--help" in options):
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, sys.__stdout__.fileno() if sys.__stdout__ else 1)
-                raise SystemExit(EXIT_BROKEN_PIPE) from None
+                raise SystemExit(ExitStatus.BROKEN_PIPE) from None
             raise
         except Exception as exc:
             # Typer's click is vendored by recent Typer releases and the click package in
@@ -160,12 +147,12 @@ class _Command(TyperCommand):
             if "ClickException" in kinds:
                 _print_diagnostic(InputError(_click_message(exc),
                                              hint=_click_hint(exc, arguments)))
-                code = EXIT_USAGE
+                code = ExitStatus.USAGE
             elif "Abort" in kinds:
-                code = EXIT_INTERRUPTED
+                code = ExitStatus.INTERRUPTED
             else:
                 raise
-        code = code if isinstance(code, int) else EXIT_OK
+        code = code if isinstance(code, int) else ExitStatus.OK
         if standalone_mode:
             sys.exit(code)
         return code
@@ -300,14 +287,9 @@ def run(
     if output_format in (Format.jsonl, Format.csv, Format.tsv):
         raise _usage(f"--format {output_format.value} is for --batch",
                      "for one program use table, plain or json")
-    if program is None:
-        if sys.stdin is None or sys.stdin.isatty():
-            raise _usage("missing PROGRAM", "give program text, a file, '-' for standard "
-                         "input, or --batch FILE")
-        program = "-"  # a pipeline feeds the program: `echo 'OUT = A*2' | gradcalc --at A=1`
+    program = _program_argument(program)
     text, name = _read_program(program, limit)
     fmt = output_format or (Format.table if sys.stdout.isatty() else Format.plain)
-    numbers_needed = view is not None and view not in ("--hessian", "several --of")
     try:
         dag = compile_program(text, name, max_size=limit)
         if view in ("--hessian", "--check", "several --of"):
@@ -316,30 +298,51 @@ def run(
                 _print_diagnostic(note)
             _print_matrix_view(dag, values, names, outputs, hessian, check, fmt)
             return
+        numbers_needed = view is not None
         result = gradients(dag, at=values, wrt=names, of=outputs[0] if outputs else None,
                            stats=stats,
                            symbolic=False if numbers_needed else (True if symbolic else None),
                            record=explain)
     except ParseError as exc:
-        if _looks_like_path(program) and not os.path.exists(program):
-            _fail(InputError(f"no such file: {program}",
-                             hint=f"as program text it does not parse either: {exc}"))
-        _fail(exc)
+        _fail(_perhaps_a_missing_file(program, exc))
     except GradcalcError as exc:
         _fail(exc)
     for warning in result.warnings:
         _print_diagnostic(warning)
+    _print_view(result, view, graph, fmt, not ascii_only, value)
 
-    unicode = not ascii_only
+
+def _program_argument(program: str | None) -> str:
+    """PROGRAM as given; without it, standard input when a pipeline feeds it
+    (``echo 'OUT = A*2' | gradcalc --at A=1``)."""
+    if program is not None:
+        return program
+    if sys.stdin is None or sys.stdin.isatty():
+        raise _usage("missing PROGRAM", "give program text, a file, '-' for standard "
+                     "input, or --batch FILE")
+    return "-"
+
+
+def _perhaps_a_missing_file(program: str, exc: ParseError) -> GradcalcError:
+    """A PROGRAM that does not parse but looks like a file name is more likely a typo in a
+    path: say so, with the parse error as the hint."""
+    if _looks_like_path(program) and not os.path.exists(program):
+        return InputError(f"no such file: {program}",
+                          hint=f"as program text it does not parse either: {exc}")
+    return exc
+
+
+def _print_view(result: Result, view: str | None, graph: str | None, fmt: Format,
+                unicode: bool, value: bool) -> None:
     if graph is not None:
         _print_graph(result, graph, fmt, unicode)
-    elif explain:
+    elif view == "--explain":
         _print_explanation(result, fmt, unicode)
-    elif dot or mermaid:
+    elif view in ("--dot", "--mermaid"):
         from gradcalc import export
 
         assert result.dag is not None
-        to_text = export.to_dot if dot else export.to_mermaid
+        to_text = export.to_dot if view == "--dot" else export.to_mermaid
         sys.stdout.write(to_text(result.dag, result.dag.named[result.output],
                                  result.node_values, result.node_gradients))
     else:
@@ -447,7 +450,7 @@ def _print_matrix_view(dag: Dag, values: dict[str, float], names: list[str] | No
         else:
             sys.stdout.write(render.checks_plain(checks))
         if not all(c.ok for c in checks):
-            raise typer.Exit(EXIT_EVALUATION)
+            raise typer.Exit(ExitStatus.FAILED)
         return
     if hessian:
         matrix = derivatives.hessian(dag, at=values, wrt=names,
@@ -519,94 +522,186 @@ def _terminal_width() -> int | None:
 def _run_batch(path: str, kind: InputKind, at: dict[str, float], wrt: list[str] | None,
                of: str | None, output_format: Format | None, jobs: int, fail_fast: bool,
                limit: int) -> None:
-    from gradcalc import batch, render
+    from gradcalc import batch
 
     fmt = output_format or (Format.table if sys.stdout.isatty() else Format.jsonl)
     if fmt is Format.json:
         raise _usage("--format json is for a single program", "with --batch use jsonl")
-    cpus = os.cpu_count() or 1
-    if jobs > cpus:
-        _print_diagnostic(Diagnostic(
-            "capped", f"--jobs {jobs} capped at {cpus}, the number of CPUs",
-            hint="more workers than CPUs only add processes and memory"))
-        jobs = cpus
-    if os.path.isdir(path):
-        raise _usage(f"cannot read {path}: it is a directory", "give --batch a file, or '-'")
-    try:
-        if path == "-" and sys.stdin is None:
-            raise _usage("standard input is closed", "give --batch a file")
-        stream: BinaryIO = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
-    except OSError as exc:
-        raise _usage(f"cannot read {path}: {exc.strerror}", "check the --batch path") from None
+    jobs = _capped_jobs(jobs)
+    stream = _open_batch(path)
+    name = "<stdin>" if path == "-" else path
     size = None if path == "-" else _file_size(stream)
     failed = False
-    human = fmt in (Format.table, Format.plain)
-    table_rows: list[dict[str, object]] = []
-    # Options that no line used are reported at the end: a typo must not pass silently.
-    unused_at, unused_wrt = set(at), set(wrt or ())
+    stopped: GradcalcError | None = None
+    unused = _Unused(at, wrt)  # options no line used are reported: a typo must not pass
     with stream, _progress(size) as progress, contextlib.ExitStack() as stack:
-        # Under a progress bar on the same terminal, results go through the bar's console
-        # (above the bar); otherwise straight to standard output.
-        out = progress.stdout if progress is not None else sys.stdout
-        writer = (render.BatchTable(out, "," if fmt is Format.csv else "\t", wrt)
-                  if fmt in (Format.csv, Format.tsv) else None)
+        writer = _batch_writer(fmt, progress, wrt)
         counted = _Counted(stream, progress.advance) if progress is not None else stream
         results = batch.solve_stream(batch.problems(counted, kind is InputKind.jsonl, limit),
                                      at, wrt, of, jobs, limit)
         # Closed on the way out, also on Ctrl-C: worker processes end before this one does.
         stack.enter_context(contextlib.closing(results))
-        stopped: GradcalcError | None = None
         try:
             for result in results:
-                error = result["error"]
-                if unused_at:
-                    unused_at.difference_update(result["inputs"])
-                if unused_wrt:
-                    unused_wrt.difference_update(result["gradients"])
-                if error is not None:
+                unused.update(result)
+                if result["error"] is not None:
                     failed = True
-                    if human:
-                        where = str(result["line"])
-                        if error["column"] and kind is InputKind.text:
-                            where = f"{error['line']}:{error['column']}"
-                        elif error["column"]:  # a position inside the line's "program" string
-                            where += f": program {error['line']}:{error['column']}"
-                        name = "<stdin>" if path == "-" else path
-                        _print_diagnostic(InputError(f"{name}:{where}: {error['message']}",
-                                                     hint=error.get("hint")))
-                if fmt is Format.jsonl:
-                    out.write(json.dumps(result, ensure_ascii=False) + "\n")
-                elif writer is not None:
-                    writer.write(result)
-                elif fmt is Format.plain:
-                    out.write(render.batch_plain(result))
-                else:
-                    table_rows.append(result)
-                    if len(table_rows) == _TABLE_BLOCK:
-                        _print_batch_table(render.batch_table(table_rows), progress)
-                        table_rows = []
-                out.flush()  # a downstream command sees each result at once
+                    if fmt in (Format.table, Format.plain):
+                        _report_line_error(name, kind, result)
+                writer.write(result)
                 if failed and fail_fast:
                     break
         except batch.BinaryInput as exc:  # the lines before it are answered
             stopped = exc
-        if writer is not None:
-            writer.close()
-        if table_rows:
-            _print_batch_table(render.batch_table(table_rows), progress)
-        out.flush()
-    for option, unused, what in (("--at", unused_at, "input"), ("--wrt", unused_wrt, "name")):
-        if unused:
-            # A line that failed tells nothing of its names: say what is known.
-            lines = "the lines that succeeded" if failed else "any line"
-            _print_diagnostic(Diagnostic(
-                "unused", f"{option} {', '.join(sorted(unused))} matched no {what} of {lines}",
-                hint=f"check the spelling; {option} applies only to the lines that have that "
-                f"{what}"))
+        writer.close()
+    unused.report(failed)
     if stopped is not None:
         _fail(stopped)
     if failed:
-        raise typer.Exit(EXIT_EVALUATION)
+        raise typer.Exit(ExitStatus.FAILED)
+
+
+def _capped_jobs(jobs: int) -> int:
+    cpus = os.cpu_count() or 1
+    if jobs <= cpus:
+        return jobs
+    _print_diagnostic(Diagnostic(
+        "capped", f"--jobs {jobs} capped at {cpus}, the number of CPUs",
+        hint="more workers than CPUs only add processes and memory"))
+    return cpus
+
+
+def _open_batch(path: str) -> BinaryIO:
+    if os.path.isdir(path):
+        raise _usage(f"cannot read {path}: it is a directory", "give --batch a file, or '-'")
+    if path == "-":
+        if sys.stdin is None:
+            raise _usage("standard input is closed", "give --batch a file")
+        return sys.stdin.buffer
+    try:
+        return open(path, "rb")  # closed by the caller's with
+    except OSError as exc:
+        raise _usage(f"cannot read {path}: {exc.strerror}", "check the --batch path") from None
+
+
+def _report_line_error(name: str, kind: InputKind, result: dict[str, Any]) -> None:
+    """A failed line on standard error, ``FILE:LINE:COLUMN: message``, for people."""
+    error = result["error"]
+    where = str(result["line"])
+    if error["column"] and kind is InputKind.text:
+        where = f"{error['line']}:{error['column']}"
+    elif error["column"]:  # a position inside the line's "program" string
+        where += f": program {error['line']}:{error['column']}"
+    hint = error.get("hint")
+    if hint is None and error["kind"] == "limit":
+        hint = "raise the limit with --max-size"
+    _print_diagnostic(InputError(f"{name}:{where}: {error['message']}", hint=hint))
+
+
+class _Unused:
+    """The ``--at`` inputs and ``--wrt`` names that no line has used so far."""
+
+    def __init__(self, at: dict[str, float], wrt: list[str] | None) -> None:
+        self.at, self.wrt = set(at), set(wrt or ())
+
+    def update(self, result: dict[str, Any]) -> None:
+        if self.at:
+            self.at.difference_update(result["inputs"])
+        if self.wrt:
+            self.wrt.difference_update(result["gradients"])
+
+    def report(self, failed: bool) -> None:
+        for option, unused, what in (("--at", self.at, "input"), ("--wrt", self.wrt, "name")):
+            if unused:
+                # A line that failed tells nothing of its names: say what is known.
+                lines = "the lines that succeeded" if failed else "any line"
+                _print_diagnostic(Diagnostic(
+                    "unused",
+                    f"{option} {', '.join(sorted(unused))} matched no {what} of {lines}",
+                    hint=f"check the spelling; {option} applies only to the lines that have "
+                    f"that {what}"))
+
+
+class _BatchWriter:
+    """Writes each batch result as it comes (flushed, so a downstream command sees it at
+    once); one subclass per format."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def write(self, result: dict[str, Any]) -> None:
+        self.out.write(self.text(result))
+        self.out.flush()
+
+    def text(self, result: dict[str, Any]) -> str:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+class _JsonLines(_BatchWriter):
+    def text(self, result: dict[str, Any]) -> str:
+        return json.dumps(result, ensure_ascii=False) + "\n"
+
+
+class _PlainLines(_BatchWriter):
+    def text(self, result: dict[str, Any]) -> str:
+        from gradcalc import render
+
+        return render.batch_plain(result)
+
+
+class _Delimited(_BatchWriter):
+    def __init__(self, out: TextIO, delimiter: str, wrt: list[str] | None) -> None:
+        from gradcalc import render
+
+        super().__init__(out)
+        self.table = render.BatchTable(out, delimiter, wrt)
+
+    def write(self, result: dict[str, Any]) -> None:
+        self.table.write(result)
+        self.out.flush()
+
+    def close(self) -> None:
+        self.table.close()
+        self.out.flush()
+
+
+class _Tables(_BatchWriter):
+    """Rich tables in blocks of :data:`_TABLE_BLOCK` rows, so memory stays flat."""
+
+    def __init__(self, out: TextIO, progress: _Progress | None) -> None:
+        super().__init__(out)
+        self.progress = progress
+        self.rows: list[dict[str, Any]] = []
+
+    def write(self, result: dict[str, Any]) -> None:
+        self.rows.append(result)
+        if len(self.rows) == _TABLE_BLOCK:
+            self.close()
+
+    def close(self) -> None:
+        from gradcalc import render
+
+        if self.rows:
+            _print_batch_table(render.batch_table(self.rows), self.progress)
+            self.rows = []
+        self.out.flush()
+
+
+def _batch_writer(fmt: Format, progress: _Progress | None, wrt: list[str] | None
+                  ) -> _BatchWriter:
+    # Under a progress bar on the same terminal, results go through the bar's console
+    # (above the bar); otherwise straight to standard output.
+    out = progress.stdout if progress is not None else sys.stdout
+    if fmt is Format.jsonl:
+        return _JsonLines(out)
+    if fmt is Format.plain:
+        return _PlainLines(out)
+    if fmt in (Format.csv, Format.tsv):
+        return _Delimited(out, "," if fmt is Format.csv else "\t", wrt)
+    return _Tables(out, progress)
 
 
 def _print_batch_table(view: object, progress: _Progress | None) -> None:
@@ -801,7 +896,7 @@ def _parse_at(values: list[str]) -> dict[str, float]:
 
 def _usage(message: str, hint: str) -> typer.Exit:
     _print_diagnostic(InputError(message, hint=hint))
-    return typer.Exit(EXIT_USAGE)
+    return typer.Exit(ExitStatus.USAGE)
 
 
 def _fail(exc: GradcalcError) -> NoReturn:
@@ -837,7 +932,7 @@ def main() -> None:
     """Run the command on ``sys.argv`` (the console script's entry point, through
     :mod:`gradcalc.__main__`, adds the Ctrl-C handling)."""
     if sys.stdout is None:  # started with standard output closed (`>&-`): nowhere to answer
-        sys.exit(EXIT_BROKEN_PIPE)
+        sys.exit(ExitStatus.BROKEN_PIPE)
     if sys.stderr is None:  # diagnostics closed (`2>&-`): the exit code still tells
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115
     try:
@@ -849,9 +944,9 @@ def main() -> None:
         # The reader went away (e.g. `| head`): stop quietly, as command-line tools do.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(EXIT_BROKEN_PIPE)
+        sys.exit(ExitStatus.BROKEN_PIPE)
     except KeyboardInterrupt:
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(ExitStatus.INTERRUPTED)
     except OSError as exc:
         if exc.errno not in _WRITE_ERRORS:
             _internal_error(exc)
@@ -864,4 +959,4 @@ def _internal_error(exc: BaseException) -> NoReturn:
     sys.stderr.write(
         f"gradcalc: internal error ({type(exc).__name__}: {exc}); this is a bug, "
         "please report it with the command that caused it\n")
-    sys.exit(EXIT_INTERNAL)
+    sys.exit(ExitStatus.INTERNAL)

@@ -245,27 +245,30 @@ def run(plan: Plan, values: list[float], record: bool = False,
     when its count reaches zero. ``record`` keeps every :class:`Step` in the :class:`Pass`;
     ``on_step`` is called with each step as it is taken.
 
-    This loop is specialised by arity for speed; :func:`run_over` is the same pass over any
-    algebra."""
-    dag, output, active = plan.dag, plan.output, plan.active
-    ops, args, vals = dag.ops, dag.args, values
-    grads = [0.0] * len(dag)
-    grads[output] = 1.0  # d(output)/d(output), whether or not anything is requested
+    Two interpreters of the same plan: without steps to report, a loop specialised by arity
+    (measured 3-4x faster than the generic one: ``tests/benchmarks/bench_engine.py``); with
+    them, the plain loop that also makes each :class:`Step`."""
+    grads = [0.0] * len(plan.dag)
+    grads[plan.output] = 1.0  # d(output)/d(output), whether or not anything is requested
     steps: list[Step] | None = [] if record else None
     if steps is not None:
         on_step = _both(steps.append, on_step) if on_step is not None else steps.append
-    if not active[output]:
-        return Pass(plan, values, grads, steps)
+    if plan.active[plan.output]:
+        if on_step is None:
+            _fast_pass(plan, values, grads)
+        else:
+            _stepping_pass(plan, values, grads, on_step)
+    return Pass(plan, values, grads, steps)
+
+
+def _fast_pass(plan: Plan, vals: list[float], grads: list[float]) -> None:
+    ops, args, active = plan.dag.ops, plan.dag.args, plan.active
     pending = list(plan.counts)
-    ready = [output]
+    ready = [plan.output]
     pop, push = ready.pop, ready.append
     while ready:
         node = pop()
         a = args[node]
-        if not a:
-            if on_step is not None:
-                on_step(Step(node, grads[node], (), ()))
-            continue
         g = grads[node]
         if len(a) == 2:
             x, y = a
@@ -280,27 +283,45 @@ def run(plan: Plan, values: list[float], record: bool = False,
                 pending[y] -= 1
                 if not pending[y]:
                     push(y)
-            parts: tuple[float, ...] = (dx, dy)
         elif len(a) == 1:
             x = a[0]
-            parts = ops[node].partials(vals[x], vals[node])
             if active[x]:
-                grads[x] += g * parts[0]
+                grads[x] += g * ops[node].partials(vals[x], vals[node])[0]
                 pending[x] -= 1
                 if not pending[x]:
                     push(x)
-        else:
-            parts = ops[node].partials(*[vals[j] for j in a], vals[node])
-            for operand, partial in zip(a, parts, strict=True):
-                if active[operand]:
-                    grads[operand] += g * partial
-                    pending[operand] -= 1
-                    if not pending[operand]:
-                        push(operand)
-        if on_step is not None:
-            counted = tuple(i for i, j in enumerate(a) if active[j])
-            on_step(Step(node, g, tuple(a[i] for i in counted), tuple(parts[i] for i in counted)))
-    return Pass(plan, values, grads, steps)
+        elif a:
+            _deliver(plan, vals, grads, pending, node, push)
+
+
+def _deliver(plan: Plan, vals: list[float], grads: list[float], pending: list[int], node: int,
+             push: Callable[[int], None]) -> tuple[float, ...]:
+    """``node`` hands its gradient to its active operands; returns its local derivatives."""
+    operands, active, g = plan.dag.args[node], plan.active, grads[node]
+    parts: tuple[float, ...] = plan.dag.ops[node].partials(
+        *[vals[j] for j in operands], vals[node])
+    for operand, partial in zip(operands, parts, strict=True):
+        if active[operand]:
+            grads[operand] += g * partial
+            pending[operand] -= 1
+            if not pending[operand]:
+                push(operand)
+    return parts
+
+
+def _stepping_pass(plan: Plan, vals: list[float], grads: list[float],
+                   on_step: Callable[[Step], None]) -> None:
+    args, active = plan.dag.args, plan.active
+    pending = list(plan.counts)
+    ready = [plan.output]
+    while ready:
+        node = ready.pop()
+        operands = args[node]
+        g = grads[node]  # final: every consumer has delivered
+        parts = _deliver(plan, vals, grads, pending, node, ready.append) if operands else ()
+        counted = [k for k, j in enumerate(operands) if active[j]]
+        on_step(Step(node, g, tuple(operands[k] for k in counted),
+                     tuple(parts[k] for k in counted)))
 
 
 def _both(first: Callable[[Step], None], second: Callable[[Step], None]
@@ -376,14 +397,28 @@ def known_gradients(plan: Plan, values: list[float | None],
     d/dx. Raises :class:`EvaluationError` where a known part of the program is undefined; a
     known value that overflows a float counts as unknown (the formula has it exactly). Nodes
     from ``extended_from`` on are evaluated as :func:`forward` does with it."""
-    dag, output = plan.dag, plan.output
-    ops, args = dag.ops, dag.args
-    size = len(dag)
-    needed = cone(dag, [output, *plan.targets.values()])
-    end = size if extended_from is None else extended_from
-    unknown = bytearray(size)
-    vals: list = list(values)
+    size = len(plan.dag)
+    vals, unknown = _forward_where_known(plan.dag, values, plan.needed, extended_from)
+    known = [None if unknown[i] else vals[i] for i in range(size)]
+    tainted = _tainted(plan, unknown)
     for node in range(size):
+        if unknown[node]:
+            vals[node] = math.nan  # partials never raise; these contributions are discarded
+    done = run(plan, vals)
+    gradients = {name: done.gradients[node] + 0.0
+                 for name, node in plan.targets.items() if not tainted[node]}
+    return KnownPass(known, gradients)
+
+
+def _forward_where_known(dag: Dag, values: list[float | None], needed: bytearray,
+                         extended_from: int | None) -> tuple[list, bytearray]:
+    """The values of the ``needed`` nodes that need no missing input, and marks on the
+    *unknown* nodes: those that need one, or whose value is beyond float range."""
+    ops, args = dag.ops, dag.args
+    end = len(dag) if extended_from is None else extended_from
+    unknown = bytearray(len(dag))
+    vals: list = list(values)
+    for node in range(len(dag)):
         if not needed[node]:
             continue
         operands = args[node]
@@ -405,24 +440,22 @@ def known_gradients(plan: Plan, values: list[float | None],
             vals[node] = math.inf
         if not math.isfinite(vals[node]):
             unknown[node] = 1  # beyond float range, but exact in a formula (A*2^1024)
-    known = [None if unknown[i] else vals[i] for i in range(size)]
-    # tainted[n]: n's adjoint used an unknown value. Reverse id order is a processing order.
-    active, counts = plan.active, plan.counts
-    tainted = bytearray(size)
-    for node in range(output, -1, -1):
-        if not active[node] or not (counts[node] or node == output):
+    return vals, unknown
+
+
+def _tainted(plan: Plan, unknown: bytearray) -> bytearray:
+    """Marks the nodes whose adjoint uses an unknown value: a node taints its operands when
+    it is tainted itself, or unknown with a local derivative that depends on its operands.
+    Reverse id order is a processing order of the backward pass."""
+    ops, args, active, counts = plan.dag.ops, plan.dag.args, plan.active, plan.counts
+    tainted = bytearray(len(plan.dag))
+    for node in range(plan.output, -1, -1):
+        if not active[node] or not (counts[node] or node == plan.output):
             continue
-        passes = tainted[node] or (unknown[node] and not ops[node].linear)
-        if passes:
+        if tainted[node] or (unknown[node] and not ops[node].linear):
             for operand in args[node]:
                 tainted[operand] = 1
-    for node in range(size):
-        if unknown[node]:
-            vals[node] = math.nan  # partials never raise; these contributions are discarded
-    done = run(plan, vals)
-    gradients = {name: done.gradients[node] + 0.0
-                 for name, node in plan.targets.items() if not tainted[node]}
-    return KnownPass(known, gradients)
+    return tainted
 
 
 def path_counts(plan: Plan) -> list[int]:
@@ -516,67 +549,79 @@ def nonfinite_origins(dag: Dag, vals: Sequence[float], grads: Sequence[float],
     order = sorted({i for i in visited if i < size}, reverse=True)
     for node in order:
         on[node] = 1
-    # origin[node]: index into `events` of where the node's non-finite gradient arose.
-    origin: dict[int, int] = {}
-    events: list[tuple] = []
-    first_nan: dict[int, int] = {}  # node -> event of the first NaN contribution it received
-    first_inf: tuple[dict[int, tuple[int, int]], dict[int, tuple[int, int]]] = ({}, {})
-
-    def event(*record: object) -> int:
-        events.append(record)
-        return len(events) - 1
-
+    trace = _Origins()
     for node in order:
         g = grads[node]
         if not math.isfinite(g):
-            if math.isnan(g):
-                found = first_nan.get(node)
-                if found is None:  # no NaN came in: +inf and -inf (or overflows) met here
-                    found = event(_CANCEL, node, first_inf[0].get(node), first_inf[1].get(node))
-            else:
-                came = first_inf[g < 0].get(node)
-                found = came[0] if came is not None else event(_SUM_OVERFLOW, node, g)
-            origin[node] = found
+            trace.settle(node, g)
         operands = args[node]
         if not operands:
             continue
         parts = ops[node].partials(*[vals[j] for j in operands], vals[node])
         for operand, p in zip(operands, parts, strict=True):
-            if not on[operand]:
-                continue
-            c = g * p
-            if math.isfinite(c):
-                continue
-            if math.isnan(c):
-                if math.isnan(g):
-                    found = origin[node]
-                elif math.isnan(p):
-                    found = event(_LOCAL, node, operand, g, p)
-                elif p == 0:
-                    found = event(_INF_TIMES_ZERO, node, operand, g, p, origin[node])
-                else:
-                    found = event(_ZERO_TIMES_INF, node, operand, g, p)
-                first_nan.setdefault(operand, found)
-            else:
-                if math.isinf(g):
-                    found = origin[node]
-                elif math.isinf(p):
-                    found = event(_LOCAL, node, operand, g, p)
-                else:
-                    found = event(_PRODUCT_OVERFLOW, node, operand, g, p)
-                first_inf[c < 0].setdefault(operand, (found, node))
+            if on[operand] and not math.isfinite(g * p):
+                trace.contribution(node, operand, g, p)
 
     if targets is None:
         output = order[0] if order else -1
         targets = [i for i in order if dag.names[i] is not None and i != output]
-    reported = sorted({origin[t] for t in targets if t in origin})
-    shown = [_origin_diagnostic(dag, vals, events, i) for i in reported[:MAX_ORIGINS]]
+    reported = sorted({trace.origin[t] for t in targets if t in trace.origin})
+    shown = [_origin_diagnostic(dag, vals, trace.events, i) for i in reported[:MAX_ORIGINS]]
     if len(reported) > MAX_ORIGINS:
         more = len(reported) - MAX_ORIGINS
         shown.append(Diagnostic(
             "nonfinite", f"infinite or NaN gradients arose in {more} more "
             f"place{'s' if more > 1 else ''}", hint=f"the first {MAX_ORIGINS} are shown above"))
     return shown
+
+
+class _Origins:
+    """The replay of :func:`nonfinite_origins`: ``events`` records each step that created a
+    non-finite number (its kind first, see the constants above), ``origin[node]`` the event
+    where the node's own non-finite gradient arose."""
+
+    def __init__(self) -> None:
+        self.origin: dict[int, int] = {}
+        self.events: list[tuple] = []
+        self.first_nan: dict[int, int] = {}  # node -> event of the first NaN it received
+        self.first_inf: tuple[dict[int, tuple[int, int]], dict[int, tuple[int, int]]] = ({}, {})
+
+    def event(self, *record: object) -> int:
+        self.events.append(record)
+        return len(self.events) - 1
+
+    def settle(self, node: int, g: float) -> None:
+        """``node``'s final gradient ``g`` is not finite: where did it arise?"""
+        if math.isnan(g):
+            found = self.first_nan.get(node)
+            if found is None:  # no NaN came in: +inf and -inf (or overflows) met here
+                found = self.event(_CANCEL, node, self.first_inf[0].get(node),
+                                   self.first_inf[1].get(node))
+        else:
+            came = self.first_inf[g < 0].get(node)
+            found = came[0] if came is not None else self.event(_SUM_OVERFLOW, node, g)
+        self.origin[node] = found
+
+    def contribution(self, node: int, operand: int, g: float, p: float) -> None:
+        """``node`` hands ``g * p``, which is not finite, to ``operand``."""
+        if math.isnan(g * p):
+            if math.isnan(g):
+                found = self.origin[node]
+            elif math.isnan(p):
+                found = self.event(_LOCAL, node, operand, g, p)
+            elif p == 0:
+                found = self.event(_INF_TIMES_ZERO, node, operand, g, p, self.origin[node])
+            else:
+                found = self.event(_ZERO_TIMES_INF, node, operand, g, p)
+            self.first_nan.setdefault(operand, found)
+            return
+        if math.isinf(g):
+            found = self.origin[node]
+        elif math.isinf(p):
+            found = self.event(_LOCAL, node, operand, g, p)
+        else:
+            found = self.event(_PRODUCT_OVERFLOW, node, operand, g, p)
+        self.first_inf[g * p < 0].setdefault(operand, (found, node))
 
 
 def _site(dag: Dag, vals: Sequence[float], node: int) -> str:

@@ -13,6 +13,8 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from gradcalc.status import ExitStatus
+
 __all__ = [
     "ArityError",
     "CycleError",
@@ -211,7 +213,7 @@ class GradcalcError(Exception):
     """
 
     kind = "error"
-    exit_code = 2
+    exit_code: int = ExitStatus.USAGE
 
     def __init__(
         self,
@@ -280,7 +282,7 @@ class LimitError(GradcalcError):
     do instead (give values, ask for fewer gradients)."""
 
     kind = "limit"
-    exit_code = 1
+    exit_code: int = ExitStatus.FAILED
 
 
 class EvaluationError(GradcalcError):
@@ -288,7 +290,7 @@ class EvaluationError(GradcalcError):
     (a domain error such as ``log(-1)``, division by zero, overflow)."""
 
     kind = "domain"
-    exit_code = 1
+    exit_code: int = ExitStatus.FAILED
 
     def __init__(
         self,

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from gradcalc.api import Result, Stats
 from gradcalc.dag import Dag
-from gradcalc.errors import Diagnostic
 from gradcalc.fmt import format_count, format_number, json_number
+from gradcalc.serialize import diagnostic_object, to_json_object
+from gradcalc.serialize import names as _names
+from gradcalc.serialize import where as _where
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
@@ -33,22 +35,6 @@ def gradient_text(result: Result, name: str) -> str:
     if formula is not None and (result.symbolic or name not in result.gradients):
         return formula.local
     return format_number(result.gradients[name])
-
-
-def _where(result: Result) -> str | None:
-    """The statements several formulas share, as one program line (printed once, before
-    the gradients that use them), or ``None``."""
-    if not result.bindings or not _shows_formulas(result):
-        return None
-    return "; ".join(f"{name} = {text}" for name, text in result.bindings)
-
-
-def _shows_formulas(result: Result) -> bool:
-    return any(result.symbolic or n not in result.gradients for n in result.formulas)
-
-
-def _names(result: Result) -> list[str]:
-    return list(result.formulas) if result.formulas else list(result.gradients)
 
 
 def to_plain(result: Result, value: bool = False) -> str:
@@ -76,59 +62,6 @@ def to_json(result: Result) -> str:
     ``warnings`` and, when asked for, ``stats``. Non-finite numbers are the strings
     ``"inf"``, ``"-inf"``, ``"nan"``."""
     return json.dumps(to_json_object(result), ensure_ascii=False) + "\n"
-
-
-def to_json_object(result: Result, share: bool = True) -> dict[str, Any]:
-    """The JSON object of :func:`to_json`. With ``share`` (the default), statements several
-    formulas need are given once, as ``bindings`` (name -> definition, in program order),
-    and left out of the formulas; without it every formula is a program of its own."""
-    gradients: dict[str, Any] = {}
-    for name in _names(result):
-        formula = result.formulas.get(name)
-        if formula is not None and (result.symbolic or name not in result.gradients):
-            gradients[name] = formula.local if share else formula.text
-        else:
-            gradients[name] = json_number(result.gradients[name])
-    data: dict[str, Any] = {
-        "output": result.output,
-        "value": None if result.value is None else json_number(result.value),
-        "gradients": gradients,
-        "values": {n: json_number(v) for n, v in result.values.items()},
-        "inputs": {n: json_number(v) for n, v in result.inputs.items()},
-        "warnings": [_json_diagnostic(w) for w in result.warnings],
-    }
-    if share and _where(result) is not None:
-        data["bindings"] = dict(result.bindings)
-    if result.symbolic:
-        # The engine's numbers where it ran (they follow the conventions at kinks exactly),
-        # else the formulas' values where every name in them has a value.
-        data["gradient_values"] = {
-            n: json_number(result.gradients[n]) if n in result.gradients
-            else None if f.value is None else json_number(f.value)
-            for n, f in result.formulas.items()}
-    if result.stats is not None:
-        s = result.stats
-        data["stats"] = {
-            "nodes": s.nodes,
-            "edges": s.edges,
-            "merged": s.merged,
-            "cone_nodes": s.cone_nodes,
-            "visited_nodes": s.visited_nodes,
-            "visited_edges": s.visited_edges,
-            # Exact when it fits a JSON-safe integer, the compact text otherwise.
-            "paths": {n: p if p < 2**53 else format_count(p) for n, p in s.paths.items()},
-        }
-    return data
-
-
-def _json_diagnostic(d: Diagnostic) -> dict[str, Any]:
-    return {
-        "kind": d.kind,
-        "message": d.message,
-        "line": d.span.line if d.span else None,
-        "column": d.span.column if d.span else None,
-        "hint": d.hint,
-    }
 
 
 def _stats_rows(s: Stats) -> list[tuple[str, str]]:
@@ -611,7 +544,7 @@ def matrix_plain(matrix: Matrix) -> str:
 def matrix_json(matrix: Matrix, key: str) -> dict[str, Any]:
     """``{"hessian": [[...], ...], "wrt": [...]}`` (rows in ``wrt`` order), or
     ``{"jacobian": {output: {name: ...}}, "outputs": [...], "wrt": [...]}``."""
-    warnings = [_json_diagnostic(w) for w in matrix.warnings]
+    warnings = [diagnostic_object(w) for w in matrix.warnings]
     if key == "hessian":
         return {"wrt": matrix.columns,
                 "hessian": [[_json_entry(matrix.entries[r][c]) for c in matrix.columns]
@@ -645,7 +578,7 @@ def checks_json(checks: Checks) -> dict[str, Any]:
         {"name": c.name, "gradient": json_number(c.gradient),
          "finite_difference": json_number(c.estimate),
          "relative_error": json_number(c.relative_error), "step": c.step, "ok": c.ok}
-        for c in checks], "warnings": [_json_diagnostic(w) for w in checks.warnings]}
+        for c in checks], "warnings": [diagnostic_object(w) for w in checks.warnings]}
 
 
 def checks_table(checks: list[Check]) -> RenderableType:

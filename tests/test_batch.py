@@ -32,6 +32,7 @@ from typer.testing import CliRunner
 import gradcalc
 from gradcalc import cli
 from gradcalc.batch import Problem, problems, solve_line, solve_problem
+from gradcalc.status import ExitStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = ["line", "output", "value", "gradients", "values", "inputs", "warnings", "error"]
@@ -858,4 +859,4 @@ def test_closed_stdout_exits_141_not_1(tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
     assert proc.stderr.read() == b""
-    assert code == cli.EXIT_BROKEN_PIPE == 141
+    assert code == ExitStatus.BROKEN_PIPE == 141

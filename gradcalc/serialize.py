@@ -1,0 +1,87 @@
+"""Results as JSON-ready data: the documented machine format (``--format json``, one JSON
+Lines object per batch line, ``solve_line``). Plain data only, no presentation: the batch
+layer builds its results here without loading the renderers, and :mod:`gradcalc.render` writes
+this data as text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gradcalc.api import Result
+from gradcalc.errors import Diagnostic
+from gradcalc.fmt import format_count, json_number
+
+__all__ = ["diagnostic_object", "names", "to_json_object", "where"]
+
+
+def to_json_object(result: Result, share: bool = True) -> dict[str, Any]:
+    """The JSON object of one result (:func:`gradcalc.render.to_json` writes it). With
+    ``share`` (the default), statements several formulas need are given once, as
+    ``bindings`` (name -> definition, in program order), and left out of the formulas;
+    without it every formula is a program of its own."""
+    gradients: dict[str, Any] = {}
+    for name in names(result):
+        formula = result.formulas.get(name)
+        if formula is not None and (result.symbolic or name not in result.gradients):
+            gradients[name] = formula.local if share else formula.text
+        else:
+            gradients[name] = json_number(result.gradients[name])
+    data: dict[str, Any] = {
+        "output": result.output,
+        "value": None if result.value is None else json_number(result.value),
+        "gradients": gradients,
+        "values": {n: json_number(v) for n, v in result.values.items()},
+        "inputs": {n: json_number(v) for n, v in result.inputs.items()},
+        "warnings": [diagnostic_object(w) for w in result.warnings],
+    }
+    if share and where(result) is not None:
+        data["bindings"] = dict(result.bindings)
+    if result.symbolic:
+        # The engine's numbers where it ran (they follow the conventions at kinks exactly),
+        # else the formulas' values where every name in them has a value.
+        data["gradient_values"] = {
+            n: json_number(result.gradients[n]) if n in result.gradients
+            else None if f.value is None else json_number(f.value)
+            for n, f in result.formulas.items()}
+    if result.stats is not None:
+        s = result.stats
+        data["stats"] = {
+            "nodes": s.nodes,
+            "edges": s.edges,
+            "merged": s.merged,
+            "cone_nodes": s.cone_nodes,
+            "visited_nodes": s.visited_nodes,
+            "visited_edges": s.visited_edges,
+            # Exact when it fits a JSON-safe integer, the compact text otherwise.
+            "paths": {n: p if p < 2**53 else format_count(p) for n, p in s.paths.items()},
+        }
+    return data
+
+
+def diagnostic_object(d: Diagnostic) -> dict[str, Any]:
+    """A warning or note as JSON-ready data (kind, message, line, column, hint)."""
+    return {
+        "kind": d.kind,
+        "message": d.message,
+        "line": d.span.line if d.span else None,
+        "column": d.span.column if d.span else None,
+        "hint": d.hint,
+    }
+
+
+def where(result: Result) -> str | None:
+    """The statements several formulas share, as one program line (printed once, before
+    the gradients that use them), or ``None``."""
+    if not result.bindings or not _shows_formulas(result):
+        return None
+    return "; ".join(f"{name} = {text}" for name, text in result.bindings)
+
+
+def _shows_formulas(result: Result) -> bool:
+    return any(result.symbolic or n not in result.gradients for n in result.formulas)
+
+
+def names(result: Result) -> list[str]:
+    return list(result.formulas) if result.formulas else list(result.gradients)
+
+
