@@ -27,7 +27,9 @@ import math
 import time
 from collections.abc import Callable, Container, Iterable
 from fractions import Fraction
-from typing import TypeAlias
+
+from gradcalc.names import fresh
+from gradcalc.ops import FUNCTIONS, Precedence, Rational
 
 __all__ = ["DEFAULT_BUDGET", "MAX_BITS", "Algebra", "ConstantTooLarge", "ExpressionTooLarge"]
 
@@ -41,9 +43,8 @@ MAX_BITS = 10_000
 #: unless told otherwise; beyond it, :class:`ExpressionTooLarge`.
 DEFAULT_BUDGET = 2_000_000
 
-# Rationals are ints where integral: Fraction hashing costs microseconds, and every monomial
-# and every coefficient is hashed each time an expression is interned.
-Rational: TypeAlias = int | Fraction
+# Rationals (ops.Rational) are ints where integral: Fraction hashing costs microseconds, and
+# every monomial and every coefficient is hashed each time an expression is interned.
 Monomial = tuple[tuple[int, Rational], ...]  # (atom id, exponent), sorted by atom id
 Terms = tuple[tuple[Monomial, Rational], ...]  # sorted by monomial
 AtomKey = tuple[str, str, tuple[int, ...]]
@@ -68,31 +69,6 @@ def _q(x: Rational) -> Rational:
     """An integral rational as an int (hashes and compares fast), others as a Fraction."""
     return x.numerator if x.denominator == 1 else x
 
-# Exact values of functions at exact arguments, where the result is rational.
-_FOLD: dict[str, Callable[..., Rational | None]] = {
-    "sin": lambda x: ZERO if x == 0 else None,
-    "tan": lambda x: ZERO if x == 0 else None,
-    "asin": lambda x: ZERO if x == 0 else None,
-    "atan": lambda x: ZERO if x == 0 else None,
-    "sinh": lambda x: ZERO if x == 0 else None,
-    "tanh": lambda x: ZERO if x == 0 else None,
-    "cos": lambda x: ONE if x == 0 else None,
-    "cosh": lambda x: ONE if x == 0 else None,
-    "exp": lambda x: ONE if x == 0 else None,
-    "log": lambda x: ZERO if x == 1 else None,
-    "log2": lambda x: _exact_log(x, 2),
-    "log10": lambda x: _exact_log(x, 10),
-    "sqrt": lambda x: _exact_root(x),
-    "abs": lambda x: abs(x),
-    "relu": lambda x: max(x, ZERO),
-    "sign": lambda x: Fraction((x > 0) - (x < 0)),
-    "heaviside": lambda x, h: ONE if x > 0 else ZERO if x < 0 else h,
-    "max": lambda a, b: max(a, b),
-    "min": lambda a, b: min(a, b),
-    "sigmoid": lambda x: Fraction(1, 2) if x == 0 else None,
-}
-
-
 def _fits(x: Rational) -> bool:
     """Whether ``x`` is within :data:`MAX_BITS` (numerator and denominator)."""
     if isinstance(x, int):
@@ -102,23 +78,6 @@ def _fits(x: Rational) -> bool:
 
 def _bits(x: Rational) -> int:
     return max(x.numerator.bit_length(), x.denominator.bit_length())
-
-
-def _exact_root(x: Rational) -> Rational | None:
-    if x < 0:
-        return None
-    p, q = math.isqrt(x.numerator), math.isqrt(x.denominator)
-    return Fraction(p, q) if p * p == x.numerator and q * q == x.denominator else None
-
-
-def _exact_log(x: Rational, base: int) -> Rational | None:
-    """log_base(x) where it is an integer: one candidate from the float logarithm, checked
-    exactly (no loop over the digits of a huge number)."""
-    if x <= 0 or x.denominator != 1 or x.numerator.bit_length() > MAX_BITS:
-        return None
-    n = x.numerator
-    power = round(math.log(n, base))
-    return power if base**power == n else None
 
 
 class ExpressionTooLarge(Exception):
@@ -376,9 +335,11 @@ class Algebra:
         return self._product([(self._atom(("group", "", (base,))), n)], ONE)
 
     def call(self, name: str, *args: int) -> int:
-        """``name(args)``, folded to an exact constant where the result is rational."""
+        """``name(args)``, folded to an exact constant where the result is rational (the
+        registry's ``Op.exact``: ``sin(0)`` is 0, ``log2(8)`` is 3)."""
         values = [self.constant_value(a) for a in args]
-        fold = _FOLD.get(name)
+        op = FUNCTIONS.get(name)
+        fold = op.exact if op is not None else None
         if fold is not None and all(v is not None for v in values):
             folded = fold(*values)
             if folded is not None:
@@ -550,7 +511,7 @@ class Algebra:
         taken = {n for n, _ in bindings}
         for _, root in roots:
             taken |= self.symbols(root)
-        counter = 0
+        names = fresh(taken, "t")
         printer = _Printer(self)
         lines: list[tuple[str | None, str]] = []
         printed: set[int] = set()
@@ -559,11 +520,9 @@ class Algebra:
                 printer.visit(poly)
                 if uses.get(poly, 0) > 1 and printer.length[poly] > share_above \
                         and poly != root:
-                    counter += 1
-                    while f"t{counter}" in taken:
-                        counter += 1
-                    lines.append((f"t{counter}", printer.expand(poly)))
-                    printer.bind(poly, f"t{counter}")
+                    tag = next(names)
+                    lines.append((tag, printer.expand(poly)))
+                    printer.bind(poly, tag)
             lines.append((name, printer.expand(root)))
         return lines
 
@@ -600,13 +559,14 @@ class _Printer:
     def __init__(self, algebra: Algebra) -> None:
         self.algebra = algebra
         self.fragments: dict[int, list[Fragment]] = {}
-        self.precedence: dict[int, int] = {}  # 1 sum, 2 product, 3 negative, 8 power, 9 atom
+        # ops.Precedence: SUM, PRODUCT, UNARY (a negative term), POWER or ATOM
+        self.precedence: dict[int, int] = {}
         self.length: dict[int, int] = {}
 
     def bind(self, poly: int, name: str) -> None:
         """From now on, write ``name`` wherever ``poly`` is used."""
         self.fragments[poly] = [name]
-        self.precedence[poly] = 9
+        self.precedence[poly] = Precedence.ATOM
         self.length[poly] = len(name)
 
     def expand(self, poly: int) -> str:
@@ -639,7 +599,7 @@ class _Printer:
     def _atom(self, atom: int) -> tuple[list[Fragment], int]:
         kind, name, operands = self.algebra._atoms[atom]
         if kind == "sym":
-            return [name], 9
+            return [name], Precedence.ATOM
         if kind == "group":
             return [operands[0]], self.precedence[operands[0]]
         parts: list[Fragment] = [name, "("]
@@ -648,13 +608,14 @@ class _Printer:
                 parts.append(", ")
             parts.append(operand)
         parts.append(")")
-        return parts, 9
+        return parts, Precedence.ATOM
 
     def visit(self, poly: int) -> None:
         """Work out the text of ``poly``; its children must have been visited."""
         terms = self.algebra._polys[poly]
         if not terms:
-            self.fragments[poly], self.precedence[poly], self.length[poly] = ["0"], 9, 1
+            self.fragments[poly], self.length[poly] = ["0"], 1
+            self.precedence[poly] = Precedence.ATOM
             return
         shown: list[tuple[tuple[object, ...], bool, list[Fragment], int]] = []
         for monomial, coefficient in terms:
@@ -669,11 +630,11 @@ class _Printer:
                 base, precedence = self._atom(atom)
                 power: Rational = exponent if exponent > 0 else -exponent
                 # A product inside a product needs no parentheses: a*(b*c) is a*b*c.
-                flat = exponent == 1 and precedence == 2
+                flat = exponent == 1 and precedence == Precedence.PRODUCT
                 starts_negative = self.prefix(base, 1) == "-"
                 # A power as the base of a power needs them too: ^ is right-associative.
-                if not flat and (precedence < 8 or (power != 1 and (precedence < 9
-                                                                    or starts_negative))):
+                if not flat and (precedence < Precedence.POWER or (
+                        power != 1 and (precedence < Precedence.ATOM or starts_negative))):
                     base = ["(", *base, ")"]
                 if power != 1:
                     base = [*base, f"^{_fraction_text(power)}"]
@@ -694,7 +655,8 @@ class _Printer:
             # Highest degree first; within a degree, by the atoms' text (A^2, A*B, B^2);
             # the constant term last.
             shown.append(((-degree, not monomial, sorted(order)), coefficient < 0, text,
-                          2 if is_product else 8 if is_power else 9))
+                          Precedence.PRODUCT if is_product
+                          else Precedence.POWER if is_power else Precedence.ATOM))
         shown.sort(key=lambda item: item[0])
         parts: list[Fragment] = []
         for index, (_, negative, text, _) in enumerate(shown):
@@ -703,11 +665,11 @@ class _Printer:
             else:
                 parts.extend([" - " if negative else " + ", *text])
         if len(shown) > 1:
-            precedence = 1
+            precedence = Precedence.SUM
         elif shown[0][1]:
-            precedence = 3  # a negative term: needs parentheses as a factor or a base
+            precedence = Precedence.UNARY  # a negative term: parenthesised as a factor or base
         else:
-            precedence = shown[0][3]  # 2 a product, 8 a power, 9 an atom
+            precedence = shown[0][3]  # a product, a power or an atom
         self.fragments[poly] = parts
         self.precedence[poly] = precedence
         self.length[poly] = self._size(parts)

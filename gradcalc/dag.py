@@ -25,7 +25,9 @@ from gradcalc.errors import (
     Span,
     closest,
 )
+from gradcalc.fmt import LEADS_TO
 from gradcalc.gcpause import paused_gc
+from gradcalc.names import fresh
 from gradcalc.ops import CONST, CONSTANTS, FUNCTIONS, IDENTITY, INPUT, Op, op_named
 
 __all__ = ["Dag", "build"]
@@ -210,7 +212,8 @@ class _Builder:
                 CycleError, f"{closing.id} is defined in terms of itself", closing.span,
                 hint=f"assignments are equations, not updates: use a new name "
                 f"(e.g. {closing.id}2 = ... {closing.id} ...)")
-        return self.error(CycleError, "circular definition: " + " → ".join(loop), closing.span,
+        return self.error(CycleError, "circular definition: " + f" {LEADS_TO} ".join(loop),
+                          closing.span,
                           hint="each name must be computable from names that do not use it")
 
     # --- expressions ---------------------------------------------------------------------
@@ -338,9 +341,5 @@ class _Builder:
 def _fresh_output_name(program: Program) -> str:
     taken = {s.name for s in program.statements if type(s) is Assign}
     taken.update(n.id for s in program.statements for n in walk(s.expr) if type(n) is Name)
-    name, suffix = "OUT", 1
-    while name in taken:
-        suffix += 1
-        name = f"OUT{suffix}"
-    return name
+    return next(fresh(taken, "OUT", first="stem"))
 

@@ -14,9 +14,8 @@ from typing import Any
 from gradcalc.api import Result
 from gradcalc.dag import Dag
 from gradcalc.engine import Pass, path_counts, run
-from gradcalc.fmt import format_count, json_number
+from gradcalc.fmt import Glyphs, format_count, json_count, json_number, short
 from gradcalc.ops import CONST, INPUT
-from gradcalc.picture import short
 
 __all__ = ["Explanation", "explain", "explain_pass", "explanation_text"]
 
@@ -78,7 +77,7 @@ class Explanation:
                 }
                 for s in self.steps
             ],
-            "paths": {n: p if p < 2**53 else format_count(p) for n, p in self.paths.items()},
+            "paths": {n: json_count(p) for n, p in self.paths.items()},
             "edges_visited": self.edges_visited,
             "path_products": {
                 name: [{"path": path, "factors": [json_number(f) for f in factors]}
@@ -172,9 +171,8 @@ def _enumerate_paths(output: int, target: int, edges: dict[int, list[tuple[int, 
 
 def explanation_text(story: Explanation, unicode: bool = True) -> str:
     """The explanation as plain text, one block per backward step."""
-    d = "∂" if unicode else "d"
-    arrow = "→" if unicode else "->"
-    times = "×" if unicode else "*"
+    g = Glyphs(unicode)
+    d, arrow, times = g.partial, g.leads_to, g.times
     out = story.output
     lines = [f"Counting pass: the consumer edges each node waits for on the way to {out}"]
     width = max((len(n) for n, _, _ in story.counts), default=1)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from gradcalc.dag import Dag
 from gradcalc.engine import cone
+from gradcalc.fmt import PARTIAL, short
 from gradcalc.ops import CONST, INPUT
-from gradcalc.picture import short
 
 __all__ = ["to_dot", "to_mermaid"]
 
@@ -27,10 +27,10 @@ def _parts(dag: Dag, output: int, values: list[float], grads: list[float]
             continue
         kind = "input" if op is INPUT else ("named" if name is not None else "op")
         if op is INPUT:
-            label = f"{name} = {short(values[node])}\n∂ = {grad}"
+            label = f"{name} = {short(values[node])}\n{PARTIAL} = {grad}"
         else:
             title = f"{name} ({op.label})" if name else f"({op.label})"
-            label = f"{title}\n= {short(values[node])}\n∂ = {grad}"
+            label = f"{title}\n= {short(values[node])}\n{PARTIAL} = {grad}"
         nodes.append((node, kind, label))
         edges.extend((operand, node) for operand in dict.fromkeys(dag.args[node]))
     return nodes, edges

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 from gradcalc.dag import Dag
 from gradcalc.engine import cone
+from gradcalc.fmt import Glyphs, short
+from gradcalc.names import fresh
 from gradcalc.ops import CONST, INPUT
-from gradcalc.picture import Style, short
 
 __all__ = ["TableRow", "layered_rows", "tree_lines"]
 
@@ -31,9 +32,8 @@ def _tags(dag: Dag, output: int, uses: list[int], needed: bytearray, every: bool
           ) -> dict[int, str]:
     """Names for shared nodes (for ``every`` node): their own name, or t1, t2, ... for
     unnamed operations."""
-    taken = set(dag.named)
+    names = fresh(set(dag.named), "t")
     tags: dict[int, str] = {}
-    count = 0
     for node in range(output + 1):
         if not needed[node] or dag.ops[node] is CONST:
             continue
@@ -41,22 +41,19 @@ def _tags(dag: Dag, output: int, uses: list[int], needed: bytearray, every: bool
         if name is not None:
             tags[node] = name
         elif uses[node] > 1 or every:
-            count += 1
-            while f"t{count}" in taken:
-                count += 1
-            tags[node] = f"t{count}"
+            tags[node] = next(names)
     return tags
 
 
 def tree_lines(dag: Dag, output: int, values: list[float], grads: list[float],
-               style: Style | None = None) -> list[str]:
-    """The tree listing as lines of text, gradients aligned in a column on the right."""
-    style = style or Style()
+               style: Glyphs | None = None) -> list[str]:
+    """The tree listing as lines of text, gradients aligned in a column on the right (in the
+    signs of ``style``: a :class:`~gradcalc.picture.Style` will do)."""
+    style = style or Glyphs()
     needed, uses = _consumers(dag, output)
     tags = _tags(dag, output, uses, needed)
     branch, last, pipe = ("├── ", "└── ", "│   ") if style.unicode else ("|-- ", "`-- ", "|   ")
-    back = "↑" if style.unicode else "^"
-    d = style.partial
+    back, d = style.back, style.partial
     rows: list[tuple[str, str]] = []  # (tree text, gradient text)
     expanded: set[int] = set()
     # Stack items: (node, prefix for the line, prefix for children, as-op-of-named)
@@ -111,10 +108,10 @@ class TableRow:
 
 
 def layered_rows(dag: Dag, output: int, values: list[float], grads: list[float],
-                 style: Style | None = None) -> list[TableRow]:
+                 style: Glyphs | None = None) -> list[TableRow]:
     """One row per node the output depends on (constants appear among the inputs), in
     topological order, with its layer (longest path from the inputs)."""
-    style = style or Style()
+    style = style or Glyphs()
     needed, uses = _consumers(dag, output)
     tags = _tags(dag, output, uses, needed, every=True)
     layer = [0] * (output + 1)

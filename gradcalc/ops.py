@@ -1,8 +1,10 @@
 """The one registry of operations.
 
 Every operation is declared once, in :data:`OPS`, with its name, arity, forward rule and local
-partial derivatives side by side. The parser, the builder, the engine and the printers all look
-ops up here, so adding a function means adding one :class:`Op` entry and nothing else.
+partial derivatives side by side, each partial-derivative helper right above the entry that
+uses it. The parser, the builder, the engine, the algebra and the printers all look ops up
+here, and the tests derive their tables from it, so adding a function means adding one
+:class:`Op` entry (and naming it in the README's list of functions) and nothing else.
 
 Partial rules take the operands followed by the op's own result (``exp``'s derivative is its
 result) and return one partial derivative per operand. They never raise: where a derivative is
@@ -16,46 +18,76 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from fractions import Fraction
+from typing import Final, Literal, TypeAlias
 
-__all__ = ["CONSTANTS", "FUNCTIONS", "OPS", "Op", "extended_value", "op_named"]
+from gradcalc.fmt import DIVIDE, MINUS, TIMES
+
+__all__ = ["CONSTANTS", "FUNCTIONS", "OPS", "Op", "Precedence", "extended_value", "op_named"]
 
 inf = math.inf
 nan = math.nan
 
+#: An exact number, as the algebra keeps it: an int where integral, else a Fraction.
+Rational: TypeAlias = int | Fraction
+#: Operand ranges, one ``(low, high)`` per operand.
+Box: TypeAlias = tuple[tuple[float, float], ...]
+
+
+class Precedence:
+    """How tightly printed forms bind, loosest first: the grammar's levels. Every printer
+    (program text, formulas, picture labels) parenthesises by this one table. Plain ints
+    (not an enum): printers compare them for every term they write."""
+
+    SUM: Final = 1  # a + b, a - b
+    PRODUCT: Final = 2  # a * b, a / b
+    UNARY: Final = 3  # -a, and negative numbers
+    POWER: Final = 4  # a ^ b
+    ATOM: Final = 9  # names, numbers, calls, anything in parentheses
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Op:
-    """One operation: how to compute it and how to differentiate it.
+    """One operation: how to compute it, differentiate it, print it and fold it.
 
     ``forward(*operands)`` gives the value (raising ``ValueError``/``ZeroDivisionError`` outside
-    the domain, ``OverflowError`` on overflow); ``partials(*operands, result)`` gives the local
-    derivative with respect to each operand. ``symbol``/``precedence`` describe infix printing,
+    the domain, ``OverflowError`` on overflow), and ``domain`` says what the domain is in an
+    error message; ``partials(*operands, result)`` gives the local derivative with respect to
+    each operand. ``symbol``, ``precedence`` and ``associativity`` describe infix printing,
     ``pretty`` the symbol used in pictures. ``kink(*operands)`` is true at a non-differentiable
-    point, where ``kink_rule`` tells which convention was applied. ``rule(X, *operands, result)``
-    is the symbolic form of ``partials``: the same derivatives as expressions of the algebra
-    ``X`` (:class:`gradcalc.algebra.Algebra`), with the same conventions at kinks; ``algebra``
-    names the algebra's method that builds the op's own expression (``X.call(name, ...)`` when
-    ``None``). ``linear`` is true when the partials are constants, independent of the operands
-    (add, sub, neg, id): a gradient passing through such an op needs none of its operands'
-    values.
+    point, where ``kink_rule`` tells which convention was applied. ``rule(X, *operands,
+    result)`` is the symbolic form of ``partials``: the same derivatives as expressions of the
+    algebra ``X`` (:class:`gradcalc.algebra.Algebra`), with the same conventions at kinks;
+    ``algebra`` names the algebra's method that builds the op's own expression
+    (``X.call(name, ...)`` when ``None``), and ``exact(*operands)`` is the op's exact value
+    at exact rational operands where that is rational (``sin(0) = 0``), else ``None``: the
+    algebra folds such calls to numbers. ``linear`` is true when the partials are constants,
+    independent of the operands (add, sub, neg, id): a gradient passing through such an op
+    needs none of its operands' values. ``smooth`` lists boxes of operands (one ``(low,
+    high)`` per operand) inside the domain, clear of poles and branch cuts, where the op is
+    smooth but for its kinks: the tests check the partials against finite differences there.
+    Everything after ``partials`` is keyword-only.
     """
 
     name: str
     arity: int
     forward: Callable[..., float]
     partials: Callable[..., tuple[float, ...]]
+    _: KW_ONLY
     domain: str = ""
     symbol: str | None = None
     pretty: str | None = None
-    precedence: int = 5
+    precedence: int = Precedence.ATOM
+    associativity: Literal["left", "right"] = "left"
     function: bool = True
     kink: Callable[..., bool] | None = None
     kink_rule: str = ""
     rule: Callable[..., tuple[int, ...]] | None = None
     algebra: str | None = None
     linear: bool = False
+    exact: Callable[..., Rational | None] | None = None
+    smooth: tuple[Box, ...] = ()
 
     @property
     def label(self) -> str:
@@ -71,18 +103,42 @@ class Op:
         return f"{self.name}({', '.join(operands)})"
 
 
-def _leaf(*_: float) -> float:  # pragma: no cover - leaves are never evaluated by the engine
-    raise AssertionError("leaf nodes have no forward rule")
+_REGISTRY: list[Op] = []
 
 
-def _no_partials(*_: float) -> tuple[float, ...]:
-    return ()
+def _define(op: Op) -> Op:
+    """Add ``op`` to the registry (in declaration order: :data:`OPS`)."""
+    _REGISTRY.append(op)
+    return op
 
 
-def _div(a: float, b: float, y: float) -> tuple[float, float]:
-    if b == 0:  # the forward rule refuses this; the partials still must not raise
-        return (inf, nan)
-    return (1.0 / b, -y / b)
+# --- helpers several ops share -------------------------------------------------------------------
+
+HALF = Fraction(1, 2)
+
+
+def _reciprocal(x: float) -> float:
+    return 1.0 / x if x else inf
+
+
+def _sign(x: float) -> float:
+    return 1.0 if x > 0 else -1.0 if x < 0 else 0.0
+
+
+def _at_zero(x: float) -> bool:
+    return x == 0
+
+
+def _tie(a: float, b: float) -> bool:
+    return a == b
+
+
+def _zero_at_zero(x: Rational) -> Rational | None:
+    return 0 if x == 0 else None
+
+
+def _one_at_zero(x: Rational) -> Rational | None:
+    return 1 if x == 0 else None
 
 
 def _safe_pow(a: float, b: float) -> float:
@@ -95,6 +151,76 @@ def _safe_pow(a: float, b: float) -> float:
         return inf if a == 0 else nan
     except OverflowError:
         return inf
+
+
+def _sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
+
+
+_NEAR: Box = ((-1e3, 1e3),)  # where the operators are smooth (everywhere): near enough
+_NEAR2: Box = ((-1e3, 1e3), (-1e3, 1e3))
+
+# Each op: name, arity, forward, numeric partials; then (keywords) the domain message, how it
+# prints, its symbolic rule, its exact values and where it is smooth. The rules' X is the
+# algebra; x, a, b are the operands' expressions and y the result's.
+
+# --- leaves and plumbing: not callable from programs ---------------------------------------------
+
+
+def _leaf(*_: float) -> float:  # pragma: no cover - leaves are never evaluated by the engine
+    raise AssertionError("leaf nodes have no forward rule")
+
+
+def _no_partials(*_: float) -> tuple[float, ...]:
+    return ()
+
+
+INPUT = _define(Op("input", 0, _leaf, _no_partials, function=False))
+CONST = _define(Op("const", 0, _leaf, _no_partials, function=False))
+IDENTITY = _define(Op(
+    "id", 1, float, lambda x, y: (1.0,), pretty="=", function=False,
+    algebra="identity", linear=True,
+    rule=lambda X, x, y: (X.one,),
+    smooth=(_NEAR,)))
+
+# --- operators -----------------------------------------------------------------------------------
+
+_define(Op(
+    "add", 2, operator.add, lambda a, b, y: (1.0, 1.0), symbol="+",
+    precedence=Precedence.SUM, function=False, algebra="add", linear=True,
+    rule=lambda X, a, b, y: (X.one, X.one),
+    smooth=(_NEAR2,)))
+_define(Op(
+    "sub", 2, operator.sub, lambda a, b, y: (1.0, -1.0), symbol="-", pretty=MINUS,
+    precedence=Precedence.SUM, function=False, algebra="sub", linear=True,
+    rule=lambda X, a, b, y: (X.one, X.number(-1)),
+    smooth=(_NEAR2,)))
+_define(Op(
+    "mul", 2, operator.mul, lambda a, b, y: (b, a), symbol="*", pretty=TIMES,
+    precedence=Precedence.PRODUCT, function=False, algebra="mul",
+    rule=lambda X, a, b, y: (b, a),
+    smooth=(_NEAR2,)))
+
+
+def _div_partials(a: float, b: float, y: float) -> tuple[float, float]:
+    if b == 0:  # the forward rule refuses this; the partials still must not raise
+        return (inf, nan)
+    return (1.0 / b, -y / b)
+
+
+_define(Op(
+    "div", 2, operator.truediv, _div_partials, domain="division by zero", symbol="/",
+    pretty=DIVIDE, precedence=Precedence.PRODUCT, function=False, algebra="div",
+    rule=lambda X, a, b, y: (X.div(X.one, b), X.neg(X.div(y, b))),
+    smooth=(((-100, 100), (-100, -0.1)), ((-100, 100), (0.1, 100)))))
+_define(Op(
+    "neg", 1, operator.neg, lambda x, y: (-1.0,), symbol="-", pretty=MINUS,
+    precedence=Precedence.UNARY, function=False, algebra="neg", linear=True,
+    rule=lambda X, x, y: (X.number(-1),),
+    smooth=(_NEAR,)))
 
 
 def _pow_partials(a: float, b: float, y: float) -> tuple[float, float]:
@@ -110,29 +236,26 @@ def _pow_partials(a: float, b: float, y: float) -> tuple[float, float]:
     return (d_base, d_exponent)
 
 
-def _sqrt_partial(x: float, y: float) -> tuple[float]:
-    return (0.5 / y if y else inf,)
+_define(Op(
+    "pow", 2, math.pow, _pow_partials,
+    domain="a negative base needs a whole exponent, and 0 has no negative powers",
+    symbol="^", precedence=Precedence.POWER, associativity="right", algebra="pow",
+    # As numerically: an exponent of exactly 0 gives the base a derivative of 0.
+    rule=lambda X, a, b, y: (X.zero if X.constant_value(b) == 0
+                             else X.mul(b, X.pow(a, X.sub(b, X.one))),
+                             X.mul(y, X.call("log", a))),
+    smooth=(((0.1, 10), (-5, 5)),)))
 
+# --- functions -----------------------------------------------------------------------------------
 
-def _asin_partial(x: float, y: float) -> tuple[float]:
-    r = 1.0 - x * x
-    return (1.0 / math.sqrt(r) if r > 0 else inf,)
-
-
-def _acos_partial(x: float, y: float) -> tuple[float]:
-    r = 1.0 - x * x
-    return (-1.0 / math.sqrt(r) if r > 0 else -inf,)
-
-
-def _sigmoid(x: float) -> float:
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    z = math.exp(x)
-    return z / (1.0 + z)
-
-
-def _softplus(x: float) -> float:
-    return math.log1p(math.exp(-abs(x))) + max(x, 0.0)
+_define(Op(
+    "sin", 1, math.sin, lambda x, y: (math.cos(x),),
+    rule=lambda X, x, y: (X.call("cos", x),),
+    exact=_zero_at_zero, smooth=(((-50, 50),),)))
+_define(Op(
+    "cos", 1, math.cos, lambda x, y: (-math.sin(x),),
+    rule=lambda X, x, y: (X.neg(X.call("sin", x)),),
+    exact=_one_at_zero, smooth=(((-50, 50),),)))
 
 
 def _tan_partial(x: float, y: float) -> tuple[float]:
@@ -140,16 +263,123 @@ def _tan_partial(x: float, y: float) -> tuple[float]:
     return (1.0 / (c * c) if c else inf,)
 
 
-def _atan2_partials(y_: float, x: float, r: float) -> tuple[float, float]:
-    # Divide by the length twice instead of by x² + y², which under- or overflows far sooner.
-    h = math.hypot(x, y_)
-    if h == 0:
-        return (nan, nan)
-    return (x / h / h, -y_ / h / h)
+_define(Op(
+    "tan", 1, math.tan, _tan_partial,
+    rule=lambda X, x, y: (X.add(X.one, X.power(y, 2)),),
+    # Three periods, clear of the poles at pi/2 + k*pi (there |cos| > 0.1).
+    exact=_zero_at_zero, smooth=(((-1.47, 1.47),), ((1.68, 4.6),), ((-4.6, -1.68),))))
 
 
-def _reciprocal(x: float) -> float:
-    return 1.0 / x if x else inf
+def _asin_partial(x: float, y: float) -> tuple[float]:
+    r = 1.0 - x * x
+    return (1.0 / math.sqrt(r) if r > 0 else inf,)
+
+
+_define(Op(
+    "asin", 1, math.asin, _asin_partial, domain="asin needs an argument in [-1, 1]",
+    rule=lambda X, x, y: (X.power(X.sub(X.one, X.power(x, 2)), -HALF),),
+    exact=_zero_at_zero, smooth=(((-0.99, 0.99),),)))
+
+
+def _acos_partial(x: float, y: float) -> tuple[float]:
+    r = 1.0 - x * x
+    return (-1.0 / math.sqrt(r) if r > 0 else -inf,)
+
+
+_define(Op(
+    "acos", 1, math.acos, _acos_partial, domain="acos needs an argument in [-1, 1]",
+    rule=lambda X, x, y: (X.neg(X.power(X.sub(X.one, X.power(x, 2)), -HALF)),),
+    smooth=(((-0.99, 0.99),),)))
+_define(Op(
+    "atan", 1, math.atan, lambda x, y: (1.0 / (1.0 + x * x),),
+    rule=lambda X, x, y: (X.power(X.add(X.one, X.power(x, 2)), -1),),
+    exact=_zero_at_zero, smooth=(((-100, 100),),)))
+_define(Op(
+    "sinh", 1, math.sinh, lambda x, y: (math.cosh(x),),
+    rule=lambda X, x, y: (X.call("cosh", x),),
+    exact=_zero_at_zero, smooth=(((-20, 20),),)))
+_define(Op(
+    "cosh", 1, math.cosh, lambda x, y: (math.sinh(x),),
+    rule=lambda X, x, y: (X.call("sinh", x),),
+    exact=_one_at_zero, smooth=(((-20, 20),),)))
+_define(Op(
+    "tanh", 1, math.tanh, lambda x, y: (1.0 - y * y,),
+    rule=lambda X, x, y: (X.sub(X.one, X.power(y, 2)),),
+    exact=_zero_at_zero, smooth=(((-20, 20),),)))
+_define(Op(
+    "exp", 1, math.exp, lambda x, y: (y,),
+    rule=lambda X, x, y: (y,),
+    exact=_one_at_zero, smooth=(((-30, 30),),)))
+_define(Op(
+    "log", 1, math.log, lambda x, y: (_reciprocal(x),), domain="log needs a positive argument",
+    rule=lambda X, x, y: (X.power(x, -1),),
+    exact=lambda x: 0 if x == 1 else None, smooth=(((0.01, 1e4),),)))
+
+_LN2 = math.log(2.0)
+_LN10 = math.log(10.0)
+
+
+def _exact_log(x: Rational, base: int) -> Rational | None:
+    """log_base(x) where it is an integer: one candidate from the float logarithm, checked
+    exactly (no loop over the digits of a huge number; the algebra's numbers are bounded)."""
+    if x <= 0 or x.denominator != 1:
+        return None
+    n = x.numerator
+    power = round(math.log(n, base))
+    return power if base**power == n else None
+
+
+_define(Op(
+    "log2", 1, math.log2, lambda x, y: (_reciprocal(x * _LN2),),
+    domain="log2 needs a positive argument",
+    rule=lambda X, x, y: (X.power(X.mul(x, X.call("log", X.number(2))), -1),),
+    exact=lambda x: _exact_log(x, 2), smooth=(((0.01, 1e4),),)))
+_define(Op(
+    "log10", 1, math.log10, lambda x, y: (_reciprocal(x * _LN10),),
+    domain="log10 needs a positive argument",
+    rule=lambda X, x, y: (X.power(X.mul(x, X.call("log", X.number(10))), -1),),
+    exact=lambda x: _exact_log(x, 10), smooth=(((0.01, 1e4),),)))
+
+
+def _sqrt_partial(x: float, y: float) -> tuple[float]:
+    return (0.5 / y if y else inf,)
+
+
+def _exact_root(x: Rational) -> Rational | None:
+    if x < 0:
+        return None
+    p, q = math.isqrt(x.numerator), math.isqrt(x.denominator)
+    return Fraction(p, q) if p * p == x.numerator and q * q == x.denominator else None
+
+
+_define(Op(
+    "sqrt", 1, math.sqrt, _sqrt_partial, domain="sqrt needs a non-negative argument",
+    kink=_at_zero, kink_rule="sqrt'(0) = inf",
+    rule=lambda X, x, y: (X.power(X.mul(X.number(2), y), -1),),
+    exact=_exact_root, smooth=(((1e-3, 1e4),),)))
+_define(Op(
+    "abs", 1, math.fabs, lambda x, y: (_sign(x),), kink=_at_zero, kink_rule="abs'(0) = 0",
+    rule=lambda X, x, y: (X.call("sign", x),),
+    exact=abs, smooth=(((-100, 100),),)))
+_define(Op(
+    "relu", 1, lambda x: x if x > 0 else 0.0, lambda x, y: (1.0 if x > 0 else 0.0,),
+    kink=_at_zero, kink_rule="relu'(0) = 0",
+    rule=lambda X, x, y: (X.call("heaviside", x, X.zero),),
+    exact=lambda x: max(x, 0), smooth=(((-100, 100),),)))
+_define(Op(
+    "sigmoid", 1, _sigmoid, lambda x, y: (y * (1.0 - y),),
+    rule=lambda X, x, y: (X.mul(y, X.sub(X.one, y)),),
+    exact=lambda x: HALF if x == 0 else None, smooth=(((-30, 30),),)))
+
+
+def _softplus(x: float) -> float:
+    return math.log1p(math.exp(-abs(x))) + max(x, 0.0)
+
+
+_define(Op(
+    "softplus", 1, _softplus, lambda x, y: (_sigmoid(x),),
+    rule=lambda X, x, y: (X.call("sigmoid", x),),
+    smooth=(((-30, 30),),)))
 
 
 def _max_partials(a: float, b: float, y: float) -> tuple[float, float]:
@@ -160,6 +390,14 @@ def _max_partials(a: float, b: float, y: float) -> tuple[float, float]:
     return (0.5, 0.5)
 
 
+_define(Op(
+    "max", 2, lambda a, b: a if a >= b else b, _max_partials,
+    kink=_tie, kink_rule="a tie gives 1/2 to each side",
+    rule=lambda X, a, b, y: (X.call("heaviside", X.sub(a, b), X.number(HALF)),
+                             X.call("heaviside", X.sub(b, a), X.number(HALF))),
+    exact=max, smooth=(((-100, 100), (-100, 100)),)))
+
+
 def _min_partials(a: float, b: float, y: float) -> tuple[float, float]:
     if a < b:
         return (1.0, 0.0)
@@ -168,123 +406,55 @@ def _min_partials(a: float, b: float, y: float) -> tuple[float, float]:
     return (0.5, 0.5)
 
 
-def _sign(x: float) -> float:
-    return 1.0 if x > 0 else -1.0 if x < 0 else 0.0
+_define(Op(
+    "min", 2, lambda a, b: a if a <= b else b, _min_partials,
+    kink=_tie, kink_rule="a tie gives 1/2 to each side",
+    rule=lambda X, a, b, y: (X.call("heaviside", X.sub(b, a), X.number(HALF)),
+                             X.call("heaviside", X.sub(a, b), X.number(HALF))),
+    exact=min, smooth=(((-100, 100), (-100, 100)),)))
 
 
-def _tie(a: float, b: float) -> bool:
-    return a == b
+def _atan2_partials(y_: float, x: float, r: float) -> tuple[float, float]:
+    # Divide by the length twice instead of by x² + y², which under- or overflows far sooner.
+    h = math.hypot(x, y_)
+    if h == 0:
+        return (nan, nan)
+    return (x / h / h, -y_ / h / h)
 
 
-def _at_zero(x: float) -> bool:
-    return x == 0
+_define(Op(
+    "atan2", 2, math.atan2, _atan2_partials,
+    rule=lambda X, a, b, y: (X.div(b, X.add(X.power(a, 2), X.power(b, 2))),
+                             X.neg(X.div(a, X.add(X.power(a, 2), X.power(b, 2))))),
+    # (y, x) away from the origin (a pole of the partials) and from the branch cut on the
+    # negative x axis, where atan2 jumps by 2*pi as y changes sign.
+    smooth=(((-10, 10), (0.1, 10)), ((0.1, 10), (-10, 10)), ((-10, -0.1), (-10, 10)))))
 
-
-_LN2 = math.log(2.0)
-_LN10 = math.log(10.0)
-
-HALF = Fraction(1, 2)
+# Kinks written exactly, for symbolic derivatives (numpy's definitions; their own derivatives
+# are 0 wherever they exist, and heaviside's value at 0 moves with h).
+_define(Op(
+    "sign", 1, _sign, lambda x, y: (0.0,), kink=_at_zero,
+    kink_rule="sign'(0) = 0 (a jump: there is no derivative)",
+    rule=lambda X, x, y: (X.zero,),
+    exact=lambda x: Fraction((x > 0) - (x < 0)), smooth=(((-100, 100),),)))
 
 
 def _heaviside(x: float, h: float) -> float:
     return 1.0 if x > 0 else 0.0 if x < 0 else h
 
 
-# Each op: name, arity, forward, numeric partials, domain message, then its symbolic rule.
-# The rules' X is the algebra; x, a, b are the operands' expressions and y the result's.
-OPS: tuple[Op, ...] = (
-    # Leaves and plumbing: not callable from programs.
-    Op("input", 0, _leaf, _no_partials, function=False),
-    Op("const", 0, _leaf, _no_partials, function=False),
-    Op("id", 1, float, lambda x, y: (1.0,), pretty="=", function=False,
-       algebra="identity", linear=True,
-       rule=lambda X, x, y: (X.one,)),
-    # Operators.
-    Op("add", 2, operator.add, lambda a, b, y: (1.0, 1.0), symbol="+", precedence=1,
-       function=False, algebra="add", linear=True,
-       rule=lambda X, a, b, y: (X.one, X.one)),
-    Op("sub", 2, operator.sub, lambda a, b, y: (1.0, -1.0), symbol="-", pretty="−",
-       precedence=1, function=False, algebra="sub", linear=True,
-       rule=lambda X, a, b, y: (X.one, X.number(-1))),
-    Op("mul", 2, operator.mul, lambda a, b, y: (b, a), symbol="*", pretty="×", precedence=2,
-       function=False, algebra="mul",
-       rule=lambda X, a, b, y: (b, a)),
-    Op("div", 2, operator.truediv, _div, "division by zero", symbol="/", pretty="÷",
-       precedence=2, function=False,
-       algebra="div",
-       rule=lambda X, a, b, y: (X.div(X.one, b), X.neg(X.div(y, b)))),
-    Op("neg", 1, operator.neg, lambda x, y: (-1.0,), symbol="-", pretty="−", precedence=3,
-       function=False, algebra="neg", linear=True,
-       rule=lambda X, x, y: (X.number(-1),)),
-    Op("pow", 2, math.pow, _pow_partials,
-       "a negative base needs a whole exponent, and 0 has no negative powers",
-       symbol="^", precedence=4,
-       algebra="pow",
-       # As numerically: an exponent of exactly 0 gives the base a derivative of 0.
-       rule=lambda X, a, b, y: (X.zero if X.constant_value(b) == 0
-                                else X.mul(b, X.pow(a, X.sub(b, X.one))),
-                                X.mul(y, X.call("log", a)))),
-    # Functions.
-    Op("sin", 1, math.sin, lambda x, y: (math.cos(x),),
-       rule=lambda X, x, y: (X.call("cos", x),)),
-    Op("cos", 1, math.cos, lambda x, y: (-math.sin(x),),
-       rule=lambda X, x, y: (X.neg(X.call("sin", x)),)),
-    Op("tan", 1, math.tan, _tan_partial,
-       rule=lambda X, x, y: (X.add(X.one, X.power(y, 2)),)),
-    Op("asin", 1, math.asin, _asin_partial, "asin needs an argument in [-1, 1]",
-       rule=lambda X, x, y: (X.power(X.sub(X.one, X.power(x, 2)), -HALF),)),
-    Op("acos", 1, math.acos, _acos_partial, "acos needs an argument in [-1, 1]",
-       rule=lambda X, x, y: (X.neg(X.power(X.sub(X.one, X.power(x, 2)), -HALF)),)),
-    Op("atan", 1, math.atan, lambda x, y: (1.0 / (1.0 + x * x),),
-       rule=lambda X, x, y: (X.power(X.add(X.one, X.power(x, 2)), -1),)),
-    Op("sinh", 1, math.sinh, lambda x, y: (math.cosh(x),),
-       rule=lambda X, x, y: (X.call("cosh", x),)),
-    Op("cosh", 1, math.cosh, lambda x, y: (math.sinh(x),),
-       rule=lambda X, x, y: (X.call("sinh", x),)),
-    Op("tanh", 1, math.tanh, lambda x, y: (1.0 - y * y,),
-       rule=lambda X, x, y: (X.sub(X.one, X.power(y, 2)),)),
-    Op("exp", 1, math.exp, lambda x, y: (y,), rule=lambda X, x, y: (y,)),
-    Op("log", 1, math.log, lambda x, y: (_reciprocal(x),), "log needs a positive argument",
-       rule=lambda X, x, y: (X.power(x, -1),)),
-    Op("log2", 1, math.log2, lambda x, y: (_reciprocal(x * _LN2),),
-       "log2 needs a positive argument",
-       rule=lambda X, x, y: (X.power(X.mul(x, X.call("log", X.number(2))), -1),)),
-    Op("log10", 1, math.log10, lambda x, y: (_reciprocal(x * _LN10),),
-       "log10 needs a positive argument",
-       rule=lambda X, x, y: (X.power(X.mul(x, X.call("log", X.number(10))), -1),)),
-    Op("sqrt", 1, math.sqrt, _sqrt_partial, "sqrt needs a non-negative argument",
-       kink=_at_zero, kink_rule="sqrt'(0) = inf",
-       rule=lambda X, x, y: (X.power(X.mul(X.number(2), y), -1),)),
-    Op("abs", 1, math.fabs, lambda x, y: (_sign(x),), kink=_at_zero, kink_rule="abs'(0) = 0",
-       rule=lambda X, x, y: (X.call("sign", x),)),
-    Op("relu", 1, lambda x: x if x > 0 else 0.0, lambda x, y: (1.0 if x > 0 else 0.0,),
-       kink=_at_zero, kink_rule="relu'(0) = 0",
-       rule=lambda X, x, y: (X.call("heaviside", x, X.zero),)),
-    Op("sigmoid", 1, _sigmoid, lambda x, y: (y * (1.0 - y),),
-       rule=lambda X, x, y: (X.mul(y, X.sub(X.one, y)),)),
-    Op("softplus", 1, _softplus, lambda x, y: (_sigmoid(x),),
-       rule=lambda X, x, y: (X.call("sigmoid", x),)),
-    Op("max", 2, lambda a, b: a if a >= b else b, _max_partials,
-       kink=_tie, kink_rule="a tie gives 1/2 to each side",
-       rule=lambda X, a, b, y: (X.call("heaviside", X.sub(a, b), X.number(HALF)),
-                                X.call("heaviside", X.sub(b, a), X.number(HALF)))),
-    Op("min", 2, lambda a, b: a if a <= b else b, _min_partials,
-       kink=_tie, kink_rule="a tie gives 1/2 to each side",
-       rule=lambda X, a, b, y: (X.call("heaviside", X.sub(b, a), X.number(HALF)),
-                                X.call("heaviside", X.sub(a, b), X.number(HALF)))),
-    Op("atan2", 2, math.atan2, _atan2_partials,
-       rule=lambda X, a, b, y: (X.div(b, X.add(X.power(a, 2), X.power(b, 2))),
-                                X.neg(X.div(a, X.add(X.power(a, 2), X.power(b, 2)))))),
-    # Kinks written exactly, for symbolic derivatives (numpy's definitions; their own
-    # derivatives are 0 wherever they exist, and heaviside's value at 0 moves with h).
-    Op("sign", 1, _sign, lambda x, y: (0.0,), kink=_at_zero,
-       kink_rule="sign'(0) = 0 (a jump: there is no derivative)",
-       rule=lambda X, x, y: (X.zero,)),
-    Op("heaviside", 2, _heaviside, lambda x, h, y: (0.0, 1.0 if x == 0 else 0.0),
-       kink=lambda x, h: x == 0,
-       kink_rule="0 with respect to x at x = 0 (a jump: there is no derivative)",
-       rule=lambda X, x, h, y: (X.zero, X.sub(X.one, X.call("abs", X.call("sign", x))))),
-)
+_define(Op(
+    "heaviside", 2, _heaviside, lambda x, h, y: (0.0, 1.0 if x == 0 else 0.0),
+    kink=lambda x, h: x == 0,
+    kink_rule="0 with respect to x at x = 0 (a jump: there is no derivative)",
+    rule=lambda X, x, h, y: (X.zero, X.sub(X.one, X.call("abs", X.call("sign", x)))),
+    exact=lambda x, h: 1 if x > 0 else 0 if x < 0 else h,
+    smooth=(((-100, 100), (0, 1)),)))
+
+# --- the registry --------------------------------------------------------------------------------
+
+#: Every op, in declaration order.
+OPS: tuple[Op, ...] = tuple(_REGISTRY)
 
 _BY_NAME: dict[str, Op] = {op.name: op for op in OPS}
 
@@ -293,10 +463,6 @@ FUNCTIONS: dict[str, Op] = {op.name: op for op in OPS if op.function}
 
 #: Named constants a program may use.
 CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}
-
-INPUT = _BY_NAME["input"]
-CONST = _BY_NAME["const"]
-IDENTITY = _BY_NAME["id"]
 
 
 def op_named(name: str) -> Op:

@@ -29,7 +29,9 @@ from dataclasses import dataclass, field
 
 from gradcalc.dag import Dag
 from gradcalc.engine import cone
-from gradcalc.ops import CONST, IDENTITY, INPUT, Op
+from gradcalc.fmt import Glyphs
+from gradcalc.fmt import short as short  # re-exported: it was defined here before gradcalc.fmt
+from gradcalc.ops import CONST, IDENTITY, INPUT, Precedence
 from gradcalc.unparse import apply_text
 
 __all__ = ["Style", "TooLarge", "draw"]
@@ -52,10 +54,9 @@ _ASCII_LINES = {mask: ("-" if glyph in "─" else "|" if glyph == "│" else "+"
 
 
 @dataclass(frozen=True, slots=True)
-class Style:
-    """The character set of a drawing: Unicode box drawing or plain ASCII."""
-
-    unicode: bool = True
+class Style(Glyphs):
+    """The character set of a drawing: Unicode box drawing or plain ASCII, and the signs
+    every text view shares (:class:`gradcalc.fmt.Glyphs`: ``partial``, ``symbol(op)``...)."""
 
     @property
     def lines(self) -> dict[int, str]:
@@ -68,15 +69,6 @@ class Style:
     @property
     def marker(self) -> str:
         return "▲" if self.unicode else "^"
-
-    @property
-    def partial(self) -> str:
-        return "∂" if self.unicode else "d"
-
-    def symbol(self, op: Op) -> str:
-        if self.unicode:
-            return op.label
-        return op.symbol or op.name
 
 
 class TooLarge(Exception):
@@ -113,16 +105,6 @@ class _Node:
     def entry_row(self, position: int) -> int:
         """The row on which the line from ``preds[position]`` arrives."""
         return self.arrival_row(self.entry[position])
-
-
-def short(x: float) -> str:
-    """Three significant digits, as pictures show numbers (``-0.279``, ``7.19``, ``45``)."""
-    if math.isnan(x):
-        return "nan"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    text = f"{x:.3g}"
-    return "0" if text in ("-0", "0") else text
 
 
 def draw(dag: Dag, output: int, values: list[float], grads: list[float], *,
@@ -210,7 +192,7 @@ def _visual_graph(dag: Dag, output: int, values: list[float], grads: list[float]
         value, grad = short(values[node]), short(grads[node]) if node < len(grads) else "0"
         if op is CONST:
             text = dag.labels.get(node) or short(values[node])
-            texts[node] = (text, 3 if text.startswith("-") else 9)
+            texts[node] = (text, Precedence.UNARY if text.startswith("-") else Precedence.ATOM)
             continue
         operands = [a for a in args[node] if ops[a] is not CONST]
         sources = _unique([v for a in operands for v in feeds[a]])
@@ -220,7 +202,7 @@ def _visual_graph(dag: Dag, output: int, values: list[float], grads: list[float]
             notes = [f"{d}={grad}"] if not compact else [value, f"{d}{grad}"]
             if op is IDENTITY and not operands and not compact:  # C = pi
                 notes.insert(0, f" {style.marker} {constants[0]}")
-            texts[node] = (str(name), 9)
+            texts[node] = (str(name), Precedence.ATOM)
             target = add(label, notes, str(name))
             feeds[node] = [target]
         elif compact:
@@ -232,7 +214,7 @@ def _visual_graph(dag: Dag, output: int, values: list[float], grads: list[float]
                 continue
             label = f"{name}={expr}" if name else expr
             notes = [value, f"{d}{grad}"] if name else [f"{value} {d}{grad}"]
-            texts[node] = (str(name), 9) if name else (expr, precedence)
+            texts[node] = (str(name), Precedence.ATOM) if name else (expr, precedence)
             target = add(label, notes, texts[node][0])
             feeds[node] = [target]
         else:
@@ -240,14 +222,14 @@ def _visual_graph(dag: Dag, output: int, values: list[float], grads: list[float]
             hang = [f" {style.marker}", " " + ", ".join(constants)] if constants else []
             if name is not None:
                 target = add(symbol, hang)
-                texts[node] = (name, 9)
+                texts[node] = (name, Precedence.ATOM)
                 feeds[node] = [add(f"{name}={value}", [f"{d}={grad}"])]
                 link(target, feeds[node][0])
             else:
                 notes = ([f" {style.marker} {d}={grad}", hang[1]] if constants
                          else [f"   {d}={grad}"])
                 target = add(f"{symbol}={value}", notes)
-                texts[node] = (symbol, 9)
+                texts[node] = (symbol, Precedence.ATOM)
                 feeds[node] = [target]
         for source in sources:
             link(source, target)

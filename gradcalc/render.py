@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from gradcalc.api import Result, Stats
 from gradcalc.dag import Dag
-from gradcalc.fmt import format_count, format_number, json_number
+from gradcalc.fmt import PARTIAL, format_count, format_number, json_number
 from gradcalc.serialize import diagnostic_object, to_json_object
 from gradcalc.serialize import names as _names
 from gradcalc.serialize import where as _where
@@ -92,7 +92,7 @@ def to_table(result: Result) -> RenderableType:
     if names:
         columns: list[tuple[str, dict[str, Any]]] = [
             ("name", {}), ("value", {"justify": "right"}),
-            (f"∂{out}/∂name", {"justify": "left" if result.formulas else "right",
+            (f"{PARTIAL}{out}/{PARTIAL}name", {"justify": "left" if result.formulas else "right",
                                "style": "green"})]
         if result.formulas:
             columns.append(("= at the given values", {"justify": "right"}))
@@ -384,16 +384,16 @@ def layered_table(dag: Dag, output: int, values: list[float], grads: list[float]
     becomes a record; nothing is cut."""
     from rich import box
 
+    from gradcalc.fmt import Glyphs, short
     from gradcalc.listing import layered_rows
-    from gradcalc.picture import Style, short
 
     name = dag.names[output] or "OUT"
-    d = "∂" if unicode else "d"
+    d = Glyphs(unicode).partial
     columns = [("layer", "right"), ("node", "left"), ("op", "left"), ("inputs", "left"),
                ("value", "right"), (f"{d}{name}/{d}node", "right"), ("consumers", "right")]
     rows = [(str(row.layer), row.node, row.op, row.inputs, short(row.value),
              short(row.gradient), str(row.consumers))
-            for row in layered_rows(dag, output, values, grads, Style(unicode))]
+            for row in layered_rows(dag, output, values, grads, Glyphs(unicode))]
 
     def build(keep: Sequence[int], narrower: tuple[Callable[[], Table], ...] = ()) -> Table:
         return _table([(columns[i][0], {"justify": columns[i][1]}) for i in keep],

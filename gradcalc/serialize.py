@@ -9,7 +9,7 @@ from typing import Any
 
 from gradcalc.api import Result
 from gradcalc.errors import Diagnostic
-from gradcalc.fmt import format_count, json_number
+from gradcalc.fmt import json_count, json_number
 
 __all__ = ["diagnostic_object", "names", "to_json_object", "where"]
 
@@ -53,7 +53,7 @@ def to_json_object(result: Result, share: bool = True) -> dict[str, Any]:
             "visited_nodes": s.visited_nodes,
             "visited_edges": s.visited_edges,
             # Exact when it fits a JSON-safe integer, the compact text otherwise.
-            "paths": {n: p if p < 2**53 else format_count(p) for n, p in s.paths.items()},
+            "paths": {n: json_count(p) for n, p in s.paths.items()},
         }
     return data
 

@@ -8,11 +8,11 @@ long, get a generated name, so the text grows with the graph, never with the num
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 from gradcalc.dag import Dag
 from gradcalc.fmt import format_number
-from gradcalc.ops import CONST, IDENTITY, INPUT, Op
+from gradcalc.names import fresh
+from gradcalc.ops import CONST, IDENTITY, INPUT, Op, Precedence
 
 __all__ = ["apply_text", "program_text"]
 
@@ -20,8 +20,8 @@ __all__ = ["apply_text", "program_text"]
 # become one quadratic-time, million-character expression.
 _INLINE_LIMIT = 120
 
-_ATOM = 9  # names, numbers, calls: never need parentheses
-_UNARY = 3  # unary minus and negative numbers (the grammar's `unary` level)
+_ATOM = Precedence.ATOM  # names, numbers, calls: never need parentheses
+_UNARY = Precedence.UNARY  # unary minus and negative numbers (the grammar's `unary` level)
 
 
 def program_text(dag: Dag, output: int, output_name: str = "OUT") -> str:
@@ -41,13 +41,9 @@ def program_text(dag: Dag, output: int, output_name: str = "OUT") -> str:
     named_output = names[output]
     if named_output is not None:
         output_name = named_output
-    else:
-        base, suffix = output_name, 1
-        while output_name in taken:  # another node already has the output's name
-            suffix += 1
-            output_name = f"{base}{suffix}"
-        taken.add(output_name)
-    fresh = _fresh_names(taken)
+    else:  # OUT, or OUT2, OUT3, ... when another node already has that name
+        output_name = next(fresh(taken, output_name, first="stem"))
+    new_names = fresh(taken, "T", first="capitals")  # A, B, ..., Z, then T1, T2, ...
     label: dict[int, str] = {}  # node -> its name in the text
     text: dict[int, tuple[str, int]] = {}  # unnamed node -> (inline text, precedence)
     lines: list[str] = []
@@ -63,7 +59,7 @@ def program_text(dag: Dag, output: int, output_name: str = "OUT") -> str:
             continue
         name = names[node]
         if op is INPUT:
-            label[node] = name or next(fresh)
+            label[node] = name or next(new_names)
             value = dag.values[node]
             if value is not None:
                 lines.append(f"{label[node]} = {_literal(value)}")
@@ -73,7 +69,7 @@ def program_text(dag: Dag, output: int, output_name: str = "OUT") -> str:
         if name is None and node != output and uses[node] == 1 and len(expr) <= _INLINE_LIMIT:
             text[node] = (expr, precedence)
             continue
-        label[node] = name or (output_name if node == output else next(fresh))
+        label[node] = name or (output_name if node == output else next(new_names))
         lines.append(f"{label[node]} = {expr}")
     if output in text:  # the output is a constant
         lines.append(f"{output_name} = {text[output][0]}")
@@ -98,7 +94,7 @@ def apply_text(op: Op, operands: list[tuple[str, int]], pretty: bool = False
     if op.symbol and len(operands) == 2:
         (left, lp), (right, rp) = operands
         p = op.precedence
-        right_assoc = op.name == "pow"
+        right_assoc = op.associativity == "right"
         # Left-associative: a - (b - c) needs parentheses on the right; power is the reverse,
         # and a negative number or -x as its base needs them too: (-2)^x.
         if lp < p or (right_assoc and lp <= p) or (right_assoc and lp == _UNARY):
@@ -107,7 +103,7 @@ def apply_text(op: Op, operands: list[tuple[str, int]], pretty: bool = False
             right = f"({right})"
         if pretty:
             return f"{left}{op.label}{right}", p
-        joiner = f" {op.symbol} " if p == 1 else op.symbol
+        joiner = f" {op.symbol} " if p == Precedence.SUM else op.symbol
         return f"{left}{joiner}{right}", p
     if op.symbol and len(operands) == 1:
         (inner, ip), p = operands[0], op.precedence
@@ -117,19 +113,3 @@ def apply_text(op: Op, operands: list[tuple[str, int]], pretty: bool = False
     if pretty and len(operands) == 1 and operands[0][0].isidentifier():
         return f"{op.name} {operands[0][0]}", _UNARY
     return f"{op.name}({', '.join(t for t, _ in operands)})", _ATOM
-
-
-def _fresh_names(taken: set[str]) -> Iterator[str]:
-    """A, B, ..., Z, then T1, T2, ... skipping names already in use."""
-    letters = [chr(c) for c in range(ord("A"), ord("Z") + 1)]
-    for name in letters:
-        if name not in taken and name != "OUT":
-            taken.add(name)
-            yield name
-    count = 0
-    while True:
-        count += 1
-        name = f"T{count}"
-        if name not in taken:
-            taken.add(name)
-            yield name

@@ -5,7 +5,22 @@ lays the recorded graph out as a :class:`~gradcalc.dag.Dag` and runs the engine'
 and backward pass on it, so each node's backward step runs exactly once however many paths reach
 it. There is one engine: the command line and ``Value`` differentiate the same data structure.
 
-Differences from PyTorch: every value that requires grad, intermediates included, holds its
+Code written for micrograd runs unchanged, and so does PyTorch-style scalar code:
+
+- A value you create tracks gradients unless created with ``requires_grad=False`` (micrograd's
+  rule; a PyTorch tensor tracks them only when asked). Plain numbers in arithmetic are
+  constants, and a result tracks gradients when an operand does.
+- ``grad`` is ``0.0`` until a backward pass adds to it (micrograd; PyTorch has ``None``), so
+  ``p.grad += ...`` and ``p.data -= lr * p.grad`` work from the start. Values that do not track
+  gradients have ``grad`` ``None``.
+- Arithmetic gives IEEE results, as PyTorch does: ``1 / Value(0.0)`` is ``inf``,
+  ``Value(710.0).exp()`` is ``inf``, ``Value(-1.0).log()`` is ``nan``; the backward pass gives
+  PyTorch's gradients there (d/dx exp(x) at 710 is ``inf``, d/dx 1/x at 0 is ``-inf``).
+- Comparisons compare the numbers and give a plain ``bool`` with no gradient, as for PyTorch's
+  0-d tensors (``a > 0``, ``max(a, b)``, ``sorted(values)``, ``a in [b, a]``); hashing is by
+  identity, so sets and dicts of values hold distinct values however equal their numbers.
+
+Other differences from PyTorch: every value that requires grad, intermediates included, holds its
 gradient after ``backward()`` (PyTorch keeps only leaves' unless ``retain_grad()`` is called),
 and the graph is kept, so ``backward()`` may be called again (gradients add up, as in PyTorch
 with ``retain_graph=True``).
@@ -17,14 +32,25 @@ import math
 import numbers
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 from gradcalc import engine
 from gradcalc.dag import Dag
-from gradcalc.errors import EvaluationError, GradcalcError, InputError
+from gradcalc.errors import EvaluationError, InputError, Source, Span
 from gradcalc.fmt import format_number
 from gradcalc.gcpause import paused_gc
-from gradcalc.ops import CONST, CONSTANTS, FUNCTIONS, INPUT, Op, op_named
+from gradcalc.names import fresh
+from gradcalc.ops import (
+    CONST,
+    CONSTANTS,
+    FUNCTIONS,
+    INPUT,
+    Op,
+    Precedence,
+    extended_value,
+    op_named,
+)
 
 __all__ = ["FUNCTION_NAMES", "Value", "function", "zero_grad"]
 
@@ -34,19 +60,20 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 class Value:
     """A scalar in a computation graph.
 
-    ``Value(data, requires_grad=False, name=None)``: ``data`` is the number (``.item()`` gives it
-    too); with ``requires_grad=True`` the value is an input whose gradient ``backward()``
-    computes. ``grad`` is ``None`` until a backward pass reaches the value. Results of arithmetic
-    require grad when an operand does; values that do not are constants to the engine and
-    receive no gradient.
+    ``Value(data, requires_grad=True, name=None)``: ``data`` is the number (``.item()`` gives it
+    too; any float, infinities and NaN included). A value tracks gradients (``requires_grad``)
+    unless created with ``requires_grad=False``: ``backward()`` then computes its gradient into
+    ``grad``, which starts at ``0.0``. A value that does not track gradients is a constant to the
+    engine: its ``grad`` is ``None`` and it never receives one. Results of arithmetic track
+    gradients when an operand does; plain numbers in arithmetic are constants.
     """
 
     __slots__ = ("_op", "_parents", "data", "grad", "name", "requires_grad")
 
-    def __init__(self, data: float, requires_grad: bool = False, name: str | None = None) -> None:
+    def __init__(self, data: float, requires_grad: bool = True, name: str | None = None) -> None:
         self.data = _number(data, "data")
         self.requires_grad = bool(requires_grad)
-        self.grad: float | None = None
+        self.grad: float | None = 0.0 if self.requires_grad else None
         if name is not None and (not _NAME.fullmatch(name) or name in FUNCTIONS
                                  or name in CONSTANTS):
             raise InputError(f"{name!r} cannot name a Value: use letters, digits and '_', "
@@ -59,22 +86,25 @@ class Value:
 
     @classmethod
     def _apply(cls, op: Op, *operands: Value | float) -> Value:
-        parents = tuple(o if isinstance(o, Value) else Value(o) for o in operands)
+        parents = tuple([o if isinstance(o, Value) else Value(o, requires_grad=False)
+                         for o in operands])
         values = [p.data for p in parents]
         try:
             data = op.forward(*values)
-        except (ValueError, ZeroDivisionError) as exc:
-            shown = op.show([format_number(v) for v in values])
-            raise EvaluationError(f"{shown} is undefined: {op.domain}") from exc
-        except OverflowError as exc:
-            raise _overflow(op, values) from exc
-        if not math.isfinite(data):
-            raise _overflow(op, values)
+        except (ValueError, ZeroDivisionError, OverflowError):
+            data = extended_value(op, *values)  # IEEE: the inf or nan where the op has no value
         out = cls.__new__(cls)
-        out.data, out.grad, out.name = data, None, None
-        out.requires_grad = any(p.requires_grad for p in parents)
+        out.data, out.name = data, None
+        for parent in parents:
+            if parent.requires_grad:
+                out.requires_grad, out.grad = True, 0.0
+                # The registry's partials are written for the finite points a program can
+                # reach; where an infinity or a NaN is met the node takes the op's IEEE twin.
+                finite = _isfinite(data) and all(map(_isfinite, values))
+                out._op, out._parents = (op if finite else _ieee(op)), parents
+                return out
         # Values that need no gradient keep no graph: no memory, no work in backward.
-        out._op, out._parents = (op, parents) if out.requires_grad else (None, ())
+        out.requires_grad, out.grad, out._op, out._parents = False, None, None, ()
         return out
 
     def __add__(self, other: Value | float) -> Value:
@@ -116,20 +146,79 @@ class Value:
     def __abs__(self) -> Value:
         return Value._apply(FUNCTIONS["abs"], self)
 
-    # --- comparisons have no gradient: refuse them rather than compare data silently -------
+    def square(self) -> Value:
+        """``self ** 2`` (PyTorch's ``Tensor.square``): gradient ``2 * self``."""
+        return Value._apply(_POW, self, 2.0)
 
-    def _no_comparison(self, other: object) -> bool:
-        raise TypeError("Values cannot be compared (a comparison has no gradient); "
-                        "compare their numbers instead: a.data < b.data")
+    def clamp(self, min: Value | float | None = None, max: Value | float | None = None
+              ) -> Value:
+        """``self`` limited to ``[min, max]`` (either bound may be left out), as
+        ``torch.clamp``: the value is ``min(max(self, min), max)`` (so ``max`` wins when
+        ``min > max``), and the gradient is 1 where ``min <= self <= max``, bounds included
+        (PyTorch's choice of subgradient at a bound), and 0 outside. A bound given as a value
+        receives the gradient where it is the result (1 there, as in PyTorch).
 
-    __lt__ = __le__ = __gt__ = __ge__ = __eq__ = __ne__ = _no_comparison
+        The graph records the operation the number called for: ``max(self, min)`` below the
+        range or above the lower bound, ``min(self, max)`` above the range or below the upper
+        bound, and ``self*1`` exactly on a bound (where ``max``'s tie rule would give 1/2)."""
+        if min is None and max is None:
+            raise TypeError("clamp() needs min, max or both")
+        for bound in (min, max):
+            if bound is not None and _compared(bound) is NotImplemented:
+                raise TypeError(f"clamp() bounds are numbers or values, not {bound!r}")
+        x = self.data
+        if min is not None and x < _compared(min):
+            low = Value._apply(_MAX, self, min)
+            if max is not None and low.data > _compared(max):  # min > max: max wins
+                return Value._apply(_MIN, low, max)
+            return low
+        if max is not None and x > _compared(max):
+            return Value._apply(_MIN, self, max)
+        if min is not None and x > _compared(min):  # inside, above min: max's partial is 1
+            return Value._apply(_MAX, self, min)
+        if max is not None and x < _compared(max):  # inside, below max: min's partial is 1
+            return Value._apply(_MIN, self, max)
+        return Value._apply(_MUL, self, 1.0)  # on a bound (or NaN): gradient 1
+
+    # --- comparisons: plain bools, no gradient (PyTorch's 0-d tensors) --------------------
+
+    def __eq__(self, other: object) -> bool:
+        number = _compared(other)
+        return NotImplemented if number is NotImplemented else self.data == number
+
+    def __lt__(self, other: Value | float) -> bool:
+        number = _compared(other)
+        return NotImplemented if number is NotImplemented else self.data < number
+
+    def __le__(self, other: Value | float) -> bool:
+        number = _compared(other)
+        return NotImplemented if number is NotImplemented else self.data <= number
+
+    def __gt__(self, other: Value | float) -> bool:
+        number = _compared(other)
+        return NotImplemented if number is NotImplemented else self.data > number
+
+    def __ge__(self, other: Value | float) -> bool:
+        number = _compared(other)
+        return NotImplemented if number is NotImplemented else self.data >= number
+
+    # ``==`` compares numbers but the hash is the identity, as for PyTorch's tensors: in sets
+    # and dicts (and a graph walk's ``visited`` set) two values are one only if they are the
+    # same object. Distinct live objects never share an identity hash, so ``==`` is only ever
+    # consulted there for the same object.
     __hash__ = object.__hash__
 
     def __bool__(self) -> bool:
-        raise TypeError("a Value has no truth value; test its number instead: if v.data > 0: ...")
+        """``data != 0``, as ``bool(float)`` and PyTorch's ``bool(tensor)``."""
+        return self.data != 0
 
     def __float__(self) -> float:
         return self.data
+
+    def __format__(self, spec: str) -> str:
+        """``f"{v:.4f}"`` formats the number, as for a PyTorch 0-d tensor; ``f"{v}"`` is
+        ``str(v)``."""
+        return format(self.data, spec) if spec else str(self)
 
     def item(self) -> float:
         """The number, as a Python float."""
@@ -137,9 +226,44 @@ class Value:
 
     def __repr__(self) -> str:
         grad = "" if self.grad is None else f", grad={format_number(self.grad)}"
-        flag = ", requires_grad=True" if self.requires_grad else ""
+        flag = "" if self.requires_grad else ", requires_grad=False"
         name = f", name={self.name!r}" if self.name else ""
         return f"Value({format_number(self.data)}{grad}{flag}{name})"
+
+    # --- gradient tracking, PyTorch's methods -------------------------------------------------
+
+    def requires_grad_(self, requires_grad: bool = True) -> Value:
+        """Start (or stop) tracking gradients, in place, and return the value, as PyTorch's
+        ``Tensor.requires_grad_``. A value starting to track gets ``grad`` ``0.0``; one that
+        stops keeps its ``grad``. Only a leaf (a value not computed from values that track
+        gradients) can stop, as in PyTorch: use :meth:`detach` for a constant copy of a
+        result. Values computed before the change are not affected."""
+        flag = bool(requires_grad)
+        if not flag and self._op is not None:
+            raise InputError("requires_grad_(False) is only for values created directly, not "
+                             "for results computed from values that require grad: "
+                             "v.detach() gives a copy that is a constant")
+        if flag and self.grad is None:
+            self.grad = 0.0
+        self.requires_grad = flag
+        return self
+
+    def detach(self) -> Value:
+        """A new value with the same number that does not require grad and records no graph:
+        a constant wherever it is used, as PyTorch's ``Tensor.detach``. (A number is copied:
+        unlike a detached tensor's storage, changing either value's ``data`` later does not
+        change the other's.)"""
+        return Value(self.data, requires_grad=False)
+
+    def retain_grad(self) -> None:
+        """Does nothing: every value that requires grad, intermediates included, keeps its
+        gradient after ``backward()`` already (PyTorch keeps only leaves' unless this is
+        called). It is here so that PyTorch code runs unchanged, silently (a warning would
+        ask for a change that makes no difference); like PyTorch, it refuses a value that
+        does not require grad."""
+        if not self.requires_grad:
+            raise InputError("retain_grad() on a value that does not require grad: it will "
+                             "never have a gradient")
 
     # --- differentiation ---------------------------------------------------------------
 
@@ -151,8 +275,9 @@ class Value:
         called with each step (node ids are those of :meth:`to_dag`).
         """
         if not self.requires_grad:
-            raise InputError("backward() needs a value that requires grad: create the inputs "
-                             "with Value(x, requires_grad=True)")
+            raise InputError("backward() needs a value that requires grad: this one was "
+                             "computed only from numbers and values created with "
+                             "requires_grad=False")
         with paused_gc():
             self._backward(on_step)
 
@@ -169,12 +294,16 @@ class Value:
                 value.grad = grads[node] if value.grad is None else value.grad + grads[node]
 
     def graph(self, form: str = "auto", ascii: bool = False, width: int | None = 100) -> str:
-        """The picture of this value's graph with values and gradients: exactly what
-        ``gradcalc --graph`` draws for :meth:`to_program` (``form``: auto, full, compact, tree,
-        table; ``auto`` falls back from full to narrower forms to fit ``width``)."""
+        """The picture of this value's graph with values and gradients, as ``gradcalc --graph``
+        draws a program (``form``: auto, full, compact, tree, table; ``auto`` falls back from
+        full to narrower forms to fit ``width``). The graph drawn is the recorded one itself,
+        evaluated and differentiated by :func:`gradcalc.gradients`: no program text is made;
+        it is named as :meth:`to_program` names it (``OUT``, and ``B``, ``C``, ... for
+        intermediates used more than once), so for that text the command line draws the same
+        picture."""
         from gradcalc import render
 
-        result = self._as_program_result()
+        result = self._shown(record=False)
         dag = result.dag
         assert dag is not None
         view = render.graph_view(dag, dag.named[result.output], result.node_values,
@@ -183,20 +312,33 @@ class Value:
         return view if isinstance(view, str) else render.as_text(view, not ascii)
 
     def explain(self, ascii: bool = False) -> str:
-        """The backward pass told step by step, exactly as ``gradcalc --explain`` tells it for
-        :meth:`to_program`."""
+        """The backward pass told step by step, as ``gradcalc --explain`` tells it for
+        :meth:`to_program`'s text; like :meth:`graph`, it reads the recorded graph itself."""
         from gradcalc.explain import explain, explanation_text
 
-        return explanation_text(explain(self._as_program_result()), not ascii)
+        return explanation_text(explain(self._shown(record=True)), not ascii)
 
-    def _as_program_result(self) -> Any:
+    def _shown(self, record: bool) -> Any:
+        """The :class:`~gradcalc.api.Result` of :func:`gradcalc.gradients` on this value's own
+        Dag, named for showing (:func:`_named_for_showing`)."""
         from gradcalc.api import gradients
 
-        return gradients(self.to_program())
+        dag, nodes = self._layout(text_order=True)
+        odd = next((v for v in nodes if not _isfinite(v.data)), None)
+        if odd is not None:
+            raise EvaluationError(
+                f"the graph has a value of {format_number(odd.data)}: graph() and explain() "
+                "show finite graphs only, as the command line evaluates them",
+                kind="overflow" if math.isinf(odd.data) else "domain")
+        _named_for_showing(dag, self.name or "OUT")
+        return gradients(dag, record=record)
 
-    def zero_grad(self) -> None:
-        """Forget this value's gradient (``grad`` becomes ``None``)."""
-        self.grad = None
+    def zero_grad(self, set_to_none: bool = False) -> None:
+        """Put ``grad`` back where it started: ``0.0`` (as micrograd's ``p.grad = 0``), or
+        ``None`` for a value that does not require grad. ``set_to_none=True`` makes it
+        ``None`` (PyTorch's ``optimizer.zero_grad()`` default); the next ``backward()``
+        starts from nothing either way."""
+        self.grad = 0.0 if self.requires_grad and not set_to_none else None
 
     def inputs(self) -> list[Value]:
         """The values requiring grad that this one was computed from (its leaves)."""
@@ -204,21 +346,30 @@ class Value:
         return [v for v in nodes if v.requires_grad and v._op is None]
 
     def to_dag(self) -> Dag:
-        """This value's graph as a :class:`~gradcalc.dag.Dag`, the value itself the last node."""
+        """This value's graph as a :class:`~gradcalc.dag.Dag`, the value itself the last node.
+        (A node where an infinity or NaN was met holds the IEEE twin of its registry op: same
+        name and printing, PyTorch's partial derivatives there.)"""
         return self._layout()[0]
 
     def to_program(self) -> str:
         """The graph as gradcalc program text (``A = 2``, ``B = A*3``, ...), which the CLI and
-        :func:`gradcalc.gradients` read back to the same computation."""
+        :func:`gradcalc.gradients` read back to the same computation. The language has no
+        infinite or NaN numbers: a graph with such an input or constant raises
+        :class:`~gradcalc.errors.InputError`."""
         from gradcalc.unparse import program_text
 
         dag = self.to_dag()
+        odd = next((v for v in dag.values if v is not None and not _isfinite(v)), None)
+        if odd is not None:
+            raise InputError(f"to_program(): the graph has an input or constant of "
+                             f"{format_number(odd)}, which program text cannot write")
         return program_text(dag, len(dag) - 1, self.name or "OUT")
 
-    def _layout(self) -> tuple[Dag, list[Value]]:
+    def _layout(self, text_order: bool = False) -> tuple[Dag, list[Value]]:
         """Topological order of the graph (operands first, ``self`` last), without recursion,
         and the Dag for it: values that require grad and have no operation are inputs, values
-        that do not require grad are constants."""
+        that do not require grad are constants. ``text_order`` numbers the nodes as the graph
+        built from :meth:`to_program`'s text numbers them (:func:`_in_text_order`)."""
         index: dict[int, int] = {}
         nodes: list[Value] = []
         stack: list[tuple[Value, bool]] = [(self, False)]
@@ -232,16 +383,20 @@ class Value:
                 continue
             stack.append((value, True))
             stack.extend((p, False) for p in reversed(value._parents) if id(p) not in index)
+        if text_order:
+            nodes = _in_text_order(nodes)
+            index = {id(v): i for i, v in enumerate(nodes)}
         dag = Dag(output=self.name or "OUT")
         taken = {v.name for v in nodes if v.name}
+        new_name = fresh(taken, "X", first="capitals")  # A, B, ..., Z, X1, X2, ...
         for value in nodes:
             name = value.name
             if name is not None and name in dag.named:  # two values with one name: rename
-                name = _fresh(taken)
+                name = next(new_name)
             if value._op is not None:
                 dag.add(value._op, tuple(index[id(p)] for p in value._parents), None, name)
             elif value.requires_grad:
-                name = name or _fresh(taken)
+                name = name or next(new_name)
                 dag.inputs[name] = dag.add(INPUT, (), None, name, value.data)
             else:
                 dag.add(CONST, (), None, value=value.data)
@@ -249,10 +404,10 @@ class Value:
         return dag, nodes
 
 
-def zero_grad(values: Iterable[Value]) -> None:
-    """Set ``grad`` back to ``None`` on each value (e.g. ``zero_grad(loss.inputs())``)."""
+def zero_grad(values: Iterable[Value], set_to_none: bool = False) -> None:
+    """:meth:`Value.zero_grad` on each value (e.g. ``zero_grad(loss.inputs())``)."""
     for value in values:
-        value.grad = None
+        value.zero_grad(set_to_none)
 
 
 def function(name: str) -> Callable[..., Value]:
@@ -289,35 +444,212 @@ def _method(op: Op) -> Callable[..., Value]:
 for _name, _op_name in _METHOD_NAMES.items():
     setattr(Value, _name, _method(FUNCTIONS[_op_name]))
 
-_ADD, _SUB, _MUL, _DIV, _POW, _NEG = (op_named(n) for n in ("add", "sub", "mul", "div", "pow",
-                                                             "neg"))
+_ADD, _SUB, _MUL, _DIV, _POW, _NEG, _MAX, _MIN = (
+    op_named(n) for n in ("add", "sub", "mul", "div", "pow", "neg", "max", "min"))
+
+_isfinite = math.isfinite
 
 
 def _number(x: Any, what: str) -> float:
     if isinstance(x, bool) or not isinstance(x, numbers.Real):
         raise InputError(f"Value {what} must be a real number, not {x!r}")
     try:
-        value = float(x)
+        return float(x)
     except OverflowError:
         raise InputError(f"Value {what} is too large for a 64-bit float (about 1.8e308 at "
                          "most)") from None
-    if not math.isfinite(value):
-        raise InputError(f"Value {what} must be a finite number, not {value}")
-    return value
 
 
-def _overflow(op: Op, values: list[float]) -> GradcalcError:
-    shown = op.show([format_number(v) for v in values])
-    return EvaluationError(f"{shown} overflows a 64-bit float", kind="overflow")
+def _compared(other: object) -> Any:
+    """The number ``other`` stands for in a comparison, or ``NotImplemented``."""
+    if isinstance(other, Value):
+        return other.data
+    if isinstance(other, numbers.Real):
+        return other  # compared exactly, as float and int compare (no rounding to float)
+    return NotImplemented
 
 
-def _fresh(taken: set[str]) -> str:
-    for code in range(ord("A"), ord("Z") + 1):
-        if chr(code) not in taken:
-            taken.add(chr(code))
-            return chr(code)
-    count = 1
-    while f"X{count}" in taken:
-        count += 1
-    taken.add(f"X{count}")
-    return f"X{count}"
+# --- IEEE points: PyTorch's gradients where a value is infinite or NaN ------------------------
+
+class _IEEEFloats:
+    """Floats as the algebra the registry's symbolic rules (``Op.rule``) are written against,
+    every operation through :func:`~gradcalc.ops.extended_value`: a rule then gives a partial
+    derivative as IEEE arithmetic evaluates the formula, ``1/0 = inf``, ``inf*0 = nan``, which
+    is what PyTorch's backward formulas give at those points."""
+
+    zero = 0.0
+    one = 1.0
+
+    @staticmethod
+    def number(value: float) -> float:
+        return float(value)
+
+    @staticmethod
+    def constant_value(x: float) -> float:
+        return x
+
+    @staticmethod
+    def identity(x: float) -> float:
+        return x
+
+    @staticmethod
+    def add(*xs: float) -> float:
+        total = 0.0
+        for x in xs:
+            total = extended_value(_ADD, total, x)
+        return total
+
+    @staticmethod
+    def sub(a: float, b: float) -> float:
+        return extended_value(_SUB, a, b)
+
+    @staticmethod
+    def mul(a: float, b: float) -> float:
+        return extended_value(_MUL, a, b)
+
+    @staticmethod
+    def div(a: float, b: float) -> float:
+        return extended_value(_DIV, a, b)
+
+    @staticmethod
+    def neg(a: float) -> float:
+        return extended_value(_NEG, a)
+
+    @staticmethod
+    def pow(a: float, b: float) -> float:
+        return extended_value(_POW, a, b)
+
+    @staticmethod
+    def power(a: float, n: Any) -> float:
+        return extended_value(_POW, a, float(n))
+
+    @staticmethod
+    def call(name: str, *args: float) -> float:
+        return extended_value(op_named(name), *args)
+
+
+_TWINS: dict[Op, Op] = {}
+
+
+def _ieee(op: Op) -> Op:
+    """``op`` with partial derivatives that hold at infinities and NaNs too: the registry's
+    own where the result is finite and they can be computed (they carry the conventions at
+    kinks), else the op's symbolic rule evaluated in IEEE arithmetic (:class:`_IEEEFloats`).
+    Everything else (name, forward rule, printing) is the registry's."""
+    twin = _TWINS.get(op)
+    if twin is None:
+        numeric, rule = op.partials, op.rule
+
+        def partials(*args: float) -> tuple[float, ...]:
+            if _isfinite(args[-1]):
+                try:
+                    return numeric(*args)
+                except (ArithmeticError, ValueError):
+                    pass
+            if rule is None:  # pragma: no cover - every op a Value can hold has a rule
+                return (math.nan,) * op.arity
+            return tuple(rule(_IEEEFloats, *args))
+
+        twin = _TWINS[op] = replace(op, partials=partials)
+    return twin
+
+
+# --- showing a graph -----------------------------------------------------------------------------
+
+def _in_text_order(nodes: list[Value]) -> list[Value]:
+    """``nodes`` (a topological order, the output last) reordered as the graph built from
+    :meth:`Value.to_program`'s text has them: statement after statement (an input, a named
+    value, a value used more than once, the output: in their order), each preceded by the parts
+    its statement writes inline (operations used once, constants), operands left to right."""
+    uses: dict[int, int] = {}
+    for value in nodes:
+        for parent in value._parents:
+            uses[id(parent)] = uses.get(id(parent), 0) + 1
+    output = nodes[-1]
+
+    def statement(v: Value) -> bool:
+        if v._op is None:
+            return v.requires_grad or v is output
+        return v is output or v.name is not None or uses[id(v)] > 1
+
+    ordered: list[Value] = []
+    placed: set[int] = set()
+    for value in nodes:
+        if not statement(value):
+            continue
+        stack: list[tuple[Value, bool]] = [(value, False)]
+        while stack:
+            part, expanded = stack.pop()
+            if id(part) in placed:
+                continue
+            if expanded or not part._parents:
+                placed.add(id(part))
+                ordered.append(part)
+                continue
+            stack.append((part, True))
+            stack.extend((p, False) for p in reversed(part._parents)
+                         if id(p) not in placed and not statement(p))
+    return ordered
+
+
+def _named_for_showing(dag: Dag, output_name: str) -> None:
+    """Name the laid-out ``dag`` (in place) as :func:`~gradcalc.unparse.program_text` names
+    it, and give every unnamed operation the text it has there, so that pictures and
+    explanations of the Dag read as the command line's for that text: the output ``OUT`` (or
+    ``OUT2``, ... when taken), intermediates used more than once ``A``-``Z``, then ``T1``,
+    ``T2``, ...; constants labelled with their literal; every other node described by its
+    text (:meth:`Dag.describe` reads it through the node's span, in a :class:`Source` made of
+    those texts, one per line)."""
+    ops, args, names = dag.ops, dag.args, dag.names
+    output = len(dag) - 1
+    taken = {n for n in names if n is not None}
+    if names[output] is None:
+        name = next(fresh(taken, output_name, first="stem"))
+        names[output] = name
+        if ops[output] is CONST:  # as the text's `OUT = 2`: an input with a value
+            ops[output] = INPUT
+            dag.inputs[name] = output
+    dag.output = names[output] or output_name
+    uses = [0] * len(dag)
+    for node_args in args:
+        for operand in node_args:
+            uses[operand] += 1
+    new_name = fresh(taken, "T", first="capitals")
+    for node in range(output):
+        if names[node] is None and args[node] and uses[node] > 1:
+            names[node] = next(new_name)
+    # in id order, as a built program has them (gradients lists named intermediates so)
+    dag.named = {name: node for node, name in enumerate(names) if name is not None}
+
+    from gradcalc.unparse import apply_text
+
+    texts: list[tuple[str, int] | None] = [None] * len(dag)
+    lines: list[str] = []
+    offset = 0
+    for node in range(output + 1):
+        known = names[node]
+        if known is not None:
+            texts[node] = (known, Precedence.ATOM)
+            continue
+        if ops[node] is CONST:
+            value = dag.values[node]
+            assert value is not None
+            label = "-0" if value == 0 and math.copysign(1.0, value) < 0 else format_number(value)
+            dag.labels[node] = label
+            texts[node] = (label, Precedence.UNARY if label.startswith("-") else Precedence.ATOM)
+            continue
+        operands = [t for a in args[node] if (t := texts[a]) is not None]
+        if len(operands) < len(args[node]):  # an operand's text is too long to show
+            continue
+        text, precedence = apply_text(ops[node], operands)
+        if len(text) > _SHOWN_TEXT:
+            continue
+        texts[node] = (text, precedence)
+        dag.spans[node] = Span(offset, offset + len(text), len(lines) + 1, 1)
+        lines.append(text)
+        offset += len(text) + 1
+    dag.source = Source("\n".join(lines), "<Value>")
+
+
+# Dag.describe shows a node's text up to this length (and its operation's label beyond).
+_SHOWN_TEXT = 40

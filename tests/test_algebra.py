@@ -26,13 +26,12 @@ from gradcalc.algebra import (
     Algebra,
     ConstantTooLarge,
     ExpressionTooLarge,
-    _exact_log,
     _fraction_text,
     _integer_root,
 )
 from gradcalc.dag import Dag
 from gradcalc.errors import GradcalcError
-from gradcalc.ops import FUNCTIONS
+from gradcalc.ops import FUNCTIONS, op_named
 
 SETTINGS = property_settings(100)
 
@@ -247,14 +246,22 @@ def test_integer_roots_of_huge_degree_need_no_work():
 
 
 def test_exact_logs():
+    """log2 and log10 fold (the registry's ``exact``) where the logarithm is an integer."""
+    log2, log10 = op_named("log2").exact, op_named("log10").exact
+    assert log2 is not None and log10 is not None
     for k in (0, 1, 1000, 9999):
-        assert _exact_log(2**k, 2) == k
-    assert _exact_log(10**3000, 10) == 3000
-    assert _exact_log(3, 2) is None
-    assert _exact_log(10**300 + 1, 10) is None
-    assert _exact_log(Fraction(1, 8), 2) is None
-    assert _exact_log(-8, 2) is None
-    assert _exact_log(2**1_000_000, 2) is None  # beyond the bound: not even looked at
+        assert log2(2**k) == k
+    assert log10(10**3000) == 3000
+    assert log2(3) is None
+    assert log10(10**300 + 1) is None
+    assert log2(Fraction(1, 8)) is None
+    assert log2(-8) is None
+    # A number beyond the bound never reaches a fold: the algebra does not build it.
+    X = Algebra()
+    with pytest.raises(ConstantTooLarge):
+        X.number(2**1_000_000)
+    assert X.constant_value(X.call("log2", X.number(2**9999))) == 9999
+    assert X.constant_value(X.call("log10", X.number(10**3000))) == 3000
 
 
 def test_exponent_text_parses():

@@ -25,31 +25,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import console_script
+from helpers import console_script, run
 from test_render import check_csv, check_plain_line
-from typer.testing import CliRunner
 
 import gradcalc
-from gradcalc import cli
 from gradcalc.batch import Problem, problems, solve_line, solve_problem
+from gradcalc.ops import FUNCTIONS
 from gradcalc.status import ExitStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = ["line", "output", "value", "gradients", "values", "inputs", "warnings", "error"]
 ERROR_KEYS = ["message", "line", "column", "kind", "hint"]
-KNOWN_FUNCTIONS = ("known functions: abs, acos, asin, atan, atan2, cos, cosh, exp, heaviside, "
-                   "log, log10, log2, max, min, pow, relu, sigmoid, sign, sin, sinh, softplus, "
-                   "sqrt, tan, tanh")
+KNOWN_FUNCTIONS = "known functions: " + ", ".join(sorted(FUNCTIONS))
 ASSIGNED_TWICE_HINT = ("it was first assigned at 1:1; every name is assigned once (use a new "
                        "name for a new value)")
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def run(*args: str, stdin: str | bytes | None = None):
-    """The command in-process (CliRunner); stdout and stderr kept apart."""
-    return CliRunner().invoke(cli.app, list(args), input=stdin, prog_name="gradcalc")
 
 
 def script(*args: str, stdin: bytes | None = None, cwd: Path | None = None,

@@ -10,16 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import console_script
-from typer.testing import CliRunner
+from helpers import console_script, run
 
 from gradcalc import cli
 
 SEED = "B = A*3; OUT = (B+1)*(B+2)"
-
-
-def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None):
-    return CliRunner().invoke(cli.app, list(args), input=stdin, env=env, prog_name="gradcalc")
 
 
 def test_seed_plain_output() -> None:

@@ -15,25 +15,18 @@ import pickle
 import mpmath
 import pytest
 import sympy
-from helpers import property_settings
+from helpers import SETTINGS, property_settings, run
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 import gradcalc
-from gradcalc import cli, derivatives
+from gradcalc import derivatives
 from gradcalc.derivatives import Check, Checks, Matrix, check_gradients, hessian, jacobian
-
-SETTINGS = property_settings(100)
 
 NETWORK = ("H1 = tanh(W11*X1 + W12*X2 + B1); H2 = tanh(W21*X1 + W22*X2 + B2); "
            "OUT = V1*H1 + V2*H2 + C")
 NETWORK_AT = {"W11": 0.5, "W12": -0.3, "W21": 0.8, "W22": 0.2, "B1": 0.1, "B2": -0.1,
               "X1": 1.0, "X2": 2.0, "V1": 1.5, "V2": -0.7, "C": 0.05}
-
-
-def run(*args: str):
-    return CliRunner().invoke(cli.app, list(args), prog_name="gradcalc")
 
 
 # --- oracles (no gradcalc differentiation) -----------------------------------------------------

@@ -8,11 +8,11 @@ import json
 import math
 from collections import Counter
 
+import helpers
 import pytest
-from helpers import property_settings
-from hypothesis import assume, given
-from hypothesis import strategies as st
-from typer.testing import CliRunner
+from helpers import HARDER, SEED, close, property_settings
+from helpers import dag_programs as programs
+from hypothesis import assume, example, given
 
 import gradcalc
 from gradcalc import cli, render
@@ -21,63 +21,13 @@ from gradcalc.errors import EvaluationError
 from gradcalc.explain import Explanation, explain, explanation_text
 from gradcalc.ops import CONST
 
-SEED = "A = 2; B = A*3; OUT = (B+1)*(B+2)"
-HARDER = "A = 2; B = A*3; C = sin(B); D = B*C; OUT = (C+D)*(D-A)"
-
 SETTINGS = property_settings(60)
 
 
-def close(a: float, b: float) -> bool:
-    if math.isnan(a) or math.isnan(b):
-        return math.isnan(a) and math.isnan(b)
-    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
-
-
 def run(*args: str, env: dict[str, str | None] | None = None):
-    return CliRunner().invoke(cli.app, list(args), env={"COLUMNS": None, **(env or {})},
-                              prog_name="gradcalc")
-
-
-# --- random programs (the same shape as in test_picture.py) -------------------------------------
-
-
-@st.composite
-def programs(draw, min_statements: int = 3, max_statements: int = 25) -> str:
-    count = draw(st.integers(min_statements, max_statements))
-    names = ["A", "B", "C"][: draw(st.integers(1, 3))]
-    lines = [f"{n} = {draw(st.sampled_from(['0.5', '1.5', '2', '-1', '0.7']))}" for n in names]
-
-    def operand(depth: int) -> str:
-        pick = draw(st.integers(0, 9))
-        if depth > 0 and pick >= 7:
-            return expression(depth - 1)
-        if pick >= 3:
-            return names[-1 - draw(st.integers(0, min(2, len(names) - 1)))]
-        return draw(st.sampled_from(names))
-
-    def expression(depth: int) -> str:
-        kind = draw(st.sampled_from(["add", "sub", "mul", "divc", "addc", "mulc", "sin", "cos",
-                                     "tanh", "exp", "max", "min"]))
-        a = operand(depth)
-        if kind in ("add", "sub", "mul"):
-            return f"({a} {dict(add='+', sub='-', mul='*')[kind]} {operand(depth)})"
-        if kind in ("max", "min"):
-            return f"{kind}({a}, {operand(depth)})"
-        if kind in ("divc", "addc", "mulc"):
-            c = draw(st.sampled_from(["2", "3", "0.5"]))
-            return f"({a} {dict(divc='/', addc='+', mulc='*')[kind]} {c})"
-        if kind == "exp":
-            return f"exp(tanh({a}))"
-        return f"{kind}({a})"
-
-    for index in range(count):
-        name = "OUT" if index == count - 1 else f"N{index}"
-        body = expression(2)
-        if index == count - 1:
-            body = " + ".join([f"({body})", *[names[-1 - k] for k in range(1, min(3, len(names)))]])
-        lines.append(f"{name} = {body}")
-        names.append(name)
-    return "\n".join(lines)
+    """The command line with ``COLUMNS`` unset unless ``env`` sets it (the drawings then
+    take the default width)."""
+    return helpers.run(*args, env={"COLUMNS": None, **(env or {})})
 
 
 def result_of(text: str):
@@ -116,20 +66,7 @@ def brute_force_paths(dag, output: int, target: int, partial) -> list[tuple[list
     return found
 
 
-def has_asymmetric_repeat(dag, steps) -> bool:
-    """A node using one operand twice with different local derivatives (``X - X``): the case
-    of the path listing bug shown by test_path_products_with_a_repeated_operand."""
-    for _node, operands, partials in steps:
-        seen: dict[int, float] = {}
-        for operand, local in zip(operands, partials, strict=True):
-            if operand in seen and seen[operand] != local:
-                return True
-            seen[operand] = local
-    return False
-
-
-def check_explanation(text: str, brute_force: bool = False, skip_known_bug: bool = False
-                      ) -> Explanation:
+def check_explanation(text: str, brute_force: bool = False) -> Explanation:
     r = gradcalc.gradients(text)
     dag, output = r.dag, r.dag.named[r.output]
     story = explain(r)
@@ -137,8 +74,6 @@ def check_explanation(text: str, brute_force: bool = False, skip_known_bug: bool
     name_of = {node: name for name, node in by_name.items()}
     recorded = []
     gradcalc.gradients(text, on_step=lambda s: recorded.append((s.node, s.operands, s.partials)))
-    if skip_known_bug:
-        assume(not has_asymmetric_repeat(dag, recorded))
     assert story.output == r.output
 
     # Each node is one step; the output comes first; every step's gradient is the engine's.
@@ -237,14 +172,16 @@ def test_explanation_text_of_the_seed(golden) -> None:
                                             ("A = 2; B = A*3; OUT = B/B + A", "B")],
                          ids=["A-A", "B/B"])
 def test_path_products_with_a_repeated_operand(text: str, name: str) -> None:
-    """BUG: ``OUT = A - A`` uses A twice with local derivatives 1 and -1; the path listing
-    looks the partial up by (node, operand), so both paths get -1 and the listed paths sum to
-    -2 while dOUT/dA = 0 (the engine and the step-by-step part are right). Same for B/B
-    (partials 1/B and -B/B^2: both paths get -1/B, sum -1/3 instead of 0)."""
+    """``OUT = A - A`` uses A twice with local derivatives 1 and -1: the two listed paths
+    carry one each and sum to dOUT/dA = 0. (Looking the partial up by (node, operand) once
+    gave both paths -1, a sum of -2.) Same for B/B: partials 1/B and -B/B^2, sum 0."""
     r = gradcalc.gradients(text)
     story = explain(r)
     listed = story.path_products[name]
     assert len(listed) == story.paths[name] == 2
+    assert r.gradients[name] == 0
+    products = sorted(math.prod(f) for _, f in listed)
+    assert products[0] == -products[1] != 0, listed  # one path per use, each its own factor
     total = math.fsum(math.prod(f) for _, f in listed)
     assert close(total, r.gradients[name]), (
         f"{text}: listed paths to {name} sum to {total}, but d{r.output}/d{name} = "
@@ -253,17 +190,17 @@ def test_path_products_with_a_repeated_operand(text: str, name: str) -> None:
 
 @SETTINGS
 @given(programs())
+@example("A = 0.5\nB = 2\nN0 = (A - A)\nN1 = (B / B)\nOUT = ((N0 * N1)) + N0")  # repeats
 def test_random_explanations_match_the_engine(text: str) -> None:
     result_of(text)
-    # X - X is left out here (assume): it is the known bug of the test above.
-    check_explanation(text, skip_known_bug=True)
+    check_explanation(text)
 
 
 @property_settings(40)
 @given(programs(3, 8))
 def test_random_path_counts_match_brute_force(text: str) -> None:
     result_of(text)
-    story = check_explanation(text, brute_force=True, skip_known_bug=True)
+    story = check_explanation(text, brute_force=True)
     assert all(count >= 0 for count in story.paths.values())
 
 

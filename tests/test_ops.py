@@ -1,21 +1,25 @@
 """The op registry against independent oracles.
 
-Every differentiable op's partial derivatives are checked against central finite differences
-at many random points inside its domain (kept away from kinks, poles and branch cuts), and the
+Every differentiable op's value is checked against an independent implementation and its
+partial derivatives against central finite differences, at many random points where the op
+declares itself smooth (``Op.smooth``: inside the domain, clear of poles and branch cuts; the
+points near a kink left out), so a new op is covered without touching the tests; the
 documented conventions at non-differentiable points are checked exactly.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+from fractions import Fraction
 
 import pytest
-from helpers import property_settings
+from helpers import DOMAINS, central_difference, near_kink, property_settings, reference
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import gradcalc
-from gradcalc.ops import CONSTANTS, FUNCTIONS, OPS, op_named
+from gradcalc.ops import CONSTANTS, FUNCTIONS, OPS, Op, op_named
 
 SETTINGS = property_settings(150)
 
@@ -23,77 +27,17 @@ LEAVES = {"input", "const"}
 DIFFERENTIABLE = [op for op in OPS if op.name not in LEAVES]
 
 
-def reals(lo: float, hi: float) -> st.SearchStrategy[float]:
-    return st.floats(lo, hi, allow_nan=False, allow_infinity=False)
-
-
-def away_from_zero(lo: float, hi: float, gap: float = 1e-3) -> st.SearchStrategy[float]:
-    return reals(lo, hi).filter(lambda x: abs(x) > gap)
-
-
-def unary(strategy: st.SearchStrategy[float]) -> st.SearchStrategy[tuple[float, ...]]:
-    return st.tuples(strategy)
-
-
-def _atan2_point(point: tuple[float, float]) -> bool:
-    y, x = point
-    # Away from the origin (a pole of the partials) and from the branch cut on the negative
-    # x axis, where atan2 jumps by 2*pi as y changes sign.
-    return math.hypot(x, y) > 0.1 and (x > 0 or abs(y) > 1e-3)
-
-
-#: op name -> strategy of operand tuples inside the op's smooth domain. Adding an op to the
-#: registry without adding it here makes ``test_every_op_has_a_domain_strategy`` fail.
-DOMAINS: dict[str, st.SearchStrategy[tuple[float, ...]]] = {
-    "id": unary(reals(-1e3, 1e3)),
-    "add": st.tuples(reals(-1e3, 1e3), reals(-1e3, 1e3)),
-    "sub": st.tuples(reals(-1e3, 1e3), reals(-1e3, 1e3)),
-    "mul": st.tuples(reals(-1e3, 1e3), reals(-1e3, 1e3)),
-    "div": st.tuples(reals(-100, 100), away_from_zero(-100, 100, gap=0.1)),
-    "neg": unary(reals(-1e3, 1e3)),
-    "pow": st.tuples(reals(0.1, 10), reals(-5, 5)),
-    "sin": unary(reals(-50, 50)),
-    "cos": unary(reals(-50, 50)),
-    "tan": unary(reals(-10, 10).filter(lambda x: abs(math.cos(x)) > 0.1)),
-    "asin": unary(reals(-0.99, 0.99)),
-    "acos": unary(reals(-0.99, 0.99)),
-    "atan": unary(reals(-100, 100)),
-    "sinh": unary(reals(-20, 20)),
-    "cosh": unary(reals(-20, 20)),
-    "tanh": unary(reals(-20, 20)),
-    "exp": unary(reals(-30, 30)),
-    "log": unary(reals(0.01, 1e4)),
-    "log2": unary(reals(0.01, 1e4)),
-    "log10": unary(reals(0.01, 1e4)),
-    "sqrt": unary(reals(1e-3, 1e4)),
-    "abs": unary(away_from_zero(-100, 100)),
-    "relu": unary(away_from_zero(-100, 100)),
-    "sigmoid": unary(reals(-30, 30)),
-    "softplus": unary(reals(-30, 30)),
-    "max": st.tuples(reals(-100, 100), reals(-100, 100)).filter(
-        lambda p: abs(p[0] - p[1]) > 1e-3),
-    "min": st.tuples(reals(-100, 100), reals(-100, 100)).filter(
-        lambda p: abs(p[0] - p[1]) > 1e-3),
-    "atan2": st.tuples(reals(-10, 10), reals(-10, 10)).filter(_atan2_point),
-    "sign": unary(away_from_zero(-100, 100)),
-    "heaviside": st.tuples(away_from_zero(-100, 100), reals(0, 1)),
-}
-
-
-def central_difference(f, point: tuple[float, ...], i: int) -> tuple[float, float]:
-    """d f / d point[i] by central differences, and a bound on its rounding error."""
-    x = point[i]
-    h = 1e-6 * max(1.0, abs(x))
-    lo, hi = list(point), list(point)
-    lo[i], hi[i] = x - h, x + h
-    step = hi[i] - lo[i]  # the step actually taken, after rounding x +- h
-    f_hi, f_lo = f(*hi), f(*lo)
-    rounding = 1e-13 * max(abs(f_hi), abs(f_lo)) / step
-    return (f_hi - f_lo) / step, rounding
-
-
-def test_every_op_has_a_domain_strategy():
+def test_every_op_declares_where_it_is_smooth():
+    """The operand strategies of every test that covers all ops come from ``Op.smooth``
+    (tests/helpers.py ``DOMAINS``): a new op must declare its boxes, each inside its domain."""
     assert set(DOMAINS) == {op.name for op in DIFFERENTIABLE}
+    for op in DIFFERENTIABLE:
+        for box in op.smooth:
+            assert len(box) == op.arity, op.name
+            assert all(lo < hi for lo, hi in box), op.name
+            corner = tuple(lo for lo, _ in box)
+            if not near_kink(op, corner):
+                assert math.isfinite(op.forward(*corner)), (op.name, corner)
 
 
 def test_registry_is_consistent():
@@ -105,6 +49,18 @@ def test_registry_is_consistent():
         if op.function:
             assert FUNCTIONS[op.name] is op
     assert {"pi": math.pi, "e": math.e} == CONSTANTS
+
+
+@pytest.mark.parametrize("name", sorted(DOMAINS))
+@SETTINGS
+@given(data=st.data())
+def test_forward_matches_an_independent_implementation(name, data):
+    """Each op's value against the function of its name in math, operator or mpmath, or the
+    explicit definition in tests/helpers.py."""
+    op = op_named(name)
+    point = data.draw(DOMAINS[name], label="operands")
+    assert math.isclose(op.forward(*point), reference(name)(*point), rel_tol=1e-12,
+                        abs_tol=1e-300), (name, point)
 
 
 @pytest.mark.parametrize("name", sorted(DOMAINS))
@@ -124,6 +80,43 @@ def test_partials_match_finite_differences(name, data):
         assert math.isfinite(partial), (name, point, i)
         tolerance = 1e-5 * max(abs(partial), abs(estimate)) + rounding + 1e-12
         assert abs(partial - estimate) <= tolerance, (name, point, i, partial, estimate)
+
+
+# --- exact values: what the algebra folds ------------------------------------------------------
+
+EXACT_POINTS = sorted({Fraction(n, d) for n in range(-4, 9) for d in (1, 2, 4)}
+                      | {Fraction(100), Fraction(1000), Fraction(1, 9)})
+
+
+@pytest.mark.parametrize("op", [op for op in OPS if op.exact is not None], ids=lambda op: op.name)
+def test_exact_values_are_the_forward_values(op: Op):
+    """Where an op folds exact operands to an exact number (``sin(0) = 0``, ``log2(8) = 3``),
+    that number is the forward rule's value: folding changes no result."""
+    assert op.exact is not None
+    folded = 0
+    for point in itertools.product(EXACT_POINTS, repeat=op.arity):
+        value = op.exact(*point)
+        if value is None:
+            continue
+        folded += 1
+        assert isinstance(value, int | Fraction), (op.name, point, value)
+        expected = op.forward(*map(float, point))
+        assert math.isclose(float(value), expected, rel_tol=1e-15), (op.name, point, value)
+    assert folded, f"{op.name} folds none of {EXACT_POINTS}"
+
+
+def test_everything_after_the_partials_is_a_keyword():
+    with pytest.raises(TypeError):
+        Op("twice", 1, lambda x: 2 * x, lambda x, y: (2.0,), "no domain")  # type: ignore[misc]
+    assert Op("twice", 1, lambda x: 2 * x, lambda x, y: (2.0,), domain="all").domain == "all"
+
+
+def test_printing_follows_the_grammar():
+    """Infix ops bind as the grammar reads them: + - loosest, then * /, unary -, then ^, the
+    only right-associative one."""
+    assert {op.name: op.precedence for op in OPS if op.symbol} == {
+        "add": 1, "sub": 1, "mul": 2, "div": 2, "neg": 3, "pow": 4}
+    assert [op.name for op in OPS if op.associativity == "right"] == ["pow"]
 
 
 # --- documented conventions at non-differentiable points -------------------------------------
@@ -173,12 +166,11 @@ def test_kinks_only_at_zero(name):
     assert op.kink(0.0)
 
 
-def test_smooth_ops_have_no_kink():
-    for op in DIFFERENTIABLE:
-        if op.name in {"relu", "abs", "sqrt", "max", "min", "sign", "heaviside"}:
-            assert op.kink is not None and op.kink_rule
-        else:
-            assert op.kink is None
+def test_every_kink_states_its_rule():
+    """An op with a kink says which convention applies there (the warning quotes it), and
+    only such an op has a rule to state."""
+    kinked = {op.name for op in DIFFERENTIABLE if op.kink is not None}
+    assert kinked == {op.name for op in DIFFERENTIABLE if op.kink_rule}
 
 
 # --- partials never raise -----------------------------------------------------------------------

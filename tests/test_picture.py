@@ -20,20 +20,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import property_settings
+from helpers import HARDER, SEED, property_settings
+from helpers import dag_programs as programs
 from hypothesis import assume, example, given
-from hypothesis import strategies as st
 
 import gradcalc
 from gradcalc import listing, picture, render
 from gradcalc.engine import cone
 from gradcalc.errors import EvaluationError
 from gradcalc.export import _dot_escape, _mermaid_escape, to_dot, to_mermaid
+from gradcalc.fmt import short
 from gradcalc.ops import CONST, IDENTITY, INPUT
 from gradcalc.picture import Style, TooLarge, draw
 
-SEED = "A = 2; B = A*3; OUT = (B+1)*(B+2)"
-HARDER = "A = 2; B = A*3; C = sin(B); D = B*C; OUT = (C+D)*(D-A)"
 GRAPHS = {"seed": SEED, "harder": HARDER}
 
 # A vertical line stopped at two horizontal lines, joining N0 and N2 to each other's targets.
@@ -372,55 +371,6 @@ def test_table_rows_of_the_known_graphs() -> None:
         (5, "OUT", "×", "t1, t2", 0)]
 
 
-# --- random programs ------------------------------------------------------------------------------
-
-INPUT_NAMES = ["A", "B", "C"]
-
-
-@st.composite
-def programs(draw, min_statements: int = 3, max_statements: int = 25) -> str:
-    """Random DAG programs: a few inputs, then statements over earlier names (reused freely),
-    each an expression of depth up to two."""
-    count = draw(st.integers(min_statements, max_statements))
-    names = INPUT_NAMES[: draw(st.integers(1, 3))]
-    lines = [f"{n} = {draw(st.sampled_from(['0.5', '1.5', '2', '-1', '0.7']))}" for n in names]
-
-    def operand(depth: int) -> str:
-        pick = draw(st.integers(0, 9))
-        if depth > 0 and pick >= 7:
-            return expression(depth - 1)
-        if pick >= 3:  # mostly recent names: deep graphs
-            return names[-1 - draw(st.integers(0, min(2, len(names) - 1)))]
-        return draw(st.sampled_from(names))
-
-    def expression(depth: int) -> str:
-        kind = draw(st.sampled_from(["add", "sub", "mul", "divc", "addc", "mulc", "sin", "cos",
-                                     "tanh", "exp", "max", "min", "alias"]))
-        a = operand(depth)
-        if kind in ("add", "sub", "mul", "max", "min"):
-            b = operand(depth)
-            sign = {"add": "+", "sub": "-", "mul": "*"}.get(kind)
-            return f"({a} {sign} {b})" if sign else f"{kind}({a}, {b})"
-        if kind in ("divc", "addc", "mulc"):
-            c = draw(st.sampled_from(["2", "3", "0.5"]))
-            return f"({a} {dict(divc='/', addc='+', mulc='*')[kind]} {c})"
-        if kind == "exp":
-            return f"exp(tanh({a}))"
-        if kind == "alias":
-            return a
-        return f"{kind}({a})"
-
-    for index in range(count):
-        name = "OUT" if index == count - 1 else f"N{index}"
-        body = expression(2)
-        if index == count - 1:  # let the output depend on several earlier names
-            extra = [names[-1 - k] for k in range(1, min(3, len(names)))]
-            body = " + ".join([f"({body})", *extra])
-        lines.append(f"{name} = {body}")
-        names.append(name)
-    return "\n".join(lines)
-
-
 def evaluate_or_reject(text: str):
     try:
         return evaluated(text)
@@ -524,7 +474,7 @@ def check_drawing(dag, output, values, grads, compact: bool, style: Style) -> No
     d = style.partial
     for node, index in out_of.items():
         shown = [nodes[index].label, *nodes[index].notes]
-        value, grad = picture.short(values[node]), picture.short(grads[node])
+        value, grad = short(values[node]), short(grads[node])
         name = dag.names[node]
         if name is not None:
             assert shown[0] == name or shown[0].startswith(f"{name}="), shown

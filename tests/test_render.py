@@ -33,9 +33,8 @@ import gradcalc
 from gradcalc import derivatives, render
 from gradcalc.dag import Dag
 from gradcalc.errors import GradcalcError
-from gradcalc.fmt import format_count, format_number
+from gradcalc.fmt import format_count, format_number, short
 from gradcalc.listing import layered_rows
-from gradcalc.picture import short
 
 WIDTHS = (12, 20, 30, 40, 60, 80, 120)
 

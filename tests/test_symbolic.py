@@ -15,15 +15,13 @@ from fractions import Fraction
 
 import pytest
 import sympy
-from helpers import property_settings
+from helpers import DOMAINS, SETTINGS, close, run
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from sympy.parsing.sympy_parser import parse_expr
-from test_ops import DOMAINS  # the in-domain operand strategies of every op
-from typer.testing import CliRunner
 
 import gradcalc
-from gradcalc import cli, engine
+from gradcalc import engine
 from gradcalc.algebra import Algebra
 from gradcalc.api import leaf_values
 from gradcalc.derivatives import check_gradients, hessian, jacobian
@@ -31,13 +29,7 @@ from gradcalc.errors import GradcalcError
 from gradcalc.ops import FUNCTIONS, OPS, op_named
 from gradcalc.symbolic import symbolic_gradients
 
-SETTINGS = property_settings(100)
-
 EVAL_FUNCTIONS = {name: op.forward for name, op in FUNCTIONS.items()}
-
-
-def run(*args: str, stdin: str | None = None):
-    return CliRunner().invoke(cli.app, list(args), input=stdin, prog_name="gradcalc")
 
 
 def formulas(program: str, **kwargs) -> dict[str, str]:
@@ -53,10 +45,6 @@ def evaluate_text(text: str, at: dict[str, float]) -> float:
     value = gradcalc.gradients(dag, at=given).value
     assert value is not None
     return value
-
-
-def close(a: float, b: float, rel: float = 1e-9, scale: float = 1.0) -> bool:
-    return abs(a - b) <= rel * max(abs(a), abs(b), scale)
 
 
 # =============================================================================================
@@ -543,7 +531,7 @@ def test_random_programs_formula_value_and_round_trip(program, point):
         expected = r.gradients[name]
         # (a) the formula's value is the engine's number
         assert formula.value is not None, (program.text, name, formula.text)
-        assert close(formula.value, expected, 1e-9, scale), (
+        assert close(formula.value, expected, abs_tol=1e-9 * scale), (
             program.text, at, name, formula.text, formula.value, expected)
         # (b) the text parses with gradcalc's own grammar and evaluates to the same number
         parsed = gradcalc.compile_program(formula.text, "<formula>")
@@ -551,7 +539,7 @@ def test_random_programs_formula_value_and_round_trip(program, point):
         assert set(parsed.inputs) - {parsed.output} <= set(dag.inputs), (
             formula.text, parsed.inputs)
         again = evaluate_text(formula.text, r.inputs)  # with values set in the program too
-        assert close(again, expected, 1e-9, scale), (
+        assert close(again, expected, abs_tol=1e-9 * scale), (
             program.text, at, name, formula.text, again, expected)
         # the bindings it reports are the statements before the gradient
         statements = formula.text.split("; ")
@@ -584,7 +572,7 @@ def test_random_programs_hessian(program, point):
     assume(size < 1e5)
     for i in range(len(names)):
         for j in range(i):
-            assert close(H[i][j], H[j][i], 1e-9, size * scale_of(r)), (program.text, at, H)
+            assert close(H[i][j], H[j][i], abs_tol=1e-9 * size * scale_of(r)), (program.text, at, H)
     # central finite differences of the numeric gradient
     known = dict(r.inputs)  # the point, with the values set in the program
     def estimates(column: str, h: float) -> dict[str, float] | None:
@@ -665,7 +653,7 @@ def test_random_programs_against_sympy(program, point):
         true = complex(theirs.evalf(30, subs=subs))
         assert abs(true.imag) < 1e-20
         ours = r.formulas[name].value
-        assert close(ours, true.real, 1e-9, scale_of(r)), (
+        assert close(ours, true.real, abs_tol=1e-9 * scale_of(r)), (
             program.text, at, name, r.formulas[name].text, ours, str(theirs))
         if program.polynomial:
             assert_same_polynomial(program, sympy_of_formula(r.formulas[name].text), theirs)
@@ -968,8 +956,8 @@ def test_power_rewrites_hold_for_negative_values(inner: str, outer: str, point) 
     symbolic = gradcalc.gradients(program, wrt=["A"]).formulas["A"]
     at = {n: v for n, v in point.items() if n in gradcalc.compile_program(symbolic.text).inputs}
     value = evaluate_text(symbolic.text, at)
-    assert close(value, numeric.gradients["A"], 1e-9), (program, point, symbolic.text, value,
-                                                         numeric.gradients["A"])
+    assert close(value, numeric.gradients["A"], abs_tol=1e-9), (
+        program, point, symbolic.text, value, numeric.gradients["A"])
     hess = gradcalc.hessian(program, at={n: v for n, v in point.items() if n in program},
                             wrt=["A"]).entries["A"]["A"]
     h = 1e-6
@@ -977,7 +965,7 @@ def test_power_rewrites_hold_for_negative_values(inner: str, outer: str, point) 
                                          "A": point["A"] + h}, wrt=["A"]).gradients["A"]
     down = gradcalc.gradients(program, at={**{n: v for n, v in point.items() if n in program},
                                            "A": point["A"] - h}, wrt=["A"]).gradients["A"]
-    assert close(hess, (up - down) / (2 * h), 1e-4, abs(hess) + 1), (program, point, hess)
+    assert close(hess, (up - down) / (2 * h), 1e-4, 1e-4 * (abs(hess) + 1)), (program, point, hess)
 
 
 # --- issue 10: never wrong, never a hang, linear output --------------------------------------
