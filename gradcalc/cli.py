@@ -49,7 +49,12 @@ EPILOG = (
     "input, or program text, e.g. 'B = A*3; OUT = (B+1)*(B+2)'.\n\n" + help_text()
 )
 
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+@functools.cache
+def _number() -> re.Pattern[str]:
+    """A number as --at takes it: the grammar's NUMBER with an optional sign (on first use)."""
+    from gradcalc.parse import NUMBER_PATTERN
+
+    return re.compile(rf"[+-]?(?:{NUMBER_PATTERN})")
 
 
 class Format(str, enum.Enum):
@@ -886,7 +891,7 @@ def _parse_at(values: list[str]) -> dict[str, float]:
         name, value = name.strip(), value.strip()
         if not sep or not name:
             raise _usage(f"--at expects NAME=VALUE, got {item!r}", "for example --at A=2")
-        number = float(value) if _NUMBER.fullmatch(value) else math.nan
+        number = float(value) if _number().fullmatch(value) else math.nan
         if not math.isfinite(number):
             raise _usage(f"--at {name}: {value!r} is not a finite number",
                          "write a decimal number such as 2, -0.5 or 1e-3")

@@ -7,7 +7,12 @@ imports Lark. The grammar stays the single definition of the language; this modu
 the tables in a tight loop of its own: one regular expression made from Lark's terminals for the
 tokens, and a shift/reduce loop in which every reduction calls a :class:`_ToAst` method named by
 the grammar's rule aliases. No parse tree is built and nothing recurses, so 100,000 nested
-parentheses or a million-term sum are ordinary inputs.
+parentheses or a million-term sum are ordinary inputs. ``tests/test_parse_differential.py``
+holds this loop to Lark's own parser on thousands of programs, valid and broken.
+
+Other modules that need the shape of a name or a number take it from the grammar through
+:data:`NAME_PATTERN`, :data:`NUMBER_PATTERN` and :func:`terminal_pattern` (read from the
+grammar's text on first use, without Lark), never from a copy.
 """
 
 from __future__ import annotations
@@ -18,10 +23,10 @@ import os
 import re
 import stat
 import zlib
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gradcalc.ast import Apply, Assign, Expr, Name, Num, Output, Program, Statement
 from gradcalc.errors import GradcalcError, LimitError, ParseError, Source, Span
@@ -30,12 +35,165 @@ from gradcalc.gcpause import paused_gc
 # A token: (type, text, start offset, end offset, line, column), lines and columns 1-based.
 Token = tuple[str, str, int, int, int, int]
 
-__all__ = ["PROGRAM_LIMIT", "grammar_text", "parse"]
+__all__ = ["NAME_PATTERN", "NUMBER_PATTERN", "PROGRAM_LIMIT", "grammar_text", "parse",
+           "terminal_pattern"]
 
 
 def grammar_text() -> str:
     """The text of ``gradcalc.lark`` as shipped with the package."""
     return resources.files("gradcalc.grammar").joinpath("gradcalc.lark").read_text("utf-8")
+
+
+# --- the grammar's terminals, read without Lark ------------------------------------------------
+# Other modules need the shapes of names and numbers (to check a name given to Value, to read a
+# number on the command line): they take them from the grammar's own definitions through
+# terminal_pattern(), NAME_PATTERN and NUMBER_PATTERN, never from a copy. Reading them costs one
+# look at the grammar's text on first use, and no Lark.
+
+# One piece of a line of the grammar: a literal of Lark's grammar language, a "string" (flag i)
+# or a /regular expression/ (flags); a '|' between alternatives; a comment; anything else.
+# (Compiled on first use, by re's own cache: not at import.)
+_GRAMMAR_PIECE = r"""\s*(?:
+      (?P<string>"(?:\\.|[^"\\])*")(?P<string_flags>i?)
+    | /(?!/)(?P<regexp>(?:\\.|[^/\\])+)/(?P<regexp_flags>[imslux]*)
+    | (?P<bar>\|)
+    | (?P<comment>//.*)
+    | (?P<other>[^\s"/|]+|\S))"""
+_TERMINAL_HEAD = r"(?P<name>_?[A-Z][A-Z0-9_]*)(?:\.-?[0-9]+)?[ \t]*:"
+_ESCAPES = {"n": "\n", "f": "\f", "t": "\t", "r": "\r"}
+
+if TYPE_CHECKING:
+    # A terminal's definition: its alternatives, each a (kind, text, flags) with kind "string"
+    # (text as it matches) or "regexp" (the regular expression), or None when the definition
+    # is more than alternatives of single literals (a reference to another terminal, ...).
+    _Alternatives = list[tuple[str, str, str]] | None
+
+
+def _unescape(body: str, regexp: bool) -> str:
+    """A literal's text as Lark reads it: \\n \\f \\t \\r \\xHH \\uHHHH \\UHHHHHHHH become the
+    characters, \\" a quote; any other escape stays as written (in a regular expression, where
+    it means something to ``re``), and a doubled backslash is one backslash in a string."""
+    out: list[str] = []
+    i, size = 0, len(body)
+    while i < size:
+        ch = body[i]
+        if ch != "\\" or i + 1 == size:
+            out.append(ch)
+            i += 1
+            continue
+        nxt = body[i + 1]
+        if nxt in _ESCAPES:
+            out.append(_ESCAPES[nxt])
+        elif nxt in "xuU":
+            width = {"x": 2, "u": 4, "U": 8}[nxt]
+            out.append(chr(int(body[i + 2 : i + 2 + width], 16)))
+            i += width
+        elif nxt == '"':
+            out.append('"')
+        elif nxt == "\\" and not regexp:
+            out.append("\\")
+        else:
+            out.append(ch + nxt)
+        i += 2
+    return "".join(out)
+
+
+def _read_grammar(grammar: str) -> tuple[dict[str, _Alternatives], list[str]]:
+    """The grammar's terminal definitions (by name, see ``_Alternatives``), and every string
+    literal of the grammar (rules and terminals) in order of first appearance."""
+    definitions: dict[str, _Alternatives] = {}
+    strings: list[str] = []
+    name: str | None = None  # the terminal whose definition goes on, if any
+    expect_literal = True  # after the ':' or a '|'
+    for line in grammar.splitlines():
+        head = re.match(_TERMINAL_HEAD, line)
+        if head:
+            name, rest, expect_literal = head["name"], line[head.end():], True
+            definitions[name] = []
+        else:
+            rest = line.lstrip()
+            if not rest or rest.startswith("//"):
+                continue  # blank lines and comments may come between alternatives
+            if not rest.startswith("|"):
+                name = None  # a definition goes on only on lines that start with '|'
+        for piece in re.finditer(_GRAMMAR_PIECE, rest, re.X):
+            if piece["comment"] is not None:
+                break
+            literal = None
+            if piece["string"] is not None:
+                literal = ("string", _unescape(piece["string"][1:-1], False),
+                           piece["string_flags"])
+                if literal[1] not in strings:
+                    strings.append(literal[1])
+            elif piece["regexp"] is not None:
+                literal = ("regexp", _unescape(piece["regexp"], True), piece["regexp_flags"])
+            if name is None:
+                continue
+            alternatives = definitions[name]
+            if alternatives is None:
+                continue
+            if literal is not None and expect_literal:
+                alternatives.append(literal)
+                expect_literal = False
+            elif piece["bar"] is not None and not expect_literal:
+                expect_literal = True
+            else:
+                definitions[name] = None  # not plain alternatives of literals
+    return definitions, strings
+
+
+@lru_cache(maxsize=1)
+def _grammar_terminals() -> tuple[dict[str, _Alternatives], list[str]]:
+    return _read_grammar(grammar_text())
+
+
+def _flagged(pattern: str, flags: str) -> str:
+    for flag in flags:  # as Lark writes a flag into a pattern
+        pattern = f"(?{flag}:{pattern})"
+    return pattern
+
+
+def terminal_pattern(name: str) -> str:
+    """The regular expression of the grammar's terminal ``name`` (``NAME``, ``NUMBER``,
+    ``MINUS``, ...), from its definition in ``gradcalc.lark``: the same text Lark makes of it,
+    read without Lark. A terminal defined by a regular expression gives that expression; one
+    defined by strings gives them escaped, as alternatives, the longest first. Raises
+    ``ValueError`` for a terminal the grammar does not define, or defines otherwise (from
+    other terminals, with repetitions, as a mix of strings and expressions)."""
+    return _pattern(_grammar_terminals()[0], name)
+
+
+def _pattern(definitions: dict[str, _Alternatives], name: str) -> str:
+    alternatives = definitions.get(name, ())
+    if not alternatives:
+        raise ValueError(f"the grammar defines no terminal {name}" if alternatives == ()
+                         else f"the terminal {name} is not a plain literal or alternatives of "
+                              "strings: read it with Lark")
+    if len(alternatives) == 1:
+        kind, text, flags = alternatives[0]
+        return _flagged(re.escape(text) if kind == "string" else text, flags)
+    if any(kind != "string" or flags for kind, _, flags in alternatives):
+        raise ValueError(f"the terminal {name} mixes regular expressions or flags into its "
+                         "alternatives: read it with Lark")
+    texts = sorted((text for _, text, _ in alternatives), key=len, reverse=True)
+    return "(?:" + "|".join(re.escape(text) for text in texts) + ")"
+
+
+if TYPE_CHECKING:
+    #: The regular expression of a name (the grammar's ``NAME``), e.g. for ``re.fullmatch``.
+    NAME_PATTERN: str
+    #: The regular expression of a number as written in a program (the grammar's ``NUMBER``,
+    #: without a sign: ``-2`` is a minus and a number).
+    NUMBER_PATTERN: str
+else:
+    def __getattr__(attribute: str) -> str:
+        # NAME_PATTERN and NUMBER_PATTERN are read from the grammar on first use (PEP 562), so
+        # that importing this module reads no file.
+        if attribute in ("NAME_PATTERN", "NUMBER_PATTERN"):
+            value = terminal_pattern(attribute.removesuffix("_PATTERN"))
+            globals()[attribute] = value
+            return value
+        raise AttributeError(f"module {__name__!r} has no attribute {attribute!r}")
 
 
 def _span(token: Token) -> Span:
@@ -304,6 +462,11 @@ class _Machine:
         self.tokens = re.compile(data["tokens"])
         self.ignore = frozenset(data["ignore"])
 
+    @cached_property
+    def vocabulary(self) -> _Vocabulary:
+        """What the syntax errors need to know about the terminals (made on the first one)."""
+        return _Vocabulary(self.tokens)
+
 
 @lru_cache(maxsize=1)
 def _machine() -> _Machine:
@@ -439,23 +602,43 @@ def size_text(size: int) -> str:
 
 # --- syntax errors -------------------------------------------------------------------------
 
-_TERMINALS = {
+# The terminals the grammar names itself, in messages. Every other terminal is a spelling the
+# grammar writes out ("(", "=", "+", ...): messages quote its first spelling in the grammar, and
+# the code finds its name (LPAR, EQUAL: Lark's names for anonymous terminals) by lexing that
+# spelling with the compiled tables (see _Vocabulary), never from a copy of Lark's naming.
+_PHRASES = {
     "NUMBER": "a number",
     "NAME": "a name",
-    "LPAR": "'('",
-    "RPAR": "')'",
-    "PLUS": "'+'",
-    "MINUS": "'-'",
-    "TIMES": "'*'",
-    "DIVIDE": "'/'",
-    "POWER": "'^'",
-    "EQUAL": "'='",
-    "COMMA": "','",
     "_SEP": "';' or a new line",
     "$END": "the end of the program",
 }
-_OPERAND_STARTS = {"NUMBER", "NAME", "LPAR"}
-_OPERATORS = {"PLUS", "MINUS", "TIMES", "DIVIDE", "POWER"}
+#: The operators as hints list them, by their ASCII spellings.
+_OPERATOR_SPELLINGS = "+-*/^"
+
+
+class _Vocabulary:
+    """The names of the terminals the error messages need, taken from the compiled tables."""
+
+    def __init__(self, tokens: re.Pattern[str]) -> None:
+        def named(spelling: str) -> str:
+            found = tokens.fullmatch(spelling)
+            # a spelling no terminal has (the grammar dropped it) names nothing that occurs
+            return found.lastgroup if found and found.lastgroup else f"<{spelling}>"
+
+        #: terminal name -> its first spelling in the grammar
+        self.spellings: dict[str, str] = {}
+        for spelling in _grammar_terminals()[1]:
+            self.spellings.setdefault(named(spelling), spelling)
+        self.lpar, self.rpar, self.equal = named("("), named(")"), named("=")
+        self.operators = {named(spelling) for spelling in _OPERATOR_SPELLINGS}
+        self.operand_starts = {"NUMBER", "NAME", self.lpar}
+
+    def describe(self, terminal: str) -> str | None:
+        """How a message names ``terminal`` ("a number", "'('"), None if it cannot."""
+        if terminal in _PHRASES:
+            return _PHRASES[terminal]
+        spelling = self.spellings.get(terminal)
+        return None if spelling is None else f"'{spelling}'"
 
 
 def _describe(token: Token) -> str:
@@ -491,6 +674,7 @@ def _unclosed_paren(text: str, upto: int) -> int | None:
 
 def _syntax_error(exc: _Unexpected, source: Source) -> ParseError:
     text = source.text
+    words = _machine().vocabulary
     if exc.token is None:
         pos = exc.pos
         char = text[pos]
@@ -522,21 +706,21 @@ def _syntax_error(exc: _Unexpected, source: Source) -> ParseError:
             where = source.span_at(unclosed)
             message = f"the '(' at {where.line}:{where.column} is never closed"
             return ParseError(message, span, source, hint="add the missing ')'")
-        if expected & _OPERAND_STARTS:
+        if expected & words.operand_starts:
             return ParseError(f"missing operand after {previous!r}" if previous
                               else "missing operand", span, source,
                               hint="an operator needs a value on both sides")
         return ParseError(f"unexpected {_describe(token)}", span, source)
 
-    if kind == "RPAR" and _unclosed_paren(text, pos) is None:
+    if kind == words.rpar and _unclosed_paren(text, pos) is None:
         return ParseError("unmatched ')'", span, source, hint="remove it or add the matching '('")
-    if kind == "RPAR" and expected & _OPERAND_STARTS:
+    if kind == words.rpar and expected & words.operand_starts:
         return ParseError("missing operand before ')'", span, source,
                           hint="parentheses and function calls need something inside")
-    if kind in _OPERATORS and expected & _OPERAND_STARTS:
+    if kind in words.operators and expected & words.operand_starts:
         return ParseError(f"missing operand before {_describe(token)}", span, source,
                           hint="two operators in a row need a value between them")
-    if kind == "EQUAL":
+    if kind == words.equal:
         if previous == "=" or text.startswith("=", pos + 1):
             hint = "gradcalc has no comparisons: '=' gives a name to a value, once"
         elif "=" in text[source.line_start(span.line):pos].split(";")[-1]:
@@ -544,13 +728,13 @@ def _syntax_error(exc: _Unexpected, source: Source) -> ParseError:
         else:
             hint = "the left side of '=' must be a single name"
         return ParseError("unexpected '='", span, source, hint)
-    if kind in ("NAME", "NUMBER", "LPAR") and expected & _OPERATORS:
+    if kind in words.operand_starts and expected & words.operators:
         if previous and previous[-1].isdigit() and kind == "NAME":
             hint = f"write {previous}*{token[1]} to multiply"
         else:
-            hint = "an operator (+ - * / ^) or ';' is missing here"
+            hint = f"an operator ({' '.join(_OPERATOR_SPELLINGS)}) or ';' is missing here"
         return ParseError(f"unexpected {_describe(token)}", span, source, hint)
-    wanted = sorted(_TERMINALS.get(name, name) for name in expected if name in _TERMINALS)
+    wanted = sorted(filter(None, map(words.describe, expected)))
     hint = "expected " + ", ".join(wanted) if wanted else None
     return ParseError(f"unexpected {_describe(token)}", span, source, hint)
 

@@ -11,6 +11,7 @@ gives a formula of size O(n), never O(2^n).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -158,7 +159,12 @@ def _symbolic_gradients(question: Plan, values: list[float | None],
         s for i, s in enumerate(statements) if shared >> i & 1])
 
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
+@functools.cache
+def _identifier() -> re.Pattern[str]:
+    """A name as the grammar defines it (compiled on first use)."""
+    from gradcalc.parse import NAME_PATTERN
+
+    return re.compile(NAME_PATTERN)
 
 
 def _print_all(X: Algebra, bindings: list[tuple[str, int]], exprs: list[int]
@@ -180,7 +186,7 @@ def _needs(statements: tuple[tuple[str, str], ...], texts: list[str]) -> tuple[l
     closure: list[int] = []
     for text in (t for _, t in statements):
         mask = 0
-        for word in set(_IDENTIFIER.findall(text)):
+        for word in set(_identifier().findall(text)):
             i = index.get(word)
             if i is not None and i < len(closure):
                 mask |= closure[i]
@@ -189,7 +195,7 @@ def _needs(statements: tuple[tuple[str, str], ...], texts: list[str]) -> tuple[l
     once = twice = 0
     for text in texts:
         mask = 0
-        for word in set(_IDENTIFIER.findall(text)):
+        for word in set(_identifier().findall(text)):
             i = index.get(word)
             if i is not None:
                 mask |= closure[i]

@@ -28,6 +28,7 @@ with ``retain_graph=True``).
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import re
@@ -54,7 +55,12 @@ from gradcalc.ops import (
 
 __all__ = ["FUNCTION_NAMES", "Value", "function", "zero_grad"]
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+@functools.cache
+def _name_pattern() -> re.Pattern[str]:
+    """A name as the grammar defines it (compiled on first use)."""
+    from gradcalc.parse import NAME_PATTERN
+
+    return re.compile(NAME_PATTERN)
 
 
 class Value:
@@ -74,7 +80,7 @@ class Value:
         self.data = _number(data, "data")
         self.requires_grad = bool(requires_grad)
         self.grad: float | None = 0.0 if self.requires_grad else None
-        if name is not None and (not _NAME.fullmatch(name) or name in FUNCTIONS
+        if name is not None and (not _name_pattern().fullmatch(name) or name in FUNCTIONS
                                  or name in CONSTANTS):
             raise InputError(f"{name!r} cannot name a Value: use letters, digits and '_', "
                              "not starting with a digit, and not a function or constant name")

@@ -15,6 +15,8 @@ Baselines, measured in the same processes, interleaved with the gradcalc runs:
   * Lark's default approach on the same grammar file: ``Lark(grammar, parser="lalr")`` builds a
     parse tree, then a ``lark.Transformer`` makes the same AST (``Transformer_NonRecursive`` where
     the recursive one raises RecursionError; the report says when that happened).
+  * Lark's best way: ``Lark(grammar, parser="lalr", keep_all_tokens=True, transformer=...)``, an
+    inline transformer called in Lark's own LALR reductions, making exactly gradcalc's AST.
   * Straight-line Python: the same program written out as Python statements, forward then
     adjoint, compiled once outside the timed region. Its gradients are checked against
     gradcalc's (an assertion), so the comparison is an honest one. This code exists only here.
@@ -61,11 +63,19 @@ pc = time.perf_counter
 WORKLOAD_NAMES = ("diamond", "chain", "wide", "random")
 STAGES = ("parse", "build", "cone", "forward", "active", "count", "backward")
 
+try:  # names and numbers as the grammar defines them
+    from gradcalc.parse import NAME_PATTERN, NUMBER_PATTERN
+except ImportError:  # a gradcalc from before they were public: ask Lark
+    from lark import Lark as _Lark
+
+    _terminals = _Lark(grammar_text(), parser="lalr")
+    NAME_PATTERN, NUMBER_PATTERN = (_terminals.get_terminal(t).pattern.to_regexp()
+                                    for t in ("NAME", "NUMBER"))
+    del _Lark, _terminals
+
 # A simple tokenizer, only to count tokens for tokens/s (newlines and ';' count: they are
 # the _SEP tokens of the grammar). Comments and line continuations are not generated here.
-TOKEN_RE = re.compile(
-    r"[A-Za-z_][A-Za-z0-9_]*|(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
-    r"|\*\*|[-+*/^(),=;\n]")
+TOKEN_RE = re.compile(rf"(?:{NAME_PATTERN})|(?:{NUMBER_PATTERN})|\*\*|[-+*/^(),=;\n]")
 
 
 def count_tokens(text: str) -> int:
@@ -400,6 +410,45 @@ class _DefaultCallbacks:
         return list(c)
 
 
+class _InlineCallbacks(_DefaultCallbacks):
+    """Callbacks for ``Lark(grammar, parser="lalr", keep_all_tokens=True, transformer=...)``:
+    Lark calls them in its LALR reductions (no tree), with every token kept, so they make
+    exactly gradcalc's AST, spans of parentheses and calls included."""
+
+    def group(self, c: list[Any]) -> Any:
+        left, inner, right = c
+        inner.span = _tjoin(_tspan(left), _tspan(right))
+        return inner
+
+    def arguments(self, c: list[Any]) -> list[Any]:
+        return c[0::2]
+
+    def call(self, c: list[Any]) -> Apply:
+        t, _, args, right = c
+        s = _tspan(t)
+        return Apply(str(t), args, _tjoin(s, _tspan(right)), s, call=True)
+
+    def assign(self, c: list[Any]) -> Assign:
+        t, _, expr = c
+        s = _tspan(t)
+        return Assign(str(t), s, expr, _tjoin(s, expr.span))
+
+    def start(self, c: list[Any]) -> list[Any]:
+        from gradcalc.ast import Output
+        return [x for x in c if type(x) is Assign or type(x) is Output]  # not the _SEP tokens
+
+
+def inline_lark(lexer: str = "contextual") -> Any:
+    """Lark's best way to make an AST: the transformer runs inside the LALR reductions."""
+    from lark import Lark, Transformer
+
+    class Inline(_InlineCallbacks, Transformer):
+        pass
+
+    return Lark(grammar_text(), parser="lalr", lexer=lexer, keep_all_tokens=True,
+                 transformer=Inline())
+
+
 def default_lark() -> tuple[Any, Any, Any]:
     from lark import Lark, Transformer, Transformer_NonRecursive
 
@@ -445,7 +494,10 @@ def _api(name: str) -> Any:
 
 def _engine_once(dag: Dag, at: dict[str, float]) -> tuple[dict[str, float], list[float]]:
     """cone, forward, active_nodes, counting_pass, backward, timed separately (the small
-    untimed steps between them are what gradients() does between the same calls)."""
+    untimed steps between them are what gradients() does between the same calls). From
+    commit 38f0688 on, the engine works out active nodes and counts in one call, engine.plan
+    (timed as 'active', with 'count' 0: the report adds the two), before forward, and
+    engine.run is the backward pass."""
     t: dict[str, float] = {}
     output = dag.named[dag.output]
     t0 = pc()
@@ -453,6 +505,18 @@ def _engine_once(dag: Dag, at: dict[str, float]) -> tuple[dict[str, float], list
     t["cone"] = pc() - t0
     targets = _api("default_targets")(dag, output, within)
     values = _api("leaf_values")(dag, at)
+    if hasattr(engine, "plan"):
+        t0 = pc()
+        question = engine.plan(dag, output, targets, within)
+        t["active"] = pc() - t0
+        t["count"] = 0.0
+        t0 = pc()
+        vals = engine.forward(dag, values, question.needed)
+        t["forward"] = pc() - t0
+        t0 = pc()
+        done = engine.run(question, vals)
+        t["backward"] = pc() - t0
+        return t, done.gradients
     t0 = pc()
     vals = engine.forward(dag, values, within)
     t["forward"] = pc() - t0
@@ -502,6 +566,7 @@ def child_time(spec: dict[str, Any]) -> dict[str, Any]:
     else:
         lark_parser, rec, nonrec = default_lark()
         transformer = rec
+        lark_inline = inline_lark()
 
     # Straight-line Python: compiled once, outside every timed region (verified further down).
     straight = None
@@ -521,7 +586,7 @@ def child_time(spec: dict[str, Any]) -> dict[str, Any]:
     keys = ["parse", "build", "free_ast", "cone", "forward", "active", "count", "backward"]
     times: dict[str, list[float]] = {k + sfx: [] for k in keys for sfx in ("", "_gcoff")}
     for k in ("lark_tree", "lark_transform", "lark_tree_gcoff", "lark_transform_gcoff",
-              "straight_fwd", "straight_full"):
+              "lark_inline", "lark_inline_gcoff", "straight_fwd", "straight_full"):
         times[k] = []
     ref_dag: Dag | None = None
     for r in range(repeat):
@@ -558,7 +623,7 @@ def child_time(spec: dict[str, Any]) -> dict[str, Any]:
                     1 for i in range(len(dag)) if within[i] and dag.args[i])
                 del within
             if r == 0 and not gc_off and not skip_parse:
-                ref_dag = dag  # for the check of Lark's default AST just below, then dropped
+                ref_dag = dag  # for the checks of Lark's ASTs just below, then dropped
             del dag
         if not skip_parse:
             for gc_off in (False, True):
@@ -584,14 +649,30 @@ def child_time(spec: dict[str, Any]) -> dict[str, Any]:
                 gc.enable()
                 times["lark_tree" + sfx].append(t1 - t0)
                 times["lark_transform" + sfx].append(t2 - t1)
-                if ref_dag is not None:
+                if ref_dag is not None and not gc_off:
                     out["default_ast_same_dag"] = same_dag(
                         ref_dag, build(Program(statements, Source(""))))
                     assert out["default_ast_same_dag"], "Lark-default AST builds another graph"
-                    ref_dag = None  # nothing big outlives its repeat: it would slow the GC
                 del tree, statements
             out["transformer"] = ("Transformer_NonRecursive" if transformer is nonrec
                                   else "Transformer")
+            # Lark's best way: the inline transformer, called in the LALR reductions.
+            for gc_off in (False, True):
+                sfx = "_gcoff" if gc_off else ""
+                gc.collect()
+                if gc_off:
+                    gc.disable()
+                t0 = pc()
+                statements = lark_inline.parse(wl.text)
+                t1 = pc()
+                gc.enable()
+                times["lark_inline" + sfx].append(t1 - t0)
+                if ref_dag is not None and not gc_off:
+                    out["inline_ast_same_dag"] = same_dag(
+                        ref_dag, build(Program(statements, Source(""))))
+                    assert out["inline_ast_same_dag"], "Lark-inline AST builds another graph"
+                del statements
+            ref_dag = None  # nothing big outlives its repeat: it would slow the GC
         if straight:
             for key, fn in zip(("straight_fwd", "straight_full"), straight, strict=True):
                 gc.collect()
@@ -603,7 +684,8 @@ def child_time(spec: dict[str, Any]) -> dict[str, Any]:
              + f"build {times['build'][-1]:.3f}s (gc off {times['build_gcoff'][-1]:.3f}s) "
              f"fwd {times['forward'][-1]:.3f}s bwd {times['backward'][-1]:.3f}s"
              + ("" if skip_parse else
-                f"; Lark default {times['lark_tree'][-1] + times['lark_transform'][-1]:.3f}s"))
+                f"; Lark default {times['lark_tree'][-1] + times['lark_transform'][-1]:.3f}s"
+                f", inline {times['lark_inline'][-1]:.3f}s"))
     assert ref_dag is None
     # The whole gradients() call, from text (or from the AST when parsing is skipped).
     times["gradients"] = []
@@ -845,7 +927,8 @@ def report(args: argparse.Namespace, results: list[dict[str, Any]], cold: dict[s
          if any(r.get("gc_paused_throughout") for r in results)
          else "the collector off inside parse() only. ")
       + "The GC table compares the two. "
-      "'fwd' = cone + forward; 'count' = active_nodes + counting_pass; "
+      "'fwd' = cone + forward; 'count' = active_nodes + counting_pass (engine.plan from "
+      "commit 38f0688 on); "
       "'b+f+b' = build + fwd + count + backward; 'bwd/fwd' = backward / fwd.")
     w("")
     rows = []
@@ -943,6 +1026,35 @@ def report(args: argparse.Namespace, results: list[dict[str, Any]], cold: dict[s
         w(table(["workload", "size", "ours ktok/s", "default ktok/s (gc on)", "tree %",
                  "default ktok/s (gc off)", "speedup vs default gc on",
                  "speedup, both gc off", "transformer", "same DAG"], rows))
+        w("")
+
+    # Parse baselines side by side: ours, Lark's inline transformer, Lark's tree + Transformer.
+    rows = []
+    for res in results:
+        m = medians(res)
+        if not res["times"]["parse"] or not res["times"].get("lark_inline"):
+            continue
+        tok = res["tokens"]
+        rows.append([res["workload"], f"{res['size']:,}", fmt(tok / m["Pparse"] / 1e3),
+                     fmt(tok / m["lark_inline"] / 1e3), fmt(tok / m["lark"] / 1e3),
+                     fmt(m["lark_inline"] / m["Pparse"]), fmt(m["lark"] / m["Pparse"]),
+                     fmt(m["lark_inline_gcoff"] / m["parse_gcoff"]),
+                     fmt(m["lark_gcoff"] / m["parse_gcoff"]),
+                     "yes" if res.get("inline_ast_same_dag") else "NO"])
+    if rows:
+        w("## Parse: ours against Lark's inline transformer and Lark's tree + Transformer")
+        w("")
+        w("'inline' = `Lark(grammar, parser=\"lalr\", keep_all_tokens=True, transformer=...)`: "
+          "the transformer runs in Lark's own LALR reductions and makes exactly our AST (spans "
+          "of parentheses included), no tree; the best way to use Lark here. 'tree+T' = "
+          "baseline A. '÷ ours' = their time / ours (above 1: ours is faster), first as each "
+          "runs by default (ours pauses the collector itself, Lark's run with it on), then "
+          "with the collector off for both. 'same DAG' = the inline AST builds exactly our "
+          "graph.")
+        w("")
+        w(table(["workload", "size", "ours ktok/s", "inline ktok/s", "tree+T ktok/s",
+                 "inline ÷ ours", "tree+T ÷ ours", "inline ÷ ours, gc off",
+                 "tree+T ÷ ours, gc off", "same DAG"], rows))
         w("")
 
     # Baseline B.
