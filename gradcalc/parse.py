@@ -119,27 +119,38 @@ def _read_grammar(grammar: str) -> tuple[dict[str, _Alternatives], list[str]]:
         for piece in re.finditer(_GRAMMAR_PIECE, rest, re.X):
             if piece["comment"] is not None:
                 break
-            literal = None
-            if piece["string"] is not None:
-                literal = ("string", _unescape(piece["string"][1:-1], False),
-                           piece["string_flags"])
-                if literal[1] not in strings:
-                    strings.append(literal[1])
-            elif piece["regexp"] is not None:
-                literal = ("regexp", _unescape(piece["regexp"], True), piece["regexp_flags"])
-            if name is None:
-                continue
-            alternatives = definitions[name]
-            if alternatives is None:
-                continue
-            if literal is not None and expect_literal:
-                alternatives.append(literal)
-                expect_literal = False
-            elif piece["bar"] is not None and not expect_literal:
-                expect_literal = True
-            else:
-                definitions[name] = None  # not plain alternatives of literals
+            literal = _literal(piece)
+            if literal is not None and literal[0] == "string" and literal[1] not in strings:
+                strings.append(literal[1])
+            if name is not None and definitions[name] is not None:
+                expect_literal = _extend(definitions, name, literal, piece, expect_literal)
     return definitions, strings
+
+
+def _literal(piece: re.Match[str]) -> tuple[str, str, str] | None:
+    """A string or regular-expression literal of the grammar as (kind, text, flags)."""
+    if piece["string"] is not None:
+        return ("string", _unescape(piece["string"][1:-1], False), piece["string_flags"])
+    if piece["regexp"] is not None:
+        return ("regexp", _unescape(piece["regexp"], True), piece["regexp_flags"])
+    return None
+
+
+def _extend(definitions: dict[str, _Alternatives], name: str,
+            literal: tuple[str, str, str] | None, piece: re.Match[str],
+            expect_literal: bool) -> bool:
+    """Add ``piece`` to the definition of terminal ``name``; returns whether a literal is
+    expected next (after ':' or '|'). A definition that is not plain alternatives of
+    literals becomes ``None``."""
+    alternatives = definitions[name]
+    assert alternatives is not None
+    if literal is not None and expect_literal:
+        alternatives.append(literal)
+        return False
+    if piece["bar"] is not None and not expect_literal:
+        return True
+    definitions[name] = None
+    return expect_literal
 
 
 @lru_cache(maxsize=1)
@@ -673,46 +684,60 @@ def _unclosed_paren(text: str, upto: int) -> int | None:
 
 
 def _syntax_error(exc: _Unexpected, source: Source) -> ParseError:
-    text = source.text
-    words = _machine().vocabulary
     if exc.token is None:
-        pos = exc.pos
-        char = text[pos]
-        hint = None
-        if char == "=" and pos > 0 and text[pos - 1] == "=":
-            hint = "gradcalc has no comparisons; '=' assigns a name"
-        elif char == ",":
-            hint = "',' only separates the arguments of a function call; use ';' between statements"
-        elif char.isalpha() or char == "_":
-            hint = "names use the letters A-Z and a-z, digits and '_'"
-        return ParseError(f"unexpected character {char!r}", source.span_at(pos), source, hint)
-
+        return _bad_character(exc.pos, source)
+    text = source.text
     token = exc.token
-    kind = token[0]
-    expected = exc.expected
-    at_end = kind == "$END"
-    if at_end:  # point just past the last non-blank character
+    if token[0] == "$END":  # point just past the last non-blank character
         pos = len(text.rstrip())
         span = source.span_at(pos, pos + 1)
     else:
         pos = token[2]
         span = source.span_at(pos, token[3])
-    previous = _previous_token_text(text, pos)
+    if token[0] in ("_SEP", "$END"):
+        return _statement_cut_short(exc, source, pos, span)
+    return (_misplaced(exc, source, pos, span)
+            or ParseError(f"unexpected {_describe(token)}", span, source,
+                          _expected_hint(exc.expected)))
 
+
+def _bad_character(pos: int, source: Source) -> ParseError:
+    text = source.text
+    char = text[pos]
     hint = None
-    if kind == "_SEP" or at_end:
-        unclosed = _unclosed_paren(text, pos)
-        if unclosed is not None:
-            where = source.span_at(unclosed)
-            message = f"the '(' at {where.line}:{where.column} is never closed"
-            return ParseError(message, span, source, hint="add the missing ')'")
-        if expected & words.operand_starts:
-            return ParseError(f"missing operand after {previous!r}" if previous
-                              else "missing operand", span, source,
-                              hint="an operator needs a value on both sides")
-        return ParseError(f"unexpected {_describe(token)}", span, source)
+    if char == "=" and pos > 0 and text[pos - 1] == "=":
+        hint = "gradcalc has no comparisons; '=' assigns a name"
+    elif char == ",":
+        hint = "',' only separates the arguments of a function call; use ';' between statements"
+    elif char.isalpha() or char == "_":
+        hint = "names use the letters A-Z and a-z, digits and '_'"
+    return ParseError(f"unexpected character {char!r}", source.span_at(pos), source, hint)
 
-    if kind == words.rpar and _unclosed_paren(text, pos) is None:
+
+def _statement_cut_short(exc: _Unexpected, source: Source, pos: int, span: Span
+                         ) -> ParseError:
+    """The statement ended (a new line, ';' or the end of the program) too early."""
+    assert exc.token is not None
+    unclosed = _unclosed_paren(source.text, pos)
+    if unclosed is not None:
+        where = source.span_at(unclosed)
+        message = f"the '(' at {where.line}:{where.column} is never closed"
+        return ParseError(message, span, source, hint="add the missing ')'")
+    if exc.expected & _machine().vocabulary.operand_starts:
+        previous = _previous_token_text(source.text, pos)
+        return ParseError(f"missing operand after {previous!r}" if previous
+                          else "missing operand", span, source,
+                          hint="an operator needs a value on both sides")
+    return ParseError(f"unexpected {_describe(exc.token)}", span, source)
+
+
+def _misplaced(exc: _Unexpected, source: Source, pos: int, span: Span) -> ParseError | None:
+    """The usual slips: a ')' or operator without its operand, a second '=', two operands
+    in a row; ``None`` for anything else."""
+    assert exc.token is not None
+    token, expected, words = exc.token, exc.expected, _machine().vocabulary
+    kind = token[0]
+    if kind == words.rpar and _unclosed_paren(source.text, pos) is None:
         return ParseError("unmatched ')'", span, source, hint="remove it or add the matching '('")
     if kind == words.rpar and expected & words.operand_starts:
         return ParseError("missing operand before ')'", span, source,
@@ -721,22 +746,29 @@ def _syntax_error(exc: _Unexpected, source: Source) -> ParseError:
         return ParseError(f"missing operand before {_describe(token)}", span, source,
                           hint="two operators in a row need a value between them")
     if kind == words.equal:
-        if previous == "=" or text.startswith("=", pos + 1):
-            hint = "gradcalc has no comparisons: '=' gives a name to a value, once"
-        elif "=" in text[source.line_start(span.line):pos].split(";")[-1]:
-            hint = "only one '=' per statement; separate statements with ';' or a new line"
-        else:
-            hint = "the left side of '=' must be a single name"
-        return ParseError("unexpected '='", span, source, hint)
+        return ParseError("unexpected '='", span, source, _equal_hint(source, pos, span))
     if kind in words.operand_starts and expected & words.operators:
+        previous = _previous_token_text(source.text, pos)
         if previous and previous[-1].isdigit() and kind == "NAME":
             hint = f"write {previous}*{token[1]} to multiply"
         else:
             hint = f"an operator ({' '.join(_OPERATOR_SPELLINGS)}) or ';' is missing here"
         return ParseError(f"unexpected {_describe(token)}", span, source, hint)
-    wanted = sorted(filter(None, map(words.describe, expected)))
-    hint = "expected " + ", ".join(wanted) if wanted else None
-    return ParseError(f"unexpected {_describe(token)}", span, source, hint)
+    return None
+
+
+def _equal_hint(source: Source, pos: int, span: Span) -> str:
+    text = source.text
+    if _previous_token_text(text, pos) == "=" or text.startswith("=", pos + 1):
+        return "gradcalc has no comparisons: '=' gives a name to a value, once"
+    if "=" in text[source.line_start(span.line):pos].split(";")[-1]:
+        return "only one '=' per statement; separate statements with ';' or a new line"
+    return "the left side of '=' must be a single name"
+
+
+def _expected_hint(expected: set[str]) -> str | None:
+    wanted = sorted(filter(None, map(_machine().vocabulary.describe, expected)))
+    return "expected " + ", ".join(wanted) if wanted else None
 
 
 def _previous_token_text(text: str, pos: int) -> str:
