@@ -617,46 +617,7 @@ class _Printer:
             self.fragments[poly], self.length[poly] = ["0"], 1
             self.precedence[poly] = Precedence.ATOM
             return
-        shown: list[tuple[tuple[object, ...], bool, list[Fragment], int]] = []
-        for monomial, coefficient in terms:
-            numerator: list[list[Fragment]] = []
-            denominator: list[list[Fragment]] = []
-            order: list[tuple[str, Rational]] = []
-            # Factors in the order of their text (A*B, never B*A): the ids they are stored by
-            # depend on which was built first.
-            factors = sorted(monomial, key=lambda item: (
-                self.prefix(self._atom(item[0])[0], self._KEY_LENGTH), item[0]))
-            for atom, exponent in factors:
-                base, precedence = self._atom(atom)
-                power: Rational = exponent if exponent > 0 else -exponent
-                # A product inside a product needs no parentheses: a*(b*c) is a*b*c.
-                flat = exponent == 1 and precedence == Precedence.PRODUCT
-                starts_negative = self.prefix(base, 1) == "-"
-                # A power as the base of a power needs them too: ^ is right-associative.
-                if not flat and (precedence < Precedence.POWER or (
-                        power != 1 and (precedence < Precedence.ATOM or starts_negative))):
-                    base = ["(", *base, ")"]
-                if power != 1:
-                    base = [*base, f"^{_fraction_text(power)}"]
-                order.append((self.prefix(base, self._KEY_LENGTH), -exponent))
-                (numerator if exponent > 0 else denominator).append(base)
-            degree = sum(e for _, e in monomial if e > 0)
-            magnitude: Rational = coefficient if coefficient > 0 else -coefficient
-            if magnitude.numerator != 1 or not numerator:
-                numerator.insert(0, [_integer_text(magnitude.numerator)])
-            if magnitude.denominator != 1:
-                denominator.insert(0, [_integer_text(magnitude.denominator)])
-            text = _joined(numerator, "*")
-            if denominator:
-                below = _joined(denominator, "*")
-                text += ["/(", *below, ")"] if len(denominator) > 1 else ["/", *below]
-            is_product = len(numerator) + len(denominator) > 1
-            is_power = not is_product and any(e != 1 for _, e in monomial)
-            # Highest degree first; within a degree, by the atoms' text (A^2, A*B, B^2);
-            # the constant term last.
-            shown.append(((-degree, not monomial, sorted(order)), coefficient < 0, text,
-                          Precedence.PRODUCT if is_product
-                          else Precedence.POWER if is_power else Precedence.ATOM))
+        shown = [self._term(monomial, coefficient) for monomial, coefficient in terms]
         shown.sort(key=lambda item: item[0])
         parts: list[Fragment] = []
         for index, (_, negative, text, _) in enumerate(shown):
@@ -673,6 +634,54 @@ class _Printer:
         self.fragments[poly] = parts
         self.precedence[poly] = precedence
         self.length[poly] = self._size(parts)
+
+    def _term(self, monomial: Monomial, coefficient: Rational
+              ) -> tuple[tuple[object, ...], bool, list[Fragment], int]:
+        """One term of a sum: its sort key, whether it is negative, the text of its magnitude
+        (``3*A^2/B``) and that text's precedence."""
+        numerator: list[list[Fragment]] = []
+        denominator: list[list[Fragment]] = []
+        order: list[tuple[str, Rational]] = []
+        # Factors in the order of their text (A*B, never B*A): the ids they are stored by
+        # depend on which was built first.
+        factors = sorted(monomial, key=lambda item: (
+            self.prefix(self._atom(item[0])[0], self._KEY_LENGTH), item[0]))
+        for atom, exponent in factors:
+            base = self._factor(atom, exponent)
+            order.append((self.prefix(base, self._KEY_LENGTH), -exponent))
+            (numerator if exponent > 0 else denominator).append(base)
+        degree = sum(e for _, e in monomial if e > 0)
+        magnitude: Rational = coefficient if coefficient > 0 else -coefficient
+        if magnitude.numerator != 1 or not numerator:
+            numerator.insert(0, [_integer_text(magnitude.numerator)])
+        if magnitude.denominator != 1:
+            denominator.insert(0, [_integer_text(magnitude.denominator)])
+        text = _joined(numerator, "*")
+        if denominator:
+            below = _joined(denominator, "*")
+            text += ["/(", *below, ")"] if len(denominator) > 1 else ["/", *below]
+        is_product = len(numerator) + len(denominator) > 1
+        is_power = not is_product and any(e != 1 for _, e in monomial)
+        # Highest degree first; within a degree, by the atoms' text (A^2, A*B, B^2);
+        # the constant term last.
+        return ((-degree, not monomial, sorted(order)), coefficient < 0, text,
+                Precedence.PRODUCT if is_product
+                else Precedence.POWER if is_power else Precedence.ATOM)
+
+    def _factor(self, atom: int, exponent: Rational) -> list[Fragment]:
+        """The text of ``atom`` raised to ``|exponent|``, parenthesised as a factor needs."""
+        base, precedence = self._atom(atom)
+        power: Rational = exponent if exponent > 0 else -exponent
+        # A product inside a product needs no parentheses: a*(b*c) is a*b*c.
+        flat = exponent == 1 and precedence == Precedence.PRODUCT
+        starts_negative = self.prefix(base, 1) == "-"
+        # A power as the base of a power needs them too: ^ is right-associative.
+        if not flat and (precedence < Precedence.POWER or (
+                power != 1 and (precedence < Precedence.ATOM or starts_negative))):
+            base = ["(", *base, ")"]
+        if power != 1:
+            base = [*base, f"^{_fraction_text(power)}"]
+        return base
 
 
 def _joined(pieces: list[list[Fragment]], separator: str) -> list[Fragment]:

@@ -236,22 +236,14 @@ class _Builder:
             return self._constant(expr.value, expr.text, expr.span)
         if isinstance(expr, Name):
             return self._name(expr)
-        # Pre-order with the last operand first, reversed, is post-order: operands first.
-        order: list[Expr] = []
-        stack: list[Expr] = [expr]
-        pop, extend, visit = stack.pop, stack.extend, order.append
-        while stack:
-            node = pop()
-            visit(node)
-            if isinstance(node, Apply):
-                extend(node.args)
+        order = _postorder(expr)
         if name is not None:
-            order.pop(0)
+            order.pop()  # the root is added below, as that name's own node
         dag, cse = self.dag, self.cse
         ops, args, names, spans, values = dag.ops, dag.args, dag.names, dag.spans, dag.values
         results: list[int] = []
         push, take = results.append, results.pop
-        for node in reversed(order):
+        for node in order:
             if isinstance(node, Apply):
                 op = self._check(node) if node.call else op_named(node.op)
                 if op.arity == 2:
@@ -260,8 +252,7 @@ class _Builder:
                 elif op.arity == 1:
                     operands = (take(),)
                 else:
-                    operands = tuple(results[-op.arity:])
-                    del results[-op.arity:]
+                    operands = _take_last(results, op.arity)
                 table = cse.get(op)
                 if table is None:
                     table = cse[op] = {}
@@ -336,6 +327,28 @@ class _Builder:
         hint = (f"did you mean {close}?" if close
                 else "known functions: " + ", ".join(sorted(FUNCTIONS)))
         return self.error(NameResolutionError, f"unknown function {name!r}", node.op_span, hint)
+
+
+def _postorder(expr: Expr) -> list[Expr]:
+    """The nodes of ``expr``, each after its operands (the root last), without recursion."""
+    # Pre-order with the last operand first, reversed, is post-order: operands first.
+    order: list[Expr] = []
+    stack: list[Expr] = [expr]
+    pop, extend, visit = stack.pop, stack.extend, order.append
+    while stack:
+        node = pop()
+        visit(node)
+        if isinstance(node, Apply):
+            extend(node.args)
+    order.reverse()
+    return order
+
+
+def _take_last(results: list[int], count: int) -> tuple[int, ...]:
+    """Remove the last ``count`` ids from the stack ``results``; return them in order."""
+    operands = tuple(results[-count:])
+    del results[-count:]
+    return operands
 
 
 def _fresh_output_name(program: Program) -> str:

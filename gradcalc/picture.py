@@ -29,8 +29,7 @@ from dataclasses import dataclass, field
 
 from gradcalc.dag import Dag
 from gradcalc.engine import cone
-from gradcalc.fmt import Glyphs
-from gradcalc.fmt import short as short  # re-exported: it was defined here before gradcalc.fmt
+from gradcalc.fmt import Glyphs, short
 from gradcalc.ops import CONST, IDENTITY, INPUT, Precedence
 from gradcalc.unparse import apply_text
 
@@ -177,12 +176,6 @@ def _visual_graph(dag: Dag, output: int, values: list[float], grads: list[float]
         nodes.append(_Node(label, notes, ref=ref))
         return len(nodes) - 1
 
-    def link(source: int, target: int) -> None:
-        if source not in nodes[target].preds:  # B*B: one line on the picture
-            nodes[target].preds.append(source)
-            nodes[target].entry.append(_LEFT)
-            nodes[source].succs.append(target)
-
     needed = cone(dag, [output])
     consumers = _distinct_consumers(dag, needed, output) if compact else []
     for node in range(output + 1):
@@ -224,7 +217,7 @@ def _visual_graph(dag: Dag, output: int, values: list[float], grads: list[float]
                 target = add(symbol, hang)
                 texts[node] = (name, Precedence.ATOM)
                 feeds[node] = [add(f"{name}={value}", [f"{d}={grad}"])]
-                link(target, feeds[node][0])
+                _link(nodes, target, feeds[node][0])
             else:
                 notes = ([f" {style.marker} {d}={grad}", hang[1]] if constants
                          else [f"   {d}={grad}"])
@@ -232,9 +225,17 @@ def _visual_graph(dag: Dag, output: int, values: list[float], grads: list[float]
                 texts[node] = (symbol, Precedence.ATOM)
                 feeds[node] = [target]
         for source in sources:
-            link(source, target)
+            _link(nodes, source, target)
     _add_ports(nodes, compact, style)
     return nodes
+
+
+def _link(nodes: list[_Node], source: int, target: int) -> None:
+    """An edge from visual node ``source`` into ``target``, once: ``B*B`` is one line."""
+    if source not in nodes[target].preds:
+        nodes[target].preds.append(source)
+        nodes[target].entry.append(_LEFT)
+        nodes[source].succs.append(target)
 
 
 def _add_ports(nodes: list[_Node], compact: bool, style: Style) -> None:

@@ -28,21 +28,9 @@ def program_text(dag: Dag, output: int, output_name: str = "OUT") -> str:
     """Program text computing node ``output`` of ``dag``: inputs with known values first
     (``A = 2``), then one statement per named or shared node, the output last."""
     ops, args, names = dag.ops, dag.args, dag.names
-    uses = [0] * (output + 1)
-    reached = bytearray(output + 1)
-    reached[output] = 1
-    for node in range(output, -1, -1):
-        if reached[node]:
-            for operand in args[node]:
-                uses[operand] += 1
-                reached[operand] = 1
-
+    uses, reached = _uses(args, output)
     taken = {n for n in names[: output + 1] if n is not None}
-    named_output = names[output]
-    if named_output is not None:
-        output_name = named_output
-    else:  # OUT, or OUT2, OUT3, ... when another node already has that name
-        output_name = next(fresh(taken, output_name, first="stem"))
+    output_name = _output_name(names[output], output_name, taken)
     new_names = fresh(taken, "T", first="capitals")  # A, B, ..., Z, then T1, T2, ...
     label: dict[int, str] = {}  # node -> its name in the text
     text: dict[int, tuple[str, int]] = {}  # unnamed node -> (inline text, precedence)
@@ -76,6 +64,29 @@ def program_text(dag: Dag, output: int, output_name: str = "OUT") -> str:
     elif ops[output] is INPUT:  # the output is an input: say so with an identity
         lines.append(f"{output_name} = {label[output]}" if label[output] != output_name else "")
     return "\n".join(line for line in lines if line) + "\n"
+
+
+def _uses(args: list[tuple[int, ...]], output: int) -> tuple[list[int], bytearray]:
+    """Per node up to ``output``: how often it is an operand of ``output`` or of a node
+    ``output`` depends on (``B*B`` uses B twice), and whether it is needed at all (``output``
+    itself included)."""
+    uses = [0] * (output + 1)
+    reached = bytearray(output + 1)
+    reached[output] = 1
+    for node in range(output, -1, -1):
+        if reached[node]:
+            for operand in args[node]:
+                uses[operand] += 1
+                reached[operand] = 1
+    return uses, reached
+
+
+def _output_name(name: str | None, default: str, taken: set[str]) -> str:
+    """The output's own name, or else ``default``: OUT, or OUT2, OUT3, ... when another node
+    already has that name."""
+    if name is not None:
+        return name
+    return next(fresh(taken, default, first="stem"))
 
 
 def _literal(x: float) -> str:
