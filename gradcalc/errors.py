@@ -122,16 +122,19 @@ def excerpt(source: Source, span: Span) -> str:
 # How messages name the parts of a question. The library speaks of its functions' arguments
 # (``at=``, ``wrt=``); the command line, which asks the same questions with flags, switches
 # the vocabulary once at start-up (:func:`speaking_as_command_line`).
-_FLAGS = {"at": "--at", "wrt": "--wrt", "of": "--of", "max_size": "--max-size"}
+_FLAGS = {"at": "--at", "wrt": "--wrt", "of": "--of", "max_size": "--max-size",
+          "form": "--graph="}
 _command_line = False
 
 
 def argument(name: str, value: str = "") -> str:
-    """How messages name the argument ``name`` (``at``, ``wrt``, ``of``, ``max_size``), with
-    an example ``value``: ``of=NAME`` in Python, ``--of NAME`` on the command line."""
+    """How messages name the argument ``name`` (``at``, ``wrt``, ``of``, ``max_size``,
+    ``form``: the form of a graph), with an example ``value``: ``of=NAME`` in Python,
+    ``--of NAME`` on the command line (``--graph=tree`` for a form)."""
     if _command_line:
-        return f"{_FLAGS[name]} {value}".rstrip()
-    return f"{name}={value}"
+        flag = _FLAGS[name]
+        return flag + value if flag.endswith("=") else f"{flag} {value}".rstrip()
+    return f"{name}={value!r}" if name == "form" else f"{name}={value}"
 
 
 def values_example(names: Iterable[str]) -> str:

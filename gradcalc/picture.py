@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from gradcalc.dag import Dag
 from gradcalc.engine import cone
+from gradcalc.errors import argument
 from gradcalc.fmt import Glyphs, short
 from gradcalc.ops import CONST, IDENTITY, INPUT, Precedence
 from gradcalc.unparse import apply_text
@@ -156,7 +157,7 @@ def _uncut(expr: str) -> str:
     """``expr`` as a compact label, or :class:`TooLarge` when it is too long to show whole."""
     if len(expr) > _LABEL_LIMIT:
         raise TooLarge(f"a compact label would be {len(expr)} characters long and labels are "
-                       "never cut; --graph=full shows the operations one by one")
+                       f"never cut; {argument('form', 'full')} shows the operations one by one")
     return expr
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from gradcalc.api import Result, Stats
 from gradcalc.dag import Dag
+from gradcalc.errors import argument
 from gradcalc.fmt import PARTIAL, format_count, format_number, json_number
 from gradcalc.serialize import diagnostic_object, to_json_object
 from gradcalc.serialize import names as _names
@@ -337,8 +338,9 @@ def graph_view(dag: Dag, output: int, values: list[float], grads: list[float], *
             return draw(dag, output, values, grads, compact=form == "compact", style=style,
                         max_nodes=2000)
         except TooLarge as exc:
-            raise GraphTooLarge(f"the graph is too large to draw ({exc}); "
-                                "use --graph=tree or --graph=table") from None
+            raise GraphTooLarge(f"the graph is too large to draw ({exc}); use "
+                                f"{argument('form', 'tree')} or {argument('form', 'table')}"
+                                ) from None
     if form == "auto":
         for compact in (False, True):
             try:
