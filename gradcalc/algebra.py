@@ -162,6 +162,13 @@ class Algebra:
             raise ExpressionTooLarge(
                 f"building them took too long ({self._count:,} parts built so far)")
 
+    def check_time(self) -> None:
+        """Raise :class:`ExpressionTooLarge` when the deadline has passed: for work that
+        reads expressions without building new ones (substituting, collecting symbols)."""
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            raise ExpressionTooLarge(
+                f"working on them took too long ({self._count:,} parts built so far)")
+
     def _from(self, terms: dict[Monomial, Rational]) -> int:
         return self._poly(tuple(sorted((m, _q(c)) for m, c in terms.items() if c != 0)))
 

@@ -3,6 +3,7 @@ mapping from error classes to exit codes. No math, no graph walking, no layout h
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import enum
 import errno
@@ -23,7 +24,7 @@ import typer
 from typer.core import TyperCommand
 
 from gradcalc import __version__
-from gradcalc.api import Result, compile_program, gradients, output_note
+from gradcalc.api import Result, compile_program, gradients, output_note, unique
 from gradcalc.dag import Dag
 from gradcalc.errors import (
     Diagnostic,
@@ -33,12 +34,15 @@ from gradcalc.errors import (
     closest,
     speaking_as_command_line,
 )
+from gradcalc.fmt import format_number, json_number
 from gradcalc.parse import PROGRAM_LIMIT, program_too_large
 from gradcalc.status import ExitStatus, help_text
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress
+
+    from gradcalc.derivatives import Matrix
 
 # Peak memory per byte of program text, measured on 1 MiB sums and mixed programs
 # (tests/benchmarks/bench_size.py): what --max-size admits is about this many times larger.
@@ -314,7 +318,7 @@ def run(
         _fail(exc)
     for warning in result.warnings:
         _print_diagnostic(warning)
-    _print_view(result, view, graph, fmt, not ascii_only, value)
+    _print_view(result, view, graph, fmt, not ascii_only and _unicode_stdout(), value)
 
 
 def _program_argument(program: str | None) -> str:
@@ -364,13 +368,53 @@ def _print_nothing_to_differentiate(dag: Dag, values: dict[str, float], outputs:
     _print_results(result, fmt, value=False)
 
 
+def _print_checks(dag: Dag, values: dict[str, float], names: list[str] | None,
+                  outputs: list[str], fmt: Format) -> None:
+    from gradcalc import derivatives, render
+
+    checks = derivatives.check_gradients(dag, at=values, wrt=names,
+                                         of=outputs[0] if outputs else None)
+    if not checks and names is None:
+        return _print_nothing_to_differentiate(dag, values, outputs, fmt)
+    for warning in checks.warnings:
+        _print_diagnostic(warning)
+    if fmt is Format.json:
+        sys.stdout.write(_dumps(render.checks_json(checks)))
+    elif fmt is Format.table:
+        _print_rich(render.checks_table(checks))
+    else:
+        sys.stdout.write(render.checks_plain(checks))
+    if not all(c.ok for c in checks):
+        raise typer.Exit(ExitStatus.FAILED)
+
+
+def _print_constant_outputs(dag: Dag, values: dict[str, float], outputs: list[str],
+                            matrix: Matrix, fmt: Format) -> None:
+    """The Jacobian of outputs that depend on no input has no columns: say so, and give
+    each output's value (in JSON, next to the empty matrix)."""
+    from gradcalc import render
+
+    results = {name: gradients(dag, at=values, of=name) for name in unique(outputs)}
+    _print_diagnostic(Diagnostic(
+        "constant", f"{', '.join(results)} {'depends' if len(results) == 1 else 'depend'} on "
+        "no input: nothing to differentiate, the Jacobian has no columns"))
+    if fmt is Format.json:
+        data = render.matrix_json(matrix, "jacobian")
+        data["values"] = {name: json_number(r.value) for name, r in results.items()
+                          if r.value is not None}
+        sys.stdout.write(_dumps(data))
+    else:
+        sys.stdout.write("".join(f"{name} = {format_number(r.value)}\n"
+                                 for name, r in results.items() if r.value is not None))
+
+
 def _print_results(result: Result, fmt: Format, value: bool) -> None:
     from gradcalc import render
 
     if fmt is Format.table:
         _print_rich(render.to_table(result))
     else:
-        sys.stdout.write(render.to_json(result) if fmt is Format.json
+        sys.stdout.write(_dumps(render.to_json_object(result)) if fmt is Format.json
                          else render.to_plain(result, value=value))
 
 
@@ -442,21 +486,7 @@ def _print_matrix_view(dag: Dag, values: dict[str, float], names: list[str] | No
     from gradcalc import derivatives, render
 
     if check:
-        checks = derivatives.check_gradients(dag, at=values, wrt=names,
-                                             of=outputs[0] if outputs else None)
-        if not checks and names is None:
-            return _print_nothing_to_differentiate(dag, values, outputs, fmt)
-        for warning in checks.warnings:
-            _print_diagnostic(warning)
-        if fmt is Format.json:
-            sys.stdout.write(json.dumps(render.checks_json(checks)) + "\n")
-        elif fmt is Format.table:
-            _print_rich(render.checks_table(checks))
-        else:
-            sys.stdout.write(render.checks_plain(checks))
-        if not all(c.ok for c in checks):
-            raise typer.Exit(ExitStatus.FAILED)
-        return
+        return _print_checks(dag, values, names, outputs, fmt)
     if hessian:
         matrix = derivatives.hessian(dag, at=values, wrt=names,
                                      of=outputs[0] if outputs else None)
@@ -466,10 +496,12 @@ def _print_matrix_view(dag: Dag, values: dict[str, float], names: list[str] | No
     else:
         matrix = derivatives.jacobian(dag, outputs, at=values, wrt=names)
         key = "jacobian"
+        if not matrix.columns and names is None:
+            return _print_constant_outputs(dag, values, outputs, matrix, fmt)
     for warning in matrix.warnings:
         _print_diagnostic(warning)
     if fmt is Format.json:
-        sys.stdout.write(json.dumps(render.matrix_json(matrix, key), ensure_ascii=False) + "\n")
+        sys.stdout.write(_dumps(render.matrix_json(matrix, key)))
     elif fmt is Format.table:
         _print_rich(render.matrix_table(matrix, key))
     else:
@@ -490,12 +522,12 @@ def _print_graph(result: Result, form: str, fmt: Format, unicode: bool) -> None:
                                  result.node_gradients, form=form, width=width,
                                  unicode=unicode)
     except render.GraphTooLarge as exc:
-        raise _usage(str(exc), "the tree and table forms have no size limit") from None
+        raise _usage(str(exc), "the table form has no size limit") from None
     text = view if isinstance(view, str) else render.as_text(view, unicode)
     if fmt is Format.json:
         data = render.to_json_object(result)
         data["graph"] = text
-        sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+        sys.stdout.write(_dumps(data))
     elif isinstance(view, str) or not sys.stdout.isatty():
         sys.stdout.write(text)
     else:
@@ -507,7 +539,7 @@ def _print_explanation(result: Result, fmt: Format, unicode: bool) -> None:
 
     story = explain(result)
     if fmt is Format.json:
-        sys.stdout.write(json.dumps(story.to_json(), ensure_ascii=False) + "\n")
+        sys.stdout.write(_dumps(story.to_json()))
     elif sys.stdout.isatty():
         _console().print(explanation_text(story, unicode), end="")
     else:
@@ -647,7 +679,7 @@ class _BatchWriter:
 
 class _JsonLines(_BatchWriter):
     def text(self, result: dict[str, Any]) -> str:
-        return json.dumps(result, ensure_ascii=False) + "\n"
+        return _dumps(result)
 
 
 class _PlainLines(_BatchWriter):
@@ -923,6 +955,29 @@ def normalize_args(args: list[str]) -> list[str]:
     return ["--graph=auto" if arg == "--graph" else arg for arg in args]
 
 
+def _unicode_stdout() -> bool:
+    """Whether standard output's encoding can write any character (UTF-8, UTF-16, ...)."""
+    try:
+        return codecs.lookup(getattr(sys.stdout, "encoding", None) or "ascii").name.startswith(
+            "utf")
+    except LookupError:
+        return False
+
+
+def _dumps(data: object) -> str:
+    """One JSON document and a newline; escaped to ASCII where standard output could not
+    write every character (``PYTHONIOENCODING=ascii``, a Latin-1 locale), so it stays JSON."""
+    return json.dumps(data, ensure_ascii=not _unicode_stdout()) + "\n"
+
+
+def _legible_output() -> None:
+    """On an output that cannot write every character, pictures fall back to ASCII (see
+    :func:`_print_view`), JSON is escaped, and any other character that does not fit (a
+    name quoted from the input) is written as a Python escape (``\\u2202``), never a crash."""
+    if not _unicode_stdout() and isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")
+
+
 def _complete_writes() -> None:
     """Under ``PYTHONUNBUFFERED`` standard output writes straight to the file descriptor, and
     a short write (the reader went away in the middle) silently drops the rest. A buffer in
@@ -942,6 +997,7 @@ def main() -> None:
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115
     try:
         _complete_writes()
+        _legible_output()
         app(args=sys.argv[1:], prog_name="gradcalc")
     except SystemExit:
         raise

@@ -149,8 +149,19 @@ def _names(dag: Dag, output: int) -> dict[int, str]:
         if dag.ops[node] is CONST:
             continue
         name = dag.names[node]
-        names[node] = name if name is not None else f"({dag.describe(node).strip('()')})"
+        names[node] = name if name is not None else _parenthesized(dag.describe(node))
     return names
+
+
+def _parenthesized(text: str) -> str:
+    """``text`` in one pair of parentheses: ``(A*2)``, ``(cos(X0))``; a text that is already
+    one parenthesized whole (``(A*2)``, ``(*)``) is kept as it is."""
+    depth = 0
+    for index, char in enumerate(text):
+        depth += (char == "(") - (char == ")")
+        if depth == 0 and index < len(text) - 1:
+            return f"({text})"  # the first '(' closes before the end: not one whole
+    return text if text.startswith("(") and depth == 0 else f"({text})"
 
 
 def _enumerate_paths(output: int, target: int, edges: dict[int, list[tuple[int, float]]],

@@ -45,16 +45,54 @@ def _tags(dag: Dag, output: int, uses: list[int], needed: bytearray, every: bool
     return tags
 
 
+#: The largest tree listing made, in characters. A chain indents every level one step further,
+#: so its listing grows with the square of its depth (a 16,000-deep chain would be 3 GB).
+TREE_LIMIT = 4_000_000
+
+
+class TreeTooLarge(Exception):
+    """The tree listing would be wider than asked, or longer than :data:`TREE_LIMIT`."""
+
+
 def tree_lines(dag: Dag, output: int, values: list[float], grads: list[float],
-               style: Glyphs | None = None) -> list[str]:
+               style: Glyphs | None = None, max_width: int | None = None) -> list[str]:
     """The tree listing as lines of text, gradients aligned in a column on the right (in the
-    signs of ``style``: a :class:`~gradcalc.picture.Style` will do)."""
+    signs of ``style``: a :class:`~gradcalc.picture.Style` will do). Raises
+    :class:`TreeTooLarge` as soon as a line is wider than ``max_width`` or the text passes
+    :data:`TREE_LIMIT` characters."""
     style = style or Glyphs()
+    rows = _tree_rows(dag, output, values, grads, style, max_width)
+    # Gradients line up in one column, two spaces after the longest text that has one: a
+    # cap would push the deepest lines (and their tags) out of line.
+    width = max((len(text) for text, grad in rows if grad), default=0) + 2
+    return [f"{text:<{width}}{grad}" if grad else text for text, grad in rows]
+
+
+class _Rows(list[tuple[str, str]]):
+    """The listing's rows (tree text, gradient text), counting their size as they come."""
+
+    def __init__(self, max_width: int | None) -> None:
+        super().__init__()
+        self.max_width, self.size = max_width, 0
+
+    def append(self, row: tuple[str, str]) -> None:
+        width = len(row[0]) + len(row[1])
+        self.size += width + 2
+        if self.max_width is not None and width > self.max_width:
+            raise TreeTooLarge(f"a line would be {width} characters wide")
+        if self.size > TREE_LIMIT:
+            raise TreeTooLarge(f"the listing would be over {TREE_LIMIT:,} characters (each "
+                               "level of a deep chain is indented further)")
+        super().append(row)
+
+
+def _tree_rows(dag: Dag, output: int, values: list[float], grads: list[float],
+               style: Glyphs, max_width: int | None) -> list[tuple[str, str]]:
     needed, uses = _consumers(dag, output)
     tags = _tags(dag, output, uses, needed)
     branch, last, pipe = ("├── ", "└── ", "│   ") if style.unicode else ("|-- ", "`-- ", "|   ")
     back, d = style.back, style.partial
-    rows: list[tuple[str, str]] = []  # (tree text, gradient text)
+    rows = _Rows(max_width)
     expanded: set[int] = set()
     # Stack items: (node, prefix for the line, prefix for children, as-op-of-named)
     stack: list[tuple[int, str, str, bool]] = [(output, "", "", False)]
@@ -88,10 +126,7 @@ def tree_lines(dag: Dag, output: int, values: list[float], grads: list[float],
             is_last = index == len(children) - 1
             stack.append((children[index], child_lead + (last if is_last else branch),
                           child_lead + ("    " if is_last else pipe), False))
-    # Gradients line up in one column, two spaces after the longest text that has one: a
-    # cap would push the deepest lines (and their tags) out of line.
-    width = max((len(text) for text, grad in rows if grad), default=0) + 2
-    return [f"{text:<{width}}{grad}" if grad else text for text, grad in rows]
+    return rows
 
 
 @dataclass(frozen=True, slots=True)

@@ -329,7 +329,7 @@ def graph_view(dag: Dag, output: int, values: list[float], grads: list[float], *
     """The picture of the graph in ``form``; ``auto`` tries the full drawing, then the compact
     one, then the tree listing, and ends at the layered table, whichever first fits ``width``
     columns (no limit when ``None``). Forced forms are drawn whatever their width."""
-    from gradcalc.listing import tree_lines
+    from gradcalc.listing import TreeTooLarge, tree_lines
     from gradcalc.picture import Style, TooLarge, draw
 
     style = Style(unicode)
@@ -349,9 +349,16 @@ def graph_view(dag: Dag, output: int, values: list[float], grads: list[float], *
             except TooLarge:
                 continue
     if form in ("auto", "tree"):
-        lines = tree_lines(dag, output, values, grads, style)
-        if form == "tree" or max(map(len, lines)) <= (width or _TREE_WIDTH):
-            return "\n".join(lines) + "\n"
+        limit = None if form == "tree" else (width or _TREE_WIDTH)
+        try:  # a row wider than the limit is reason enough to stop early
+            lines = tree_lines(dag, output, values, grads, style, limit)
+        except TreeTooLarge as exc:
+            if form == "tree":
+                raise GraphTooLarge(f"the tree listing is too large ({exc}); use "
+                                    f"{argument('form', 'table')}") from None
+        else:
+            if limit is None or max(map(len, lines)) <= limit:
+                return "\n".join(lines) + "\n"
     return layered_table(dag, output, values, grads, unicode)
 
 
@@ -379,8 +386,13 @@ class GraphTooLarge(Exception):
     """A forced drawing of a graph too large to lay out."""
 
 
+#: Beyond this many rows the layered table is laid out here, column widths from the longest
+#: cell, not by Rich: Rich measures every cell of every column (about 1 ms a row).
+PLAIN_TABLE_ROWS = 2000
+
+
 def layered_table(dag: Dag, output: int, values: list[float], grads: list[float],
-                  unicode: bool = True) -> Table:
+                  unicode: bool = True) -> Table | str:
     """One row per node: layer, node, op, inputs, value, gradient, consumer count. Where the
     console is too narrow for that, the layer and consumer columns go first, then each node
     becomes a record; nothing is cut."""
@@ -397,6 +409,9 @@ def layered_table(dag: Dag, output: int, values: list[float], grads: list[float]
              short(row.gradient), str(row.consumers))
             for row in layered_rows(dag, output, values, grads, Glyphs(unicode))]
 
+    if len(rows) > PLAIN_TABLE_ROWS:
+        return _text_table(columns, rows)
+
     def build(keep: Sequence[int], narrower: tuple[Callable[[], Table], ...] = ()) -> Table:
         return _table([(columns[i][0], {"justify": columns[i][1]}) for i in keep],
                       ([row[i] for i in keep] for row in rows),
@@ -404,6 +419,22 @@ def layered_table(dag: Dag, output: int, values: list[float], grads: list[float]
                       box=box.SIMPLE_HEAD if unicode else box.ASCII, pad_edge=not unicode)
 
     return build(range(7), (functools.partial(build, (1, 2, 3, 4, 5)),))
+
+
+def _text_table(columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[str]]) -> str:
+    """Columns of text two spaces apart, each as wide as its longest cell, a rule under the
+    header; nothing is cut (a wide table is wider than the terminal)."""
+    widths = [max(len(columns[i][0]), *(len(row[i]) for row in rows))
+              for i in range(len(columns))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(cell.rjust(w) if justify == "right" else cell.ljust(w)
+                         for cell, w, (_, justify) in zip(cells, widths, columns, strict=True)
+                         ).rstrip()
+
+    out = [line([title for title, _ in columns]), "  ".join("-" * w for w in widths)]
+    out.extend(line(row) for row in rows)
+    return "\n".join(out) + "\n"
 
 
 # --- batch results ---------------------------------------------------------------------------

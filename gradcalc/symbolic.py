@@ -267,6 +267,7 @@ class _Expressions:
         for current in order:
             if current in self.definitions:
                 continue
+            X.check_time()
             raw = self._raw(current)
             with self.at(dag.named[current]):
                 resolved = X.substitute(raw, {s: self.inlined[s] for s in X.symbols(raw)
@@ -290,6 +291,7 @@ class _Expressions:
 
     def inline(self, expr: int) -> int:
         """``expr`` with the names defined by small polynomials substituted."""
+        self.X.check_time()
         for name in self._named_symbols(expr):
             self._definition(name)
         with self.at(self.node if self.node is not None else 0):

@@ -1085,3 +1085,14 @@ def test_hessian_of_a_tiny_literal_stays_in_the_program():
     m = hessian("OUT = sqrt(A)*B", at={"A": 0.0, "B": 1.0})
     assert m.entries["A"]["B"] == math.inf and m.entries["B"]["B"] == 0.0
     assert all(w.source is None or w.source.name == "<program>" for w in m.warnings)
+
+
+def test_the_time_budget_covers_substituting_as_well_as_building(monkeypatch):
+    """Substituting definitions into a long chain's formulas builds few new expressions, so
+    the deadline is checked there too (an 8,000-statement chain once ran past it, exit 0)."""
+    from gradcalc import symbolic
+
+    monkeypatch.setattr(symbolic, "TIME_BUDGET", 0.0)
+    program = "X0 = A\n" + "".join(f"X{i + 1} = sin(X{i})\n" for i in range(300))
+    with pytest.raises(gradcalc.LimitError, match="took too long"):
+        gradcalc.gradients(program, symbolic=True)
