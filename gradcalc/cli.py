@@ -412,7 +412,7 @@ def _print_results(result: Result, fmt: Format, value: bool) -> None:
     from gradcalc import render
 
     if fmt is Format.table:
-        _print_rich(render.to_table(result))
+        _print_rich(render.to_table(result, _unicode_stdout()))
     else:
         sys.stdout.write(_dumps(render.to_json_object(result)) if fmt is Format.json
                          else render.to_plain(result, value=value))

@@ -246,7 +246,7 @@ def run(plan: Plan, values: list[float], record: bool = False,
     ``on_step`` is called with each step as it is taken.
 
     Two interpreters of the same plan: without steps to report, a loop specialised by arity
-    (measured 3-4x faster than the generic one: ``tests/benchmarks/bench_engine.py``); with
+    (measured 1.5-2.6x faster than the generic one: ``tests/benchmarks/bench_engine.py``); with
     them, the plain loop that also makes each :class:`Step`."""
     grads = [0.0] * len(plan.dag)
     grads[plan.output] = 1.0  # d(output)/d(output), whether or not anything is requested

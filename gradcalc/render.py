@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from gradcalc.api import Result, Stats
 from gradcalc.dag import Dag
 from gradcalc.errors import argument
-from gradcalc.fmt import PARTIAL, format_count, format_number, json_number
+from gradcalc.fmt import Glyphs, format_count, format_number, json_number
 from gradcalc.serialize import diagnostic_object, to_json_object
 from gradcalc.serialize import names as _names
 from gradcalc.serialize import where as _where
@@ -78,7 +78,7 @@ def _stats_rows(s: Stats) -> list[tuple[str, str]]:
     return rows
 
 
-def to_table(result: Result) -> RenderableType:
+def to_table(result: Result, unicode: bool = True) -> RenderableType:
     """A Rich view: the output's value, then name, value and gradient for each requested name,
     then the statistics when asked for. No number, formula or name is ever cut: on a narrow
     console the tables wrap, and where even that cannot keep every number whole they become
@@ -86,14 +86,14 @@ def to_table(result: Result) -> RenderableType:
     from rich.console import Group
     from rich.text import Text
 
-    out = result.output
+    out, d = result.output, Glyphs(unicode).partial
     shown = "?" if result.value is None else format_number(result.value)
     parts: list[RenderableType] = [Text.assemble((out, "bold"), " = ", (shown, "bold cyan"))]
     names = _names(result)
     if names:
         columns: list[tuple[str, dict[str, Any]]] = [
             ("name", {}), ("value", {"justify": "right"}),
-            (f"{PARTIAL}{out}/{PARTIAL}name", {"justify": "left" if result.formulas else "right",
+            (f"{d}{out}/{d}name", {"justify": "left" if result.formulas else "right",
                                "style": "green"})]
         if result.formulas:
             columns.append(("= at the given values", {"justify": "right"}))
