@@ -4,7 +4,6 @@ mapping from error classes to exit codes. No math, no graph walking, no layout h
 from __future__ import annotations
 
 import codecs
-import contextlib
 import enum
 import errno
 import functools
@@ -17,8 +16,7 @@ import re
 import shutil
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, NoReturn, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, NoReturn
 
 import typer
 from typer.core import TyperCommand
@@ -40,7 +38,6 @@ from gradcalc.status import ExitStatus, help_text
 
 if TYPE_CHECKING:
     from rich.console import Console
-    from rich.progress import Progress
 
     from gradcalc.derivatives import Matrix
 
@@ -287,9 +284,10 @@ def run(
     view = _the_view(graph is not None, explain, dot, mermaid, hessian, check, len(outputs) > 1)
     if batch is not None:
         _refuse_with_batch(program, view, stats, symbolic, ascii_only, value, outputs)
-        _run_batch(batch, input_kind or InputKind.text, values, names,
-                   outputs[0] if outputs else None, output_format, jobs or 1, fail_fast,
-                   limit)
+        from gradcalc.cli_batch import run_batch
+
+        run_batch(batch, input_kind or InputKind.text, values, names,
+                  outputs[0] if outputs else None, output_format, jobs or 1, fail_fast, limit)
         return
     _refuse_without_batch(input_kind, jobs, fail_fast)
     _refuse_without_effect(view, stats, symbolic, ascii_only, value, names, output_format)
@@ -556,201 +554,6 @@ def _terminal_width() -> int | None:
     return int(columns) if usable else None
 
 
-def _run_batch(path: str, kind: InputKind, at: dict[str, float], wrt: list[str] | None,
-               of: str | None, output_format: Format | None, jobs: int, fail_fast: bool,
-               limit: int) -> None:
-    from gradcalc import batch
-
-    fmt = output_format or (Format.table if sys.stdout.isatty() else Format.jsonl)
-    if fmt is Format.json:
-        raise _usage("--format json is for a single program", "with --batch use jsonl")
-    jobs = _capped_jobs(jobs)
-    stream = _open_batch(path)
-    name = "<stdin>" if path == "-" else path
-    size = None if path == "-" else _file_size(stream)
-    failed = False
-    stopped: GradcalcError | None = None
-    unused = _Unused(at, wrt)  # options no line used are reported: a typo must not pass
-    with stream, _progress(size) as progress, contextlib.ExitStack() as stack:
-        writer = _batch_writer(fmt, progress, wrt)
-        counted = _Counted(stream, progress.advance) if progress is not None else stream
-        results = batch.solve_stream(batch.problems(counted, kind is InputKind.jsonl, limit),
-                                     at, wrt, of, jobs, limit)
-        # Closed on the way out, also on Ctrl-C: worker processes end before this one does.
-        stack.enter_context(contextlib.closing(results))
-        try:
-            for result in results:
-                unused.update(result)
-                if result["error"] is not None:
-                    failed = True
-                    if fmt in (Format.table, Format.plain):
-                        _report_line_error(name, kind, result)
-                writer.write(result)
-                if failed and fail_fast:
-                    break
-        except batch.BinaryInput as exc:  # the lines before it are answered
-            stopped = exc
-        writer.close()
-    unused.report(failed)
-    if stopped is not None:
-        _fail(stopped)
-    if failed:
-        raise typer.Exit(ExitStatus.FAILED)
-
-
-def _capped_jobs(jobs: int) -> int:
-    cpus = os.cpu_count() or 1
-    if jobs <= cpus:
-        return jobs
-    _print_diagnostic(Diagnostic(
-        "capped", f"--jobs {jobs} capped at {cpus}, the number of CPUs",
-        hint="more workers than CPUs only add processes and memory"))
-    return cpus
-
-
-def _open_batch(path: str) -> BinaryIO:
-    if os.path.isdir(path):
-        raise _usage(f"cannot read {path}: it is a directory", "give --batch a file, or '-'")
-    if path == "-":
-        if sys.stdin is None:
-            raise _usage("standard input is closed", "give --batch a file")
-        return sys.stdin.buffer
-    try:
-        return open(path, "rb")  # closed by the caller's with
-    except OSError as exc:
-        raise _usage(f"cannot read {path}: {exc.strerror}", "check the --batch path") from None
-
-
-def _report_line_error(name: str, kind: InputKind, result: dict[str, Any]) -> None:
-    """A failed line on standard error, ``FILE:LINE:COLUMN: message``, for people."""
-    error = result["error"]
-    where = str(result["line"])
-    if error["column"] and kind is InputKind.text:
-        where = f"{error['line']}:{error['column']}"
-    elif error["column"]:  # a position inside the line's "program" string
-        where += f": program {error['line']}:{error['column']}"
-    hint = error.get("hint")
-    if hint is None and error["kind"] == "limit":
-        hint = "raise the limit with --max-size"
-    _print_diagnostic(InputError(f"{name}:{where}: {error['message']}", hint=hint))
-
-
-class _Unused:
-    """The ``--at`` inputs and ``--wrt`` names that no line has used so far."""
-
-    def __init__(self, at: dict[str, float], wrt: list[str] | None) -> None:
-        self.at, self.wrt = set(at), set(wrt or ())
-
-    def update(self, result: dict[str, Any]) -> None:
-        if self.at:
-            self.at.difference_update(result["inputs"])
-        if self.wrt:
-            self.wrt.difference_update(result["gradients"])
-
-    def report(self, failed: bool) -> None:
-        for option, unused, what in (("--at", self.at, "input"), ("--wrt", self.wrt, "name")):
-            if unused:
-                # A line that failed tells nothing of its names: say what is known.
-                lines = "the lines that succeeded" if failed else "any line"
-                _print_diagnostic(Diagnostic(
-                    "unused",
-                    f"{option} {', '.join(sorted(unused))} matched no {what} of {lines}",
-                    hint=f"check the spelling; {option} applies only to the lines that have "
-                    f"that {what}"))
-
-
-class _BatchWriter:
-    """Writes each batch result as it comes (flushed, so a downstream command sees it at
-    once); one subclass per format."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-
-    def write(self, result: dict[str, Any]) -> None:
-        self.out.write(self.text(result))
-        self.out.flush()
-
-    def text(self, result: dict[str, Any]) -> str:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        self.out.flush()
-
-
-class _JsonLines(_BatchWriter):
-    def text(self, result: dict[str, Any]) -> str:
-        return _dumps(result)
-
-
-class _PlainLines(_BatchWriter):
-    def text(self, result: dict[str, Any]) -> str:
-        from gradcalc import render
-
-        return render.batch_plain(result)
-
-
-class _Delimited(_BatchWriter):
-    def __init__(self, out: TextIO, delimiter: str, wrt: list[str] | None) -> None:
-        from gradcalc import render
-
-        super().__init__(out)
-        self.table = render.BatchTable(out, delimiter, wrt)
-
-    def write(self, result: dict[str, Any]) -> None:
-        self.table.write(result)
-        self.out.flush()
-
-    def close(self) -> None:
-        self.table.close()
-        self.out.flush()
-
-
-class _Tables(_BatchWriter):
-    """Rich tables in blocks of :data:`_TABLE_BLOCK` rows, so memory stays flat."""
-
-    def __init__(self, out: TextIO, progress: _Progress | None) -> None:
-        super().__init__(out)
-        self.progress = progress
-        self.rows: list[dict[str, Any]] = []
-
-    def write(self, result: dict[str, Any]) -> None:
-        self.rows.append(result)
-        if len(self.rows) == _TABLE_BLOCK:
-            self.close()
-
-    def close(self) -> None:
-        from gradcalc import render
-
-        if self.rows:
-            _print_batch_table(render.batch_table(self.rows), self.progress)
-            self.rows = []
-        self.out.flush()
-
-
-def _batch_writer(fmt: Format, progress: _Progress | None, wrt: list[str] | None
-                  ) -> _BatchWriter:
-    # Under a progress bar on the same terminal, results go through the bar's console
-    # (above the bar); otherwise straight to standard output.
-    out = progress.stdout if progress is not None else sys.stdout
-    if fmt is Format.jsonl:
-        return _JsonLines(out)
-    if fmt is Format.plain:
-        return _PlainLines(out)
-    if fmt in (Format.csv, Format.tsv):
-        return _Delimited(out, "," if fmt is Format.csv else "\t", wrt)
-    return _Tables(out, progress)
-
-
-def _print_batch_table(view: object, progress: _Progress | None) -> None:
-    if progress is not None and progress.shares_terminal:
-        progress.bar.console.print(view)
-    else:
-        _print_rich(view)
-
-
-_TABLE_BLOCK = 200  # the terminal table is printed in blocks, so memory stays flat
-
-
 def _print_rich(view: object) -> None:
     _console().print(view)
 
@@ -776,60 +579,6 @@ def _file_size(stream: BinaryIO) -> int | None:
         return os.fstat(stream.fileno()).st_size or None
     except (OSError, AttributeError, ValueError):
         return None
-
-
-@dataclass(slots=True)
-class _Counted:
-    """The stream, reporting the size of what is read to the progress bar."""
-
-    stream: BinaryIO
-    advance: Callable[[int], None]
-
-    def readline(self, size: int = -1) -> bytes:
-        raw = self.stream.readline(size)
-        self.advance(len(raw))
-        return raw
-
-
-@dataclass(slots=True)
-class _Progress:
-    """A running progress bar: ``advance(n)`` after reading n bytes; ``stdout`` is where
-    results go so that they print above the bar when standard output is the same terminal."""
-
-    bar: Progress
-    advance: Callable[[int], None]
-    stdout: TextIO
-    shares_terminal: bool  # results and the bar are on the same terminal
-
-
-class _progress:
-    """A Rich progress bar on stderr for an input of known size, only on a terminal."""
-
-    def __init__(self, size: int | None) -> None:
-        self.size = size
-        self.running: _Progress | None = None
-
-    def __enter__(self) -> _Progress | None:
-        if self.size is None or not sys.stderr.isatty():
-            return None
-        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
-
-        # Rich redirects sys.stdout and sys.stderr while the bar runs: what is written through
-        # them (results on the terminal, diagnostics) is printed above the bar instead of
-        # tearing it. A results stream that is not the terminal is written directly.
-        bar = Progress(BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-                       console=_console(stderr=True), transient=True,
-                       redirect_stdout=sys.stdout.isatty(), redirect_stderr=True)
-        before = sys.stdout
-        bar.start()
-        task = bar.add_task("batch", total=self.size)
-        self.running = _Progress(bar, lambda n: bar.advance(task, n), sys.stdout,
-                                 shares_terminal=sys.stdout is not before)
-        return self.running
-
-    def __exit__(self, *exc: object) -> None:
-        if self.running is not None:
-            self.running.bar.stop()
 
 
 def _read_program(program: str, limit: int) -> tuple[str, str]:
