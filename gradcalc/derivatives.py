@@ -135,12 +135,13 @@ def hessian(program: str | Dag, at: Mapping[str, float] | None = None,
                                      "program", hint="differentiate with respect to inputs")
         targets = {n: dag.inputs[n] for n in names}
         matrix = Matrix(names, names)
-        needed = engine.cone(dag, [output, *targets.values()])
+        question = engine.plan(dag, output, targets, within)
+        needed = question.needed
         complete = all(values[i] is not None for i in dag.inputs.values() if needed[i])
         if complete:
             first_order = _gradients(dag, at=at, wrt=names, of=of, symbolic=False)
             _add_warnings(matrix.warnings, first_order.warnings)
-        graph = gradient_graph(engine.plan(dag, output, targets, within))
+        graph = gradient_graph(question)
         gdag = graph.dag
         leaves = list(values) + gdag.values[len(values):]
         if complete:

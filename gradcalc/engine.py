@@ -253,7 +253,7 @@ def run(plan: Plan, values: list[float], record: bool = False,
     steps: list[Step] | None = [] if record else None
     if steps is not None:
         on_step = _both(steps.append, on_step) if on_step is not None else steps.append
-    if plan.active[plan.output]:
+    if plan.reached:
         if on_step is None:
             _fast_pass(plan, values, grads)
         else:
