@@ -1,19 +1,168 @@
-"""The abstract syntax tree: what the parser produces, with a source span on every node.
+"""The abstract syntax tree, stored flat: every expression node of a program in postfix order.
 
-One generic application node (:class:`Apply`) serves every operator and function, so new ops
-never touch this module. Nodes are slotted dataclasses without generated ``__eq__``/``__repr__``:
-generated ones recurse, and a 100,000-term expression is a normal input. Everything that walks
-an expression here uses an explicit stack.
+The parser reduces operands before their operator, so it writes each node once, after its
+operands, into a :class:`Postfix`: parallel arrays of small integers (a kind, a payload, the
+node's source span and the span of its operator symbol or literal). A node is an index; an
+expression is the range of indices that ends at its root. Nothing here is a Python object per
+node, so memory is about 25 bytes per node (a tree of objects took ten times that, see the
+README's "Limits"), and every walk is a loop.
+
+A :class:`Statement` names the root of its expression. For tools and tests, :meth:`Program.tree`
+gives the same program as a tree of objects (:class:`Num`, :class:`Name`, :class:`Apply`,
+:class:`Assign`, :class:`Output`), and :func:`from_tree` makes a program of such a tree; both
+convert with explicit stacks, so a 100,000-deep expression is a normal input.
 """
 
 from __future__ import annotations
 
+import math
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from gradcalc.errors import Source, Span
 
-__all__ = ["Apply", "Assign", "Expr", "Name", "Num", "Output", "Program", "Statement", "walk"]
+__all__ = ["APPLY", "CALL", "NAME", "NUM", "Apply", "Assign", "Expr", "Name", "Num", "Output",
+           "Postfix", "Program", "Statement", "from_tree", "walk"]
+
+#: The kinds of node in a :class:`Postfix`.
+NUM, NAME, APPLY, CALL = 0, 1, 2, 3
+
+
+@dataclass(slots=True, eq=False, repr=False)
+class Postfix:
+    """Expression nodes in postfix order (each after its operands), as parallel arrays.
+
+    For node ``i``: ``kinds[i]`` is :data:`NUM`, :data:`NAME`, :data:`APPLY` (an operator; the
+    word is its registry name) or :data:`CALL` (a function call; the word is the name as
+    written). ``payloads[i]`` indexes ``numbers`` for a number and ``words`` otherwise;
+    ``arities[i]`` is the number of operands. ``starts``/``ends`` are the node's source span
+    (parentheses around it included) and ``marks``/``mark_ends`` the span of its operator
+    symbol, of a call's function name, or of a number's literal without the sign folded into it.
+    Offsets fit in 32 bits: a program is at most 1 GiB (``parse.PROGRAM_CEILING``).
+    """
+
+    kinds: bytearray = field(default_factory=bytearray)
+    payloads: array[int] = field(default_factory=lambda: array("i"))
+    arities: array[int] = field(default_factory=lambda: array("i"))
+    starts: array[int] = field(default_factory=lambda: array("i"))
+    ends: array[int] = field(default_factory=lambda: array("i"))
+    marks: array[int] = field(default_factory=lambda: array("i"))
+    mark_ends: array[int] = field(default_factory=lambda: array("i"))
+    words: list[str] = field(default_factory=list)
+    numbers: array[float] = field(default_factory=lambda: array("d"))
+    #: the text of a number that is not its literal in the source (see :func:`from_tree`)
+    number_texts: dict[int, str] = field(default_factory=dict)
+    _word_index: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.kinds)
+
+    def word(self, text: str) -> int:
+        """The index of ``text`` in ``words`` (added once: names repeat, strings are shared)."""
+        index = self._word_index.get(text)
+        if index is None:
+            index = self._word_index[text] = len(self.words)
+            self.words.append(text)
+        return index
+
+    def add(self, kind: int, payload: int, arity: int, start: int, end: int, mark: int,
+            mark_end: int) -> int:
+        """Append a node (its operands must be the ``arity`` subtrees just before it)."""
+        self.kinds.append(kind)
+        self.payloads.append(payload)
+        self.arities.append(arity)
+        self.starts.append(start)
+        self.ends.append(end)
+        self.marks.append(mark)
+        self.mark_ends.append(mark_end)
+        return len(self.kinds) - 1
+
+    def number_text(self, node: int, source: str) -> str:
+        """How the number ``node`` was written, with a minus folded into it (``-2``)."""
+        if node in self.number_texts:
+            return self.number_texts[node]
+        literal = source[self.marks[node] : self.mark_ends[node]]
+        value = self.numbers[self.payloads[node]]
+        return "-" + literal if math.copysign(1.0, value) < 0 else literal
+
+    def first(self, root: int) -> int:
+        """The first node of the subtree that ends at ``root`` (the subtree is first..root)."""
+        arities, need, node = self.arities, 1, root
+        while need:
+            need += arities[node] - 1
+            node -= 1
+        return node + 1
+
+
+@dataclass(slots=True, eq=False, repr=False)
+class Statement:
+    """``name = expression``, or the bare expression ending a program (``name`` is None).
+
+    ``root`` is the expression's root node; ``name_start`` the offset of the name (of the
+    expression for a bare one)."""
+
+    name: str | None
+    name_start: int
+    root: int
+
+
+@dataclass(slots=True, eq=False, repr=False)
+class Program:
+    """A parsed program: its statements in source order, their expressions and the source."""
+
+    statements: list[Statement]
+    nodes: Postfix = field(default_factory=Postfix)
+    source: Source = field(default_factory=lambda: Source(""))
+
+    def span(self, node: int) -> Span:
+        """The source span of expression node ``node``."""
+        return self.source.span_at(self.nodes.starts[node], self.nodes.ends[node])
+
+    def mark(self, node: int) -> Span:
+        """The span of the operator symbol (or a call's function name) of ``node``."""
+        return self.source.span_at(self.nodes.marks[node], self.nodes.mark_ends[node])
+
+    def name_span(self, statement: Statement) -> Span:
+        """Where the statement's name is written (its expression, for a bare one)."""
+        if statement.name is None:
+            return self.span(statement.root)
+        return self.source.span_at(statement.name_start, statement.name_start
+                                   + len(statement.name))
+
+    def statement_span(self, statement: Statement) -> Span:
+        return self.source.span_at(statement.name_start, self.nodes.ends[statement.root])
+
+    def tree(self) -> list[Assign | Output]:
+        """The statements as a tree of objects (for tools and tests), built without recursion."""
+        nodes, text = self.nodes, self.source.text
+        made: list[Expr] = []
+        for node in range(len(nodes)):
+            kind, payload, span = nodes.kinds[node], nodes.payloads[node], self.span(node)
+            if kind == NUM:
+                made.append(Num(nodes.numbers[payload], nodes.number_text(node, text), span))
+            elif kind == NAME:
+                made.append(Name(nodes.words[payload], span))
+            else:
+                count = nodes.arities[node]
+                operands = made[len(made) - count:]
+                del made[len(made) - count:]
+                made.append(Apply(nodes.words[payload], operands, span, self.mark(node),
+                                  call=kind == CALL))
+        # the statements' expressions are consecutive subtrees: one left on the stack each
+        exprs = made
+        out: list[Assign | Output] = []
+        for statement, expr in zip(self.statements, exprs, strict=True):
+            assert expr is not None
+            if statement.name is None:
+                out.append(Output(expr, expr.span))
+            else:
+                out.append(Assign(statement.name, self.name_span(statement), expr,
+                                  self.statement_span(statement)))
+        return out
+
+
+# --- the same program as a tree of objects -------------------------------------------------
 
 
 @dataclass(slots=True, eq=False, repr=False)
@@ -67,17 +216,6 @@ class Output:
     span: Span
 
 
-Statement = Assign | Output
-
-
-@dataclass(slots=True, eq=False, repr=False)
-class Program:
-    """A parsed program: its statements in source order and the source they came from."""
-
-    statements: list[Statement]
-    source: Source = field(default_factory=lambda: Source(""))
-
-
 def walk(expr: Expr) -> Iterator[Expr]:
     """Every node of ``expr``, parents before children, without recursion."""
     stack: list[Expr] = [expr]
@@ -87,3 +225,38 @@ def walk(expr: Expr) -> Iterator[Expr]:
         yield node
         if type(node) is Apply:
             push(reversed(node.args))
+
+
+def from_tree(statements: list[Assign | Output], source: Source | None = None) -> Program:
+    """A :class:`Program` of statements given as a tree of objects (the inverse of
+    :meth:`Program.tree`); spans are taken as offsets into ``source``."""
+    nodes, out = Postfix(), []
+    for statement in statements:
+        # pre-order with the last operand first, reversed, is post-order
+        order: list[Expr] = []
+        stack: list[Expr] = [statement.expr]
+        while stack:
+            node = stack.pop()
+            order.append(node)
+            if type(node) is Apply:
+                stack.extend(node.args)
+        for node in reversed(order):
+            span = node.span
+            if type(node) is Num:
+                nodes.numbers.append(node.value)
+                nodes.number_texts[len(nodes)] = node.text
+                nodes.add(NUM, len(nodes.numbers) - 1, 0, span.start, span.end, span.start,
+                          span.end)
+            elif type(node) is Name:
+                nodes.add(NAME, nodes.word(node.id), 0, span.start, span.end, span.start,
+                          span.start)
+            else:
+                assert type(node) is Apply
+                nodes.add(CALL if node.call else APPLY, nodes.word(node.op), len(node.args),
+                          span.start, span.end, node.op_span.start, node.op_span.end)
+        root = len(nodes) - 1
+        if type(statement) is Assign:
+            out.append(Statement(statement.name, statement.name_span.start, root))
+        else:
+            out.append(Statement(None, statement.span.start, root))
+    return Program(out, nodes, source if source is not None else Source(""))

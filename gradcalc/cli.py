@@ -33,7 +33,7 @@ from gradcalc.errors import (
     speaking_as_command_line,
 )
 from gradcalc.fmt import format_number, json_number
-from gradcalc.parse import PROGRAM_LIMIT, program_too_large
+from gradcalc.parse import PROGRAM_CEILING, PROGRAM_LIMIT, program_too_large
 from gradcalc.status import ExitStatus, help_text
 
 if TYPE_CHECKING:
@@ -626,7 +626,7 @@ def _size_option(size: int) -> str:
 
 
 _SIZE = re.compile(r"([0-9]{1,10})\s*(?:([KMG])(?:i?B)?|B)?", re.IGNORECASE)
-MAX_SIZE_LIMIT = 1 << 30
+MAX_SIZE_LIMIT = PROGRAM_CEILING
 
 
 def _parse_size(text: str) -> int:

@@ -14,9 +14,10 @@ identical sub-expressions are merged (common sub-expression elimination).
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import dataclass, field
 
-from gradcalc.ast import Apply, Assign, Expr, Name, Num, Output, Program, walk
+from gradcalc.ast import CALL, NAME, NUM, Program, Statement
 from gradcalc.errors import (
     ArityError,
     CycleError,
@@ -34,6 +35,30 @@ __all__ = ["Dag", "build"]
 
 
 @dataclass(slots=True, eq=False)
+class Spans:
+    """Where each node is written, as source offsets (``-1`` for a node written nowhere); the
+    line and column are worked out from the source when a span is asked for
+    (:meth:`Dag.span`). Two machine integers a node: a 10 MiB program has millions."""
+
+    starts: array[int] = field(default_factory=lambda: array("q"))
+    ends: array[int] = field(default_factory=lambda: array("q"))
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def append(self, span: Span | None) -> None:
+        self.starts.append(-1 if span is None else span.start)
+        self.ends.append(-1 if span is None else span.end)
+
+    def __setitem__(self, node: int, span: Span | None) -> None:
+        self.starts[node] = -1 if span is None else span.start
+        self.ends[node] = -1 if span is None else span.end
+
+    def copy(self) -> Spans:
+        return Spans(array("q", self.starts), array("q", self.ends))
+
+
+@dataclass(slots=True, eq=False)
 class Dag:
     """A counted-DAG-to-be: nodes as parallel lists, in topological order.
 
@@ -48,7 +73,7 @@ class Dag:
     ops: list[Op] = field(default_factory=list)
     args: list[tuple[int, ...]] = field(default_factory=list)
     names: list[str | None] = field(default_factory=list)
-    spans: list[Span | None] = field(default_factory=list)
+    spans: Spans = field(default_factory=Spans)
     values: list[float | None] = field(default_factory=list)
     labels: dict[int, str] = field(default_factory=dict)
     inputs: dict[str, int] = field(default_factory=dict)
@@ -73,12 +98,19 @@ class Dag:
             return name
         if node in self.labels:
             return self.labels[node]
-        span = self.spans[node]
-        if span is not None:
-            text = self.source.text[span.start : span.end]
-            if len(text) <= 40 and "\n" not in text:
+        start, end = self.spans.starts[node], self.spans.ends[node]
+        if start >= 0 and end - start <= 40:
+            text = self.source.text[start:end]
+            if "\n" not in text:
                 return text
         return f"({self.ops[node].label})"
+
+    def span(self, node: int) -> Span | None:
+        """Where ``node`` is written in the source (None for a node written nowhere)."""
+        start = self.spans.starts[node]
+        if start < 0:
+            return None
+        return self.source.span_at(start, self.spans.ends[node])
 
     def add(self, op: Op, args: tuple[int, ...], span: Span | None,
             name: str | None = None, value: float | None = None) -> int:
@@ -112,11 +144,13 @@ class _OutOfOrder(Exception):
 class _Builder:
     def __init__(self, program: Program) -> None:
         self.program = program
+        self.nodes = program.nodes
         self.source = program.source
         self.dag = Dag(source=program.source)
-        self.statements: dict[str, Assign] = {}
+        self.statements: dict[str, Statement] = {}
         self.cse: dict[Op, dict[tuple[object, ...], int]] = {}
         self.output = ""
+        self.bare: str | None = None  # the name given to a bare expression
 
     def error(self, cls: type[Exception], message: str, span: Span, hint: str | None = None
               ) -> Exception:
@@ -134,6 +168,7 @@ class _Builder:
             self.cse.clear()
             for name in self._order():
                 self._build_statement(self.statements[name])
+        self.cse.clear()
         self.dag.outputs = self._sinks()
         self.dag.output = self.dag.outputs[-1] if self.dag.outputs else self.output
         return self.dag
@@ -153,33 +188,46 @@ class _Builder:
     # --- names and order -----------------------------------------------------------------
 
     def _collect(self) -> None:
-        for statement in self.program.statements:
-            if type(statement) is Output:
-                name = _fresh_output_name(self.program)
-                statement = Assign(name, statement.span, statement.expr, statement.span)
-            assert type(statement) is Assign
+        program = self.program
+        for statement in program.statements:
+            if statement.name is None:
+                statement = Statement(_fresh_output_name(program), statement.name_start,
+                                      statement.root)
+                bare = True
+            else:
+                bare = False
             name = statement.name
-            if name in CONSTANTS:
-                raise self.error(NameResolutionError, f"cannot assign to the constant {name}",
-                                 statement.name_span, hint="choose another name")
-            if name in FUNCTIONS:
-                raise self.error(NameResolutionError, f"cannot assign to {name}: it is a function",
-                                 statement.name_span, hint="choose another name")
+            assert name is not None
+            if name in CONSTANTS or name in FUNCTIONS:
+                what = "the constant " + name if name in CONSTANTS else f"{name}: it is a function"
+                raise self.error(NameResolutionError, f"cannot assign to {what}",
+                                 program.name_span(statement), hint="choose another name")
             if name in self.statements:
-                first = self.statements[name].name_span
+                first = program.name_span(self.statements[name])
                 raise self.error(
-                    NameResolutionError, f"{name} is assigned twice", statement.name_span,
+                    NameResolutionError, f"{name} is assigned twice",
+                    program.name_span(statement),
                     hint=f"it was first assigned at {first.line}:{first.column}; every name is "
                     "assigned once (use a new name for a new value)")
             self.statements[name] = statement
+            if bare:
+                self.bare = name
             self.output = name
+
+    def _name_span(self, name: str) -> Span:
+        statement = self.statements[name]
+        if name == self.bare:  # a bare expression: its name is where it is written
+            return self.program.span(statement.root)
+        return self.program.name_span(statement)
 
     def _order(self) -> list[str]:
         """Assigned names, dependencies first (source order where free), without recursion."""
-        uses: dict[str, list[Name]] = {}
-        for name, statement in self.statements.items():
-            uses[name] = [node for node in walk(statement.expr)
-                          if type(node) is Name and node.id in self.statements]
+        nodes, words = self.nodes, self.nodes.words
+        kinds, payloads = nodes.kinds, nodes.payloads
+        uses: dict[str, list[int]] = {}  # name -> the Name nodes of its expression that are
+        for name, statement in self.statements.items():  # assigned names
+            uses[name] = [node for node in range(nodes.first(statement.root), statement.root + 1)
+                          if kinds[node] == NAME and words[payloads[node]] in self.statements]
         order: list[str] = []
         state: dict[str, int] = {}  # 1 = on the stack, 2 = done
         for root in self.statements:
@@ -197,151 +245,144 @@ class _Builder:
                     continue
                 stack[-1] = (name, index + 1)
                 dep = deps[index]
-                seen = state.get(dep.id)
+                used = words[payloads[dep]]
+                seen = state.get(used)
                 if seen == 1:
-                    raise self._cycle([n for n, _ in stack], dep)
+                    raise self._cycle([n for n, _ in stack], used, self.program.span(dep))
                 if seen is None:
-                    state[dep.id] = 1
-                    stack.append((dep.id, 0))
+                    state[used] = 1
+                    stack.append((used, 0))
         return order
 
-    def _cycle(self, path: list[str], closing: Name) -> Exception:
-        loop = [*path[path.index(closing.id):], closing.id]
+    def _cycle(self, path: list[str], closing: str, span: Span) -> Exception:
+        loop = [*path[path.index(closing):], closing]
         if len(loop) == 2:
             return self.error(
-                CycleError, f"{closing.id} is defined in terms of itself", closing.span,
+                CycleError, f"{closing} is defined in terms of itself", span,
                 hint=f"assignments are equations, not updates: use a new name "
-                f"(e.g. {closing.id}2 = ... {closing.id} ...)")
+                f"(e.g. {closing}2 = ... {closing} ...)")
         return self.error(CycleError, "circular definition: " + f" {LEADS_TO} ".join(loop),
-                          closing.span,
-                          hint="each name must be computable from names that do not use it")
+                          span, hint="each name must be computable from names that do not use it")
 
     # --- expressions ---------------------------------------------------------------------
 
-    def _build_statement(self, statement: Assign) -> None:
-        dag, expr, name = self.dag, statement.expr, statement.name
-        if isinstance(expr, Num):
-            dag.add(INPUT, (), statement.name_span, name, expr.value)
+    def _build_statement(self, statement: Statement) -> None:
+        dag, root, name = self.dag, statement.root, statement.name
+        assert name is not None
+        kind = self.nodes.kinds[root]
+        name_span = self._name_span(name)
+        if kind == NUM:
+            dag.add(INPUT, (), name_span, name, self.nodes.numbers[self.nodes.payloads[root]])
             dag.inputs[name] = len(dag) - 1
-        elif isinstance(expr, Apply):
-            self._expr(expr, name)
-        else:  # `C = B` or `C = pi`: C is a node of its own
-            dag.add(IDENTITY, (self._expr(expr),), expr.span, name)
-        dag.name_spans[name] = statement.name_span
+        elif kind == NAME:  # `C = B` or `C = pi`: C is a node of its own
+            dag.add(IDENTITY, (self._expr(root),), self.program.span(root), name)
+        else:
+            self._expr(root, name)
+        dag.name_spans[name] = name_span
 
-    def _expr(self, expr: Expr, name: str | None = None) -> int:
-        """Add ``expr`` to the graph, sharing identical unnamed sub-expressions; return its id.
-        With ``name``, the root is that name's own node: never shared, never merged."""
-        if isinstance(expr, Num):
-            return self._constant(expr.value, expr.text, expr.span)
-        if isinstance(expr, Name):
-            return self._name(expr)
-        order = _postorder(expr)
-        if name is not None:
-            order.pop()  # the root is added below, as that name's own node
+    def _expr(self, root: int, name: str | None = None) -> int:
+        """Add the expression ending at node ``root`` to the graph, sharing identical unnamed
+        sub-expressions; return its id. With ``name``, the root is that name's own node:
+        never shared, never merged."""
+        nodes = self.nodes
+        kinds, payloads, starts, ends = nodes.kinds, nodes.payloads, nodes.starts, nodes.ends
+        words, numbers = nodes.words, nodes.numbers
         dag, cse = self.dag, self.cse
-        ops, args, names, spans, values = dag.ops, dag.args, dag.names, dag.spans, dag.values
+        ops, args, names, values = dag.ops, dag.args, dag.names, dag.values
+        span_starts, span_ends = dag.spans.starts, dag.spans.ends
         results: list[int] = []
         push, take = results.append, results.pop
-        for node in order:
-            if isinstance(node, Apply):
-                op = self._check(node) if node.call else op_named(node.op)
-                if op.arity == 2:
-                    second = take()
-                    operands: tuple[int, ...] = (take(), second)
-                elif op.arity == 1:
-                    operands = (take(),)
-                else:
-                    operands = _take_last(results, op.arity)
-                table = cse.get(op)
-                if table is None:
-                    table = cse[op] = {}
-                found = table.get(operands)
-                if found is None:
-                    found = table[operands] = len(ops)
-                    ops.append(op)
-                    args.append(operands)
-                    names.append(None)
-                    spans.append(node.span)
-                    values.append(None)
-                else:
-                    dag.merged += 1
-                push(found)
-            elif isinstance(node, Name):
+        last = root if name is None else root - 1  # a named root is added below, on its own
+        for node in range(nodes.first(root), last + 1):
+            kind = kinds[node]
+            if kind == NAME:
                 push(self._name(node))
+                continue
+            if kind == NUM:
+                push(self._constant(node, numbers[payloads[node]]))
+                continue
+            op = self._check(node) if kind == CALL else op_named(words[payloads[node]])
+            if op.arity == 2:
+                second = take()
+                operands: tuple[int, ...] = (take(), second)
+            elif op.arity == 1:
+                operands = (take(),)
             else:
-                push(self._constant(node.value, node.text, node.span))
+                operands = _take_last(results, op.arity)
+            table = cse.get(op)
+            if table is None:
+                table = cse[op] = {}
+            found = table.get(operands)
+            if found is None:
+                found = table[operands] = len(ops)
+                ops.append(op)
+                args.append(operands)
+                names.append(None)
+                span_starts.append(starts[node])
+                span_ends.append(ends[node])
+                values.append(None)
+            else:
+                dag.merged += 1
+            push(found)
         if name is None:
             return results[0]
-        op = self._check(expr) if expr.call else op_named(expr.op)
-        return dag.add(op, tuple(results), expr.span, name)
+        kind = kinds[root]
+        op = self._check(root) if kind == CALL else op_named(words[payloads[root]])
+        return dag.add(op, tuple(results), self.program.span(root), name)
 
-    def _constant(self, value: float, label: str, span: Span) -> int:
+    def _constant(self, node: int, value: float, label: str | None = None) -> int:
         table = self.cse.get(CONST)
         if table is None:
             table = self.cse[CONST] = {}
         key = (value, math.copysign(1.0, value))  # 0.0 and -0.0 are different constants
-        node = table.get(key)
-        if node is None:
-            node = table[key] = self.dag.add(CONST, (), span, value=value)
-            self.dag.labels[node] = label
-        return node
+        found = table.get(key)
+        if found is None:
+            found = table[key] = self.dag.add(CONST, (), self.program.span(node), value=value)
+            self.dag.labels[found] = (label if label is not None
+                                      else self.nodes.number_text(node, self.source.text))
+        return found
 
-    def _name(self, node: Name) -> int:
-        name, dag = node.id, self.dag
+    def _name(self, node: int) -> int:
+        name, dag = self.nodes.words[self.nodes.payloads[node]], self.dag
         found = dag.named.get(name)
         if found is not None:
             return found
         if name in CONSTANTS:
-            return self._constant(CONSTANTS[name], name, node.span)
+            return self._constant(node, CONSTANTS[name], name)
         if name in FUNCTIONS:
-            raise self.error(NameResolutionError, f"{name} is a function, not a value", node.span,
-                             hint=f"call it with an argument: {name}(...)")
+            raise self.error(NameResolutionError, f"{name} is a function, not a value",
+                             self.program.span(node), hint=f"call it with an argument: {name}(...)")
         if name in self.statements:
             raise _OutOfOrder
-        dag.name_spans[name] = node.span
-        dag.inputs[name] = dag.add(INPUT, (), node.span, name)
+        span = self.program.span(node)
+        dag.name_spans[name] = span
+        dag.inputs[name] = dag.add(INPUT, (), span, name)
         return dag.inputs[name]
 
-    def _check(self, node: Apply) -> Op:
-        if not node.call:
-            return op_named(node.op)
-        name = node.op
+    def _check(self, node: int) -> Op:
+        """The registry function a call names, checked (name and number of arguments)."""
+        nodes = self.nodes
+        name, count = nodes.words[nodes.payloads[node]], nodes.arities[node]
         op = FUNCTIONS.get(name)
         if op is None:
-            raise self._unknown_function(node)
-        if len(node.args) != op.arity:
+            raise self._unknown_function(name, node)
+        if count != op.arity:
             params = ", ".join("xyzw"[: op.arity])
-            count = f"{op.arity} argument" + ("s" if op.arity != 1 else "")
-            raise self.error(ArityError, f"{name} takes {count}, got {len(node.args)}", node.span,
-                             hint=f"write {name}({params})")
+            takes = f"{op.arity} argument" + ("s" if op.arity != 1 else "")
+            raise self.error(ArityError, f"{name} takes {takes}, got {count}",
+                             self.program.span(node), hint=f"write {name}({params})")
         return op
 
-    def _unknown_function(self, node: Apply) -> Exception:
-        name = node.op
+    def _unknown_function(self, name: str, node: int) -> Exception:
+        span = self.program.mark(node)
         if name in CONSTANTS or name in self.statements:
             kind = "a constant" if name in CONSTANTS else "a variable"
             return self.error(NameResolutionError, f"{name} is {kind}, not a function",
-                              node.op_span, hint=f"to multiply, write {name}*(...)")
+                              span, hint=f"to multiply, write {name}*(...)")
         close = closest(name, FUNCTIONS)
         hint = (f"did you mean {close}?" if close
                 else "known functions: " + ", ".join(sorted(FUNCTIONS)))
-        return self.error(NameResolutionError, f"unknown function {name!r}", node.op_span, hint)
-
-
-def _postorder(expr: Expr) -> list[Expr]:
-    """The nodes of ``expr``, each after its operands (the root last), without recursion."""
-    # Pre-order with the last operand first, reversed, is post-order: operands first.
-    order: list[Expr] = []
-    stack: list[Expr] = [expr]
-    pop, extend, visit = stack.pop, stack.extend, order.append
-    while stack:
-        node = pop()
-        visit(node)
-        if isinstance(node, Apply):
-            extend(node.args)
-    order.reverse()
-    return order
+        return self.error(NameResolutionError, f"unknown function {name!r}", span, hint)
 
 
 def _take_last(results: list[int], count: int) -> tuple[int, ...]:
@@ -352,7 +393,8 @@ def _take_last(results: list[int], count: int) -> tuple[int, ...]:
 
 
 def _fresh_output_name(program: Program) -> str:
-    taken = {s.name for s in program.statements if type(s) is Assign}
-    taken.update(n.id for s in program.statements for n in walk(s.expr) if type(n) is Name)
+    nodes = program.nodes
+    taken = {s.name for s in program.statements if s.name is not None}
+    kinds, payloads, words = nodes.kinds, nodes.payloads, nodes.words
+    taken.update(words[payloads[node]] for node in range(len(nodes)) if kinds[node] == NAME)
     return next(fresh(taken, "OUT", first="stem"))
-

@@ -204,7 +204,7 @@ def _nonfinite_entries(gdag: Dag, vals: list[float | None], graph: GradientGraph
                 "about 1.8e308"))
         else:
             found.append(Diagnostic(
-                "nonfinite", f"{second} is {value}", gdag.spans[origin], gdag.source,
+                "nonfinite", f"{second} is {value}", gdag.span(origin), gdag.source,
                 hint="the derivative of this operation is not differentiable at the point "
                 "(a derivative of it is infinite or undefined there)"))
     return found

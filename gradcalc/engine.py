@@ -486,7 +486,7 @@ def kinks(dag: Dag, vals: Sequence[float], visited: Iterable[int]) -> list[Diagn
             shown = op.show([format_number(vals[j]) for j in args[node]])
             found.append(Diagnostic(
                 "kink", f"{op.name} is not differentiable at {shown}",
-                dag.spans[node], dag.source, hint=f"the convention used: {op.kink_rule}"))
+                dag.span(node), dag.source, hint=f"the convention used: {op.kink_rule}"))
     return found
 
 
@@ -627,7 +627,7 @@ class _Origins:
 def _site(dag: Dag, vals: Sequence[float], node: int) -> str:
     """``sqrt(0) at 1:7``: an operation with its operand values, and where it is."""
     text = dag.ops[node].show([format_number(vals[j]) for j in dag.args[node]])
-    span = dag.spans[node]
+    span = dag.span(node)
     return f"{text} at {span.line}:{span.column}" if span is not None else text
 
 
@@ -642,7 +642,7 @@ def _origin_diagnostic(dag: Dag, vals: Sequence[float], events: list[tuple],
                        index: int) -> Diagnostic:
     """The warning for one origin record of :func:`nonfinite_origins`."""
     kind, node = events[index][0], events[index][1]
-    span, fmt = dag.spans[node], format_number
+    span, fmt = dag.span(node), format_number
     if kind in (_CANCEL, _SUM_OVERFLOW):
         name = dag.describe(node)
         if kind == _SUM_OVERFLOW:
@@ -695,7 +695,7 @@ def _cause(dag: Dag, vals: Sequence[float], events: list[tuple], index: int) -> 
     A (1:10)``."""
     kind, node = events[index][0], events[index][1]
     if kind in (_CANCEL, _SUM_OVERFLOW):
-        span = dag.spans[node]
+        span = dag.span(node)
         where = f" ({span.line}:{span.column})" if span is not None else ""
         return f"where paths meet at {dag.describe(node)}{where}"
     return f"in {_site(dag, vals, node)}"
@@ -715,11 +715,11 @@ def _domain_error(dag: Dag, vals: list, node: int) -> EvaluationError:
     op = dag.ops[node]
     shown, where = _operands(dag, vals, node)
     message = f"{shown} is undefined: {op.domain or 'outside the domain of ' + op.name}"
-    return EvaluationError(message, dag.spans[node], dag.source, where, kind="domain")
+    return EvaluationError(message, dag.span(node), dag.source, where, kind="domain")
 
 
 def _overflow_error(dag: Dag, vals: list, node: int) -> EvaluationError:
     shown, where = _operands(dag, vals, node)
     hint = "results must stay below about 1.8e308 in magnitude"
-    return EvaluationError(f"{shown} overflows a 64-bit float", dag.spans[node], dag.source,
+    return EvaluationError(f"{shown} overflows a 64-bit float", dag.span(node), dag.source,
                            f"{where}; {hint}" if where else hint, kind="overflow")

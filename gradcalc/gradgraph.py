@@ -49,7 +49,7 @@ def gradient_graph(question: Plan) -> GradientGraph:
     def local(node: int) -> tuple[int, ...]:
         op = dag.ops[node]
         assert op.rule is not None, f"{op.name} has no symbolic rule"
-        builder.span = dag.spans[node]
+        builder.span = dag.span(node)
         parts: tuple[int, ...] = op.rule(builder, *dag.args[node], node)
         return parts
 
@@ -62,7 +62,7 @@ def gradient_graph(question: Plan) -> GradientGraph:
 
 def _copy(dag: Dag) -> Dag:
     return replace(dag, ops=list(dag.ops), args=list(dag.args), names=list(dag.names),
-                   spans=list(dag.spans), values=list(dag.values), labels=dict(dag.labels),
+                   spans=dag.spans.copy(), values=list(dag.values), labels=dict(dag.labels),
                    inputs=dict(dag.inputs), named=dict(dag.named),
                    name_spans=dict(dag.name_spans), outputs=list(dag.outputs))
 

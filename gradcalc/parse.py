@@ -5,9 +5,10 @@ Lark compiles the grammar (``grammar/gradcalc.lark``, shipped inside the package
 into plain data, cached per user as JSON so that start-up neither rebuilds the tables nor even
 imports Lark. The grammar stays the single definition of the language; this module only runs
 the tables in a tight loop of its own: one regular expression made from Lark's terminals for the
-tokens, and a shift/reduce loop in which every reduction calls a :class:`_ToAst` method named by
-the grammar's rule aliases. No parse tree is built and nothing recurses, so 100,000 nested
-parentheses or a million-term sum are ordinary inputs. ``tests/test_parse_differential.py``
+tokens, and a shift/reduce loop in which every reduction calls a :class:`_ToPostfix` method
+named by the grammar's rule aliases, which appends one node to the program's flat, postfix AST
+(:class:`~gradcalc.ast.Postfix`). No parse tree is built and nothing recurses, so 100,000
+nested parentheses or a million-term sum are ordinary inputs. ``tests/test_parse_differential.py``
 holds this loop to Lark's own parser on thousands of programs, valid and broken.
 
 Other modules that need the shape of a name or a number take it from the grammar through
@@ -28,7 +29,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gradcalc.ast import Apply, Assign, Expr, Name, Num, Output, Program, Statement
+from gradcalc.ast import APPLY, CALL, NAME, NUM, Postfix, Program, Statement
 from gradcalc.errors import GradcalcError, LimitError, ParseError, Source, Span
 from gradcalc.gcpause import paused_gc
 
@@ -211,21 +212,26 @@ def _span(token: Token) -> Span:
     return Span(token[2], token[3], token[4], token[5])
 
 
-def _join(first: Span, last: Span) -> Span:
-    return Span(first.start, last.end, first.line, first.column)
-
-
 def _binary(op: str) -> Any:
-    def reduce(self: _ToAst, children: list[Any]) -> Apply:
+    def reduce(self: _ToPostfix, children: list[Any]) -> int:
         left, symbol, right = children
-        return Apply(op, [left, right], _join(left.span, right.span), _span(symbol))
+        nodes = self.nodes
+        return nodes.add(APPLY, nodes.word(op), 2, nodes.starts[left], nodes.ends[right],
+                         symbol[2], symbol[3])
 
     reduce.__name__ = op
     return reduce
 
 
-class _ToAst:
-    """Callbacks for the LALR parser, one per grammar alias, building AST nodes."""
+class _ToPostfix:
+    """Callbacks for the LALR parser, one per grammar alias, writing the program's nodes.
+
+    Reductions come operands first, so each node is appended once, after its operands: the
+    parser's stack holds node indices (and tokens), and ``nodes`` is the postfix AST."""
+
+    def __init__(self, source: Source) -> None:
+        self.nodes = Postfix()
+        self.source = source
 
     add = _binary("add")
     sub = _binary("sub")
@@ -233,62 +239,72 @@ class _ToAst:
     div = _binary("div")
     pow = _binary("pow")
 
-    def number(self, children: list[Token]) -> Num:
+    def number(self, children: list[Token]) -> int:
         (token,) = children
         text = token[1]
         value = float(text)
         if math.isinf(value):
             raise ParseError(f"the number {text} is too large", _span(token),
                              hint="numbers must fit in a 64-bit float (up to about 1.8e308)")
-        return Num(value, text, _span(token))
+        nodes = self.nodes
+        nodes.numbers.append(value)
+        return nodes.add(NUM, len(nodes.numbers) - 1, 0, token[2], token[3], token[2], token[3])
 
-    def name(self, children: list[Token]) -> Name:
+    def name(self, children: list[Token]) -> int:
         (token,) = children
-        return Name(token[1], _span(token))
+        return self.nodes.add(NAME, self.nodes.word(token[1]), 0, token[2], token[3], token[2],
+                              token[2])
 
-    def neg(self, children: list[Any]) -> Expr:
+    def neg(self, children: list[Any]) -> int:
         symbol, operand = children
-        span = _join(_span(symbol), operand.span)
-        if type(operand) is Num:  # fold -2 into a literal, so that `A = -2` is an input
-            text = operand.text[1:] if operand.text.startswith("-") else "-" + operand.text
-            return Num(-operand.value, text, span)
-        return Apply("neg", [operand], span, _span(symbol))
+        nodes = self.nodes
+        if nodes.kinds[operand] == NUM:  # fold -2 into a literal, so that `A = -2` is an input
+            index = nodes.payloads[operand]
+            nodes.numbers[index] = -nodes.numbers[index]
+            nodes.starts[operand] = symbol[2]
+            return operand
+        return nodes.add(APPLY, nodes.word("neg"), 1, symbol[2], nodes.ends[operand],
+                         symbol[2], symbol[3])
 
-    def pos(self, children: list[Any]) -> Expr:
+    def pos(self, children: list[Any]) -> int:
         return children[1]
 
-    def group(self, children: list[Any]) -> Expr:
+    def group(self, children: list[Any]) -> int:
         left, inner, right = children
-        inner.span = _join(_span(left), _span(right))
+        self.nodes.starts[inner] = left[2]
+        self.nodes.ends[inner] = right[3]
         return inner
 
-    def arguments(self, children: list[Any]) -> list[Expr]:
-        return children[0::2]
+    def arguments(self, children: list[Any]) -> int:
+        return (len(children) + 1) // 2  # expr, ',', expr, ...: the number of arguments
 
-    def call(self, children: list[Any]) -> Apply:
-        name, _, args, right = children
-        name_span = _span(name)
-        return Apply(name[1], args, _join(name_span, _span(right)), name_span, call=True)
+    def call(self, children: list[Any]) -> int:
+        name, _, count, right = children
+        return self.nodes.add(CALL, self.nodes.word(name[1]), count, name[2], right[3],
+                              name[2], name[3])
 
-    def assign(self, children: list[Any]) -> Assign:
-        name, _, expr = children
-        name_span = _span(name)
-        return Assign(name[1], name_span, expr, _join(name_span, expr.span))
+    def assign(self, children: list[Any]) -> Statement:
+        name, _, root = children
+        return Statement(name[1], name[2], root)
 
-    def bare(self, children: list[Any]) -> Output:
-        (expr,) = children
-        return Output(expr, expr.span)
+    def bare(self, children: list[Any]) -> Statement:
+        (root,) = children
+        return Statement(None, self.nodes.starts[root], root)
 
-    def start(self, children: list[Any]) -> list[Statement]:
-        statements = [c for c in children if type(c) is Assign or type(c) is Output]
+    def start(self, children: list[Any]) -> Program:
+        statements = [c for c in children if type(c) is Statement]
+        program = Program(statements, self.nodes, self.source)
         for statement in statements[:-1]:
-            if type(statement) is Output:
+            if statement.name is None:
                 raise ParseError(
                     "a bare expression can only be the last statement",
-                    statement.span,
+                    program.statement_span(statement),
                     hint="give it a name (NAME = ...) or move it to the end of the program",
                 )
-        return statements
+        return program
+
+    def splice(self, children: list[Any]) -> list[Any]:
+        return _splice(children)
 
 
 _TABLES_FORMAT = 1
@@ -359,7 +375,7 @@ def _read_cache(path: Path, digest: str) -> dict[str, Any] | None:
 def compile_tables(grammar: str) -> dict[str, Any]:
     """Compile ``grammar`` with Lark into plain data: the token regular expression, the
     ignored terminals, and the LALR(1) action table in which a reduction names the
-    :class:`_ToAst` method it calls (``None`` for a rule that hands its only child up)."""
+    :class:`_ToPostfix` method it calls (``None`` for a rule that hands its only child up)."""
     from lark import Lark
     from lark.parsers.lalr_analysis import Shift
 
@@ -453,15 +469,13 @@ class _Machine:
     ``tokens`` matches one terminal at a position, the terminal's name as the group name."""
 
     def __init__(self, data: dict[str, Any]) -> None:
-        builder = _ToAst()
-
         def reduction(length: int, method: str | None, origin: str, helper: bool,
                       splices: bool) -> tuple[Any, ...]:
             if helper:
-                return (length, _splice, origin, False)
+                return (length, _ToPostfix.splice, origin, False)
             if method is None:
                 return (length, None, origin, False)
-            return (length, getattr(builder, method), origin, splices)
+            return (length, getattr(_ToPostfix, method), origin, splices)
 
         self.actions: dict[int, dict[str, Any]] = {
             state: {symbol: arg if isinstance(arg, int) else reduction(*arg)
@@ -485,7 +499,8 @@ def _machine() -> _Machine:
         machine = _Machine(_tables())
         # A token pattern that matches nothing would stall the lexer, and tables of the
         # wrong shape fail on the first program: try both before trusting a cached file.
-        if machine.tokens.match("") is None and len(_run(machine, _PROBE)) == 2:
+        if machine.tokens.match("") is None \
+                and len(_run(machine, _PROBE).statements) == 2:
             return machine
     except Exception:  # a cache of the wrong shape: whatever it is, compile afresh
         pass
@@ -503,7 +518,10 @@ class _Unexpected(Exception):
         self.token, self.pos, self.expected = token, pos, expected
 
 
-def _run(machine: _Machine, text: str, first_line: int = 1) -> list[Statement]:
+def _run(machine: _Machine, text: str, first_line: int = 1) -> Program:
+    """Parse ``text`` (its first line numbered ``first_line``) with the loop; raises
+    :class:`_Unexpected` at a token or character the grammar does not allow."""
+    builder = _ToPostfix(Source(text, first_line=first_line))
     match = machine.tokens.match
     ignore, actions, end_state = machine.ignore, machine.actions, machine.end
     states: list[Any] = [machine.start]
@@ -546,7 +564,7 @@ def _run(machine: _Machine, text: str, first_line: int = 1) -> list[Statement]:
                 del states[-length:]
             else:
                 children = []
-            values.append(callback(_splice(children) if splices else children))
+            values.append(callback(builder, _splice(children) if splices else children))
             states.append(actions[states[-1]][rule])
             if kind == "$END" and states[-1] == end_state:
                 return values[-1]
@@ -556,6 +574,8 @@ def _run(machine: _Machine, text: str, first_line: int = 1) -> list[Statement]:
 #: grows linearly with the size of a program (measured in the README, "Limits"); the bound keeps
 #: a program from taking the machine's memory by accident, and ``max_size`` raises it.
 PROGRAM_LIMIT = 1 << 20
+#: No ``max_size`` goes beyond this: 1 GiB (the AST keeps offsets in 32 bits).
+PROGRAM_CEILING = 1 << 30
 
 
 def parse(text: str, name: str = "<program>", first_line: int = 1,
@@ -567,6 +587,9 @@ def parse(text: str, name: str = "<program>", first_line: int = 1,
     :class:`~gradcalc.errors.ParseError` with the position of the problem, and
     :class:`~gradcalc.errors.LimitError` for a text of more than ``max_size`` bytes (UTF-8).
     """
+    if max_size > PROGRAM_CEILING:
+        raise LimitError(f"max_size={max_size:,} is over the ceiling of "
+                         f"{size_text(PROGRAM_CEILING)} per program")
     if _over(text, max_size):
         raise program_too_large(name, None, max_size,
                                 "parse or compile it with a larger max_size, e.g. "
@@ -575,16 +598,17 @@ def parse(text: str, name: str = "<program>", first_line: int = 1,
     machine = _machine()
     try:
         with paused_gc():
-            statements = _run(machine, text, first_line)
+            program = _run(machine, text, first_line)
     except _Unexpected as exc:
         raise _syntax_error(exc, source) from None
     except GradcalcError as exc:
         exc.source = source
         raise
-    if not statements:
+    if not program.statements:
         raise ParseError("the program is empty",
                          hint="write at least one statement, e.g. OUT = A*2")
-    return Program(statements, source)
+    program.source = source
+    return program
 
 
 def _over(text: str, limit: int) -> bool:

@@ -332,7 +332,7 @@ class _Where:
             dag = self.graph.dag
             raise LimitError(
                 f"{_shown(dag, self.node)} needs exact numbers beyond the bound: {error}",
-                dag.spans[self.node], dag.source,
+                dag.span(self.node), dag.source,
                 hint=f"exact numbers in formulas are limited to {MAX_BITS:,} bits; give the "
                 f"inputs values ({argument('at')}) for a number") from error
         if isinstance(error, (ZeroDivisionError, ValueError)) and \
@@ -342,20 +342,20 @@ class _Where:
                 raise _derivative_error(dag, self.node, error) from error
             raise EvaluationError(
                 f"{dag.describe(self.node)} is undefined for every value: {error}",
-                dag.spans[self.node], dag.source,
+                dag.span(self.node), dag.source,
                 hint="an expression here is identically zero where it divides, or takes the "
                 "log or a negative power of zero", kind="domain") from error
 
 
 def _shown(dag: Dag, node: int) -> str:
     """A node as its source text where that is short (``acos(B/B)``, not ``OUT``)."""
-    span = dag.spans[node]
+    span = dag.span(node)
     text = dag.source.text[span.start:span.end] if span is not None else ""
     return text if text and len(text) <= 40 and "\n" not in text else dag.describe(node)
 
 
 def _derivative_error(dag: Dag, node: int, error: BaseException) -> EvaluationError:
-    op, span, shown = dag.ops[node], dag.spans[node], _shown(dag, node)
+    op, span, shown = dag.ops[node], dag.span(node), _shown(dag, node)
     return EvaluationError(
         f"the derivative of {shown} is infinite or undefined for every value, so no formula "
         f"can be written: {error}", span, dag.source,

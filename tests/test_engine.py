@@ -739,7 +739,7 @@ def test_random_nonfinite_origins_are_where_the_value_first_went_wrong(case):
     assert bool(warnings) == bool(bad)
     by_span: dict = defaultdict(list)
     for node in visited:
-        by_span[dag.spans[node]].append(node)
+        by_span[dag.span(node)].append(node)
     for w in warnings:
         nodes = by_span[w.span]
         assert nodes, w.render()

@@ -15,7 +15,7 @@ def value(program: str, **at: float) -> float:
 
 
 def only_expr(text: str):
-    (statement,) = gradcalc.parse(text).statements
+    (statement,) = gradcalc.parse(text).tree()
     return statement.expr
 
 
@@ -58,7 +58,7 @@ def test_statement_separators_comments_and_blank_lines() -> None:
 
 def test_bare_expression_is_the_output_named_out() -> None:
     program = gradcalc.parse("B = A*3\n(B+1)*(B+2)")
-    assert isinstance(program.statements[-1], Output)
+    assert isinstance(program.tree()[-1], Output)
     r = gradcalc.gradients(program, at={"A": 2})
     assert (r.output, r.value) == ("OUT", 56.0)
 
@@ -70,7 +70,7 @@ def test_bare_output_avoids_a_taken_name() -> None:
 
 def test_spans_are_one_based_and_cover_the_expression() -> None:
     text = "A = 2\nOUT = log(A) + B*3"
-    (_, out) = gradcalc.parse(text).statements
+    (_, out) = gradcalc.parse(text).tree()
     assert isinstance(out, Assign)
     add = out.expr
     assert isinstance(add, Apply) and add.op == "add"

@@ -211,7 +211,7 @@ def own_outcome(text: str) -> tuple[Outcome, frozenset[str] | None]:
         program = parse(text)
     except ParseError as err:
         try:
-            statements = _run(_machine(), text)
+            statements = _run(_machine(), text).statements
         except _Unexpected as exc:
             assert err.kind == "syntax" and err.span is not None, err
             if exc.token is None:
@@ -234,7 +234,7 @@ def own_outcome(text: str) -> tuple[Outcome, frozenset[str] | None]:
         assert statements == [] and err.message == "the program is empty", err
         return ("empty",), None
     assert program.statements, "parse() returned an empty program"
-    return ("program", canonical(program.statements)), None
+    return ("program", canonical(program.tree())), None
 
 
 def lark_outcome(lexer: str, text: str) -> tuple[Outcome, frozenset[str] | None]:

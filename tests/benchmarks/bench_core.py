@@ -54,7 +54,7 @@ if str(REPO) not in sys.path:  # the venv has gradcalc installed (editable); thi
     sys.path.insert(0, str(REPO))
 
 from gradcalc import api, engine  # noqa: E402
-from gradcalc.ast import Apply, Assign, Name, Num, Program  # noqa: E402
+from gradcalc.ast import Apply, Assign, Name, Num, Program, from_tree  # noqa: E402
 from gradcalc.dag import Dag, build  # noqa: E402
 from gradcalc.errors import Source, Span  # noqa: E402
 from gradcalc.parse import grammar_text, parse  # noqa: E402
@@ -154,7 +154,7 @@ def diamond(size: int) -> Workload:
             p = f"X{i - 1}"
             st.append(_assign(f"X{i}", _bin("add", _call("sin", _name(p)),
                                              _call("cos", _name(p)))))
-        return Program(st, Source(""))
+        return from_tree(st, Source(""))
 
     def make_straight() -> tuple[str, str]:
         fwd = ["x0 = 0.5"] + [f"x{i} = sin(x{i - 1}) + cos(x{i - 1})" for i in range(1, k + 1)]
@@ -177,7 +177,7 @@ def chain(size: int) -> Workload:
         for i in range(1, k + 1):
             st.append(_assign(f"X{i}", _bin("add", _bin("mul", _name(f"X{i - 1}"),
                                                          _num("1.0001")), _num("0.1"))))
-        return Program(st, Source(""))
+        return from_tree(st, Source(""))
 
     def make_straight() -> tuple[str, str]:
         fwd = ["x0 = 0.5"] + [f"x{i} = x{i - 1}*1.0001 + 0.1" for i in range(1, k + 1)]
@@ -200,7 +200,7 @@ def wide(size: int) -> Workload:
         expr: Any = _bin("mul", _name("A0"), _num("1"))
         for i in range(1, k):
             expr = _bin("add", expr, _bin("mul", _name(f"A{i}"), _num(str(i + 1))))
-        return Program([_assign("OUT", expr)], Source(""))
+        return from_tree([_assign("OUT", expr)], Source(""))
 
     def make_straight() -> tuple[str, str]:
         fwd = [f"a{i} = inp[{i}]" for i in range(k)]
@@ -291,7 +291,7 @@ def random_dag(size: int, seed: int = 20240611) -> Workload:
         for s in sinks[1:]:
             expr = _bin("add", expr, _name(nm(s)))
         st.append(_assign("OUT", expr))
-        return Program(st, Source(""))
+        return from_tree(st, Source(""))
 
     def make_straight() -> tuple[str, str]:
         fwd = [f"v{i} = {in_text[i]}" for i in range(m)]
@@ -651,7 +651,7 @@ def child_time(spec: dict[str, Any]) -> dict[str, Any]:
                 times["lark_transform" + sfx].append(t2 - t1)
                 if ref_dag is not None and not gc_off:
                     out["default_ast_same_dag"] = same_dag(
-                        ref_dag, build(Program(statements, Source(""))))
+                        ref_dag, build(from_tree(statements, Source(""))))
                     assert out["default_ast_same_dag"], "Lark-default AST builds another graph"
                 del tree, statements
             out["transformer"] = ("Transformer_NonRecursive" if transformer is nonrec
@@ -669,7 +669,7 @@ def child_time(spec: dict[str, Any]) -> dict[str, Any]:
                 times["lark_inline" + sfx].append(t1 - t0)
                 if ref_dag is not None and not gc_off:
                     out["inline_ast_same_dag"] = same_dag(
-                        ref_dag, build(Program(statements, Source(""))))
+                        ref_dag, build(from_tree(statements, Source(""))))
                     assert out["inline_ast_same_dag"], "Lark-inline AST builds another graph"
                 del statements
             ref_dag = None  # nothing big outlives its repeat: it would slow the GC
