@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import math
 from array import array
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
 from gradcalc.ast import CALL, NAME, NUM, Program, Statement
 from gradcalc.errors import (
@@ -40,8 +42,8 @@ class Spans:
     line and column are worked out from the source when a span is asked for
     (:meth:`Dag.span`). Two machine integers a node: a 10 MiB program has millions."""
 
-    starts: array[int] = field(default_factory=lambda: array("q"))
-    ends: array[int] = field(default_factory=lambda: array("q"))
+    starts: array[int] = field(default_factory=lambda: array("i"))
+    ends: array[int] = field(default_factory=lambda: array("i"))
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -55,12 +57,52 @@ class Spans:
         self.ends[node] = -1 if span is None else span.end
 
     def copy(self) -> Spans:
-        return Spans(array("q", self.starts), array("q", self.ends))
+        return Spans(array("i", self.starts), array("i", self.ends))
+
+
+class Operands(Sequence[tuple[int, ...]]):
+    """Every node's operands, read as a sequence of tuples (``dag.args[node] == (a, b)``) from
+    the two arrays that store them: ``starts[node]:starts[node + 1]`` is the node's slice of
+    ``ids``. Loops over large graphs read the arrays directly (``Dag.operand_starts`` and
+    ``Dag.operand_ids``); this view is for everything else."""
+
+    __slots__ = ("ids", "starts")
+
+    def __init__(self, starts: array[int], ids: array[int]) -> None:
+        self.starts, self.ids = starts, ids
+
+    def __len__(self) -> int:
+        return len(self.starts) - 1
+
+    @overload
+    def __getitem__(self, node: int) -> tuple[int, ...]: ...
+    @overload
+    def __getitem__(self, node: slice) -> list[tuple[int, ...]]: ...
+
+    def __getitem__(self, node: int | slice) -> tuple[int, ...] | list[tuple[int, ...]]:
+        if isinstance(node, slice):
+            return [self[i] for i in range(*node.indices(len(self)))]
+        if node < 0:
+            node += len(self)
+            if node < 0:
+                raise IndexError("node index out of range")
+        starts = self.starts
+        return tuple(self.ids[starts[node] : starts[node + 1]])
+
+    def __iter__(self) -> Iterator[tuple[int, ...]]:
+        starts, ids = self.starts, self.ids
+        for node in range(len(starts) - 1):
+            yield tuple(ids[starts[node] : starts[node + 1]])
 
 
 @dataclass(slots=True, eq=False)
 class Dag:
     """A counted-DAG-to-be: nodes as parallel lists, in topological order.
+
+    ``args[node]`` are a node's operands (a tuple, repetitions kept), stored flat in
+    ``operand_ids`` with each node's slice starting at ``operand_starts[node]`` (two machine
+    integers a binary node instead of a tuple object and an int object: a 10 MiB program has
+    millions of nodes).
 
     ``values[i]`` is a constant's value or an input's value set in the program (``None`` for a
     free input and for op nodes); ``labels`` tells how constants were written. ``named`` maps
@@ -71,7 +113,8 @@ class Dag:
     """
 
     ops: list[Op] = field(default_factory=list)
-    args: list[tuple[int, ...]] = field(default_factory=list)
+    operand_starts: array[int] = field(default_factory=lambda: array("i", [0]))
+    operand_ids: array[int] = field(default_factory=lambda: array("i"))
     names: list[str | None] = field(default_factory=list)
     spans: Spans = field(default_factory=Spans)
     values: list[float | None] = field(default_factory=list)
@@ -88,8 +131,13 @@ class Dag:
         return len(self.ops)
 
     @property
+    def args(self) -> Operands:
+        """The operands of each node, as tuples: ``dag.args[node]``."""
+        return Operands(self.operand_starts, self.operand_ids)
+
+    @property
     def edge_count(self) -> int:
-        return sum(map(len, self.args))
+        return len(self.operand_ids)
 
     def describe(self, node: int) -> str:
         """A short human name for a node: its name, its constant, or its source text."""
@@ -115,11 +163,20 @@ class Dag:
     def add(self, op: Op, args: tuple[int, ...], span: Span | None,
             name: str | None = None, value: float | None = None) -> int:
         """Append a node and return its id (its operands must already be in the graph)."""
+        if span is None:
+            return self.append(op, args, -1, -1, name, value)
+        return self.append(op, args, span.start, span.end, name, value)
+
+    def append(self, op: Op, args: tuple[int, ...], start: int, end: int,
+               name: str | None = None, value: float | None = None) -> int:
+        """:meth:`add` with the span given as source offsets (``-1``: written nowhere)."""
         node = len(self.ops)
         self.ops.append(op)
-        self.args.append(args)
+        self.operand_ids.extend(args)
+        self.operand_starts.append(len(self.operand_ids))
         self.names.append(name)
-        self.spans.append(span)
+        self.spans.starts.append(start)
+        self.spans.ends.append(end)
         self.values.append(value)
         if name is not None:
             self.named[name] = node
@@ -148,7 +205,8 @@ class _Builder:
         self.source = program.source
         self.dag = Dag(source=program.source)
         self.statements: dict[str, Statement] = {}
-        self.cse: dict[Op, dict[tuple[object, ...], int]] = {}
+        self.shared = _Shared(self.dag)
+        self.constants: dict[tuple[float, float], int] = {}
         self.output = ""
         self.bare: str | None = None  # the name given to a bare expression
 
@@ -165,10 +223,11 @@ class _Builder:
                 self._build_statement(statement)
         except _OutOfOrder:
             self.dag = Dag(source=self.source)
-            self.cse.clear()
+            self.shared = _Shared(self.dag)
+            self.constants.clear()
             for name in self._order():
                 self._build_statement(self.statements[name])
-        self.cse.clear()
+        del self.shared, self.constants
         self.dag.outputs = self._sinks()
         self.dag.output = self.dag.outputs[-1] if self.dag.outputs else self.output
         return self.dag
@@ -179,9 +238,8 @@ class _Builder:
         the output is what nothing else consumes."""
         dag = self.dag
         used = bytearray(len(dag))
-        for args in dag.args:
-            for arg in args:
-                used[arg] = 1
+        for operand in dag.operand_ids:
+            used[operand] = 1
         return [name for name in self.statements
                 if name not in dag.inputs and not used[dag.named[name]]]
 
@@ -287,8 +345,9 @@ class _Builder:
         nodes = self.nodes
         kinds, payloads, starts, ends = nodes.kinds, nodes.payloads, nodes.starts, nodes.ends
         words, numbers = nodes.words, nodes.numbers
-        dag, cse = self.dag, self.cse
-        ops, args, names, values = dag.ops, dag.args, dag.names, dag.values
+        dag, shared = self.dag, self.shared.find_or_add
+        ops, names, values = dag.ops, dag.names, dag.values
+        operand_starts, operand_ids = dag.operand_starts, dag.operand_ids
         span_starts, span_ends = dag.spans.starts, dag.spans.ends
         results: list[int] = []
         push, take = results.append, results.pop
@@ -309,14 +368,12 @@ class _Builder:
                 operands = (take(),)
             else:
                 operands = _take_last(results, op.arity)
-            table = cse.get(op)
-            if table is None:
-                table = cse[op] = {}
-            found = table.get(operands)
-            if found is None:
-                found = table[operands] = len(ops)
+            fresh = len(ops)
+            found = shared(op, operands, fresh)
+            if found == fresh:
                 ops.append(op)
-                args.append(operands)
+                operand_ids.extend(operands)
+                operand_starts.append(len(operand_ids))
                 names.append(None)
                 span_starts.append(starts[node])
                 span_ends.append(ends[node])
@@ -328,16 +385,14 @@ class _Builder:
             return results[0]
         kind = kinds[root]
         op = self._check(root) if kind == CALL else op_named(words[payloads[root]])
-        return dag.add(op, tuple(results), self.program.span(root), name)
+        return dag.append(op, tuple(results), starts[root], ends[root], name)
 
     def _constant(self, node: int, value: float, label: str | None = None) -> int:
-        table = self.cse.get(CONST)
-        if table is None:
-            table = self.cse[CONST] = {}
         key = (value, math.copysign(1.0, value))  # 0.0 and -0.0 are different constants
-        found = table.get(key)
+        found = self.constants.get(key)
         if found is None:
-            found = table[key] = self.dag.add(CONST, (), self.program.span(node), value=value)
+            found = self.constants[key] = self.dag.add(CONST, (), self.program.span(node),
+                                                       value=value)
             self.dag.labels[found] = (label if label is not None
                                       else self.nodes.number_text(node, self.source.text))
         return found
@@ -383,6 +438,66 @@ class _Builder:
         hint = (f"did you mean {close}?" if close
                 else "known functions: " + ", ".join(sorted(FUNCTIONS)))
         return self.error(NameResolutionError, f"unknown function {name!r}", span, hint)
+
+
+class _Shared:
+    """Finds the unnamed node with a given operation and operands, for merging identical
+    sub-expressions (common sub-expression elimination).
+
+    An open-addressing hash table of node ids, at most half full, whose keys are read back
+    from the graph's own arrays, never stored: 8 to 16 bytes a node, where a dict of operand
+    tuples took about 130 (a 10 MiB program has millions of nodes). Probing follows CPython's
+    dict (``index*5 + 1 + perturb``), which stays short where linear probing clusters."""
+
+    __slots__ = ("count", "ids", "mask", "ops", "slots", "starts")
+
+    def __init__(self, dag: Dag) -> None:
+        self.ops, self.starts, self.ids = dag.ops, dag.operand_starts, dag.operand_ids
+        self.slots = array("i", [-1]) * 64
+        self.mask = 63
+        self.count = 0
+
+    def find_or_add(self, op: Op, operands: tuple[int, ...], node: int) -> int:
+        """The node already in the table with ``op`` and ``operands``; else ``node``, which
+        is entered (the caller appends it to the graph before the next call)."""
+        if 2 * self.count >= self.mask:
+            self._grow()
+        slots, mask = self.slots, self.mask
+        perturb = hash((id(op), *operands)) & _HASH_BITS
+        index = perturb & mask
+        found = slots[index]
+        while found >= 0:
+            if self.ops[found] is op:
+                start = self.starts[found]
+                if tuple(self.ids[start : start + len(operands)]) == operands:
+                    return found
+            perturb >>= 5
+            index = (index * 5 + perturb + 1) & mask
+            found = slots[index]
+        slots[index] = node
+        self.count += 1
+        return node
+
+    def _grow(self) -> None:
+        # small tables quadruple (fewer rehashes), large ones double (less memory)
+        factor = 4 if self.mask < _QUADRUPLE_BELOW else 2
+        old, mask = self.slots, (self.mask + 1) * factor - 1  # a power of two, less one
+        slots = array("i", [-1]) * (mask + 1)
+        ops, starts, ids = self.ops, self.starts, self.ids
+        for node in old:
+            if node < 0:
+                continue
+            perturb = hash((id(ops[node]), *ids[starts[node] : starts[node + 1]])) & _HASH_BITS
+            index = perturb & mask
+            while slots[index] >= 0:
+                perturb >>= 5
+                index = (index * 5 + perturb + 1) & mask
+            slots[index] = node
+        self.slots, self.mask = slots, mask
+
+
+_HASH_BITS = (1 << 64) - 1
+_QUADRUPLE_BELOW = 1 << 20
 
 
 def _take_last(results: list[int], count: int) -> tuple[int, ...]:

@@ -25,8 +25,11 @@ from __future__ import annotations
 
 import bisect
 import math
+import operator
+from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import compress, islice
 from typing import TypeVar
 
 from gradcalc.dag import Dag
@@ -62,11 +65,17 @@ def cone(dag: Dag, roots: Iterable[int]) -> bytearray:
         return marked
     for root in roots:
         marked[root] = 1
-    args = dag.args
+    starts, ids = dag.operand_starts, dag.operand_ids
     for node in range(max(roots), -1, -1):
         if marked[node]:
-            for operand in args[node]:
-                marked[operand] = 1
+            start, end = starts[node], starts[node + 1]
+            if end - start == 2:  # (most nodes: a slice of the array costs more)
+                marked[ids[start]] = marked[ids[start + 1]] = 1
+            elif end - start == 1:
+                marked[ids[start]] = 1
+            else:
+                for operand in ids[start:end]:
+                    marked[operand] = 1
     return marked
 
 
@@ -95,14 +104,14 @@ class Plan:
         return bool(self.active[self.output])
 
     @property
-    def visited(self) -> list[int]:
+    def visited(self) -> array[int]:
         """The nodes the backward pass processes, in id order: those reached by a counted
-        edge, and the output itself."""
+        edge, and the output itself (an array: 4 bytes a node)."""
         if not self.reached:
-            return []
-        output = self.output
-        found = [i for i, count in enumerate(self.counts) if count and i != output]
-        found.append(output)
+            return array("i")
+        # the output has no counted consumer (the counting starts at it), so it comes last
+        found = array("i", compress(range(self.output), self.counts))
+        found.append(self.output)
         return found
 
     @property
@@ -134,40 +143,45 @@ def forward(dag: Dag, values: list[float | None], needed: bytearray,
     ``extended_from`` on (a derivative's graph appended to a program's) are evaluated with
     :func:`~gradcalc.ops.extended_value` instead: infinities and NaNs, never an error.
     """
-    ops, args = dag.ops, dag.args
+    ops, starts, ids = dag.ops, dag.operand_starts, dag.operand_ids
     vals: list = values
-    todo = [i for i in range(len(ops)) if needed[i] and args[i]]
+    # the op nodes to evaluate, as an array (8 bytes a node, not a list of int objects)
+    has_operands = map(operator.ne, starts, islice(starts, 1, None))
+    todo = array("q", compress(range(len(ops)), map(operator.and_, needed, has_operands)))
     if extended_from is not None:
         split = bisect.bisect_left(todo, extended_from)
         todo, extended = todo[:split], todo[split:]
         _forward_known(dag, vals, todo)
         for node in extended:
-            vals[node] = extended_value(ops[node], *[vals[j] for j in args[node]])
+            vals[node] = extended_value(
+                ops[node], *[vals[j] for j in ids[starts[node] : starts[node + 1]]])
         return vals
     _forward_known(dag, vals, todo)
     return vals
 
 
-def _forward_known(dag: Dag, vals: list, todo: list[int]) -> None:
+def _forward_known(dag: Dag, vals: list, todo: Sequence[int]) -> None:
     """Evaluate the op nodes ``todo`` (ascending ids) into ``vals``; see :func:`forward`."""
-    ops, args = dag.ops, dag.args
+    ops, starts, ids = dag.ops, dag.operand_starts, dag.operand_ids
     node = -1
     try:
         for node in todo:
-            a = args[node]
-            if len(a) == 2:
-                vals[node] = ops[node].forward(vals[a[0]], vals[a[1]])
-            elif len(a) == 1:
-                vals[node] = ops[node].forward(vals[a[0]])
+            start = starts[node]
+            arity = starts[node + 1] - start
+            if arity == 2:
+                vals[node] = ops[node].forward(vals[ids[start]], vals[ids[start + 1]])
+            elif arity == 1:
+                vals[node] = ops[node].forward(vals[ids[start]])
             else:
-                vals[node] = ops[node].forward(*[vals[j] for j in a])
+                vals[node] = ops[node].forward(
+                    *[vals[j] for j in ids[start : start + arity]])
     except (ValueError, ZeroDivisionError) as exc:
         raise _domain_error(dag, vals, node) from exc
     except OverflowError as exc:
         raise _overflow_error(dag, vals, node) from exc
     # Inputs are finite, so the first non-finite value in topological order is where an
     # overflow happened. One pass in C over the list instead of a check per node.
-    if not all(map(math.isfinite, [vals[i] for i in todo])):
+    if not all(map(math.isfinite, map(vals.__getitem__, todo))):
         node = next(i for i in todo if not math.isfinite(vals[i]))
         raise _overflow_error(dag, vals, node)
 
@@ -181,10 +195,18 @@ def _active_nodes(dag: Dag, targets: Iterable[int], within: bytearray) -> bytear
         return active
     for t in targets:
         active[t] = 1
-    args = dag.args
+    starts, ids = dag.operand_starts, dag.operand_ids
     for node in range(min(targets), len(dag)):
         if within[node] and not active[node]:
-            for operand in args[node]:
+            start, end = starts[node], starts[node + 1]
+            if end - start == 2:  # (most nodes: a slice of the array costs more)
+                if active[ids[start]] or active[ids[start + 1]]:
+                    active[node] = 1
+                continue
+            if end - start == 1:
+                active[node] = active[ids[start]]
+                continue
+            for operand in ids[start:end]:
                 if active[operand]:
                     active[node] = 1
                     break
@@ -200,10 +222,23 @@ def _counting_pass(dag: Dag, output: int, active: bytearray) -> list[int]:
     pending = [0] * (output + 1)
     if not active[output]:
         return pending
-    args = dag.args
+    starts, ids = dag.operand_starts, dag.operand_ids
     for node in range(output, -1, -1):
         if pending[node] or node == output:
-            for operand in args[node]:
+            start, end = starts[node], starts[node + 1]
+            if end - start == 2:  # (most nodes: a slice of the array costs more)
+                x, y = ids[start], ids[start + 1]
+                if active[x]:
+                    pending[x] += 1
+                if active[y]:
+                    pending[y] += 1
+                continue
+            if end - start == 1:
+                x = ids[start]
+                if active[x]:
+                    pending[x] += 1
+                continue
+            for operand in ids[start:end]:
                 if active[operand]:
                     pending[operand] += 1
     return pending
@@ -262,16 +297,19 @@ def run(plan: Plan, values: list[float], record: bool = False,
 
 
 def _fast_pass(plan: Plan, vals: list[float], grads: list[float]) -> None:
-    ops, args, active = plan.dag.ops, plan.dag.args, plan.active
+    ops, active = plan.dag.ops, plan.active
+    starts, ids = plan.dag.operand_starts, plan.dag.operand_ids
     pending = list(plan.counts)
     ready = [plan.output]
     pop, push = ready.pop, ready.append
     while ready:
         node = pop()
-        a = args[node]
+        start = starts[node]
+        arity = starts[node + 1] - start
         g = grads[node]
-        if len(a) == 2:
-            x, y = a
+        if arity == 2:
+            x = ids[start]
+            y = ids[start + 1]
             dx, dy = ops[node].partials(vals[x], vals[y], vals[node])
             if active[x]:
                 grads[x] += g * dx
@@ -283,21 +321,22 @@ def _fast_pass(plan: Plan, vals: list[float], grads: list[float]) -> None:
                 pending[y] -= 1
                 if not pending[y]:
                     push(y)
-        elif len(a) == 1:
-            x = a[0]
+        elif arity == 1:
+            x = ids[start]
             if active[x]:
                 grads[x] += g * ops[node].partials(vals[x], vals[node])[0]
                 pending[x] -= 1
                 if not pending[x]:
                     push(x)
-        elif a:
+        elif arity:
             _deliver(plan, vals, grads, pending, node, push)
 
 
 def _deliver(plan: Plan, vals: list[float], grads: list[float], pending: list[int], node: int,
              push: Callable[[int], None]) -> tuple[float, ...]:
     """``node`` hands its gradient to its active operands; returns its local derivatives."""
-    operands, active, g = plan.dag.args[node], plan.active, grads[node]
+    starts, active, g = plan.dag.operand_starts, plan.active, grads[node]
+    operands = plan.dag.operand_ids[starts[node] : starts[node + 1]]
     parts: tuple[float, ...] = plan.dag.ops[node].partials(
         *[vals[j] for j in operands], vals[node])
     for operand, partial in zip(operands, parts, strict=True):
@@ -311,12 +350,12 @@ def _deliver(plan: Plan, vals: list[float], grads: list[float], pending: list[in
 
 def _stepping_pass(plan: Plan, vals: list[float], grads: list[float],
                    on_step: Callable[[Step], None]) -> None:
-    args, active = plan.dag.args, plan.active
+    starts, ids, active = plan.dag.operand_starts, plan.dag.operand_ids, plan.active
     pending = list(plan.counts)
     ready = [plan.output]
     while ready:
         node = ready.pop()
-        operands = args[node]
+        operands = ids[starts[node] : starts[node + 1]]
         g = grads[node]  # final: every consumer has delivered
         parts = _deliver(plan, vals, grads, pending, node, ready.append) if operands else ()
         counted = [k for k, j in enumerate(operands) if active[j]]
@@ -354,10 +393,10 @@ def run_over(
     pending = list(plan.counts)
     arriving: dict[int, list[T]] = {}
     ready = [output]
-    args = plan.dag.args
+    starts, ids = plan.dag.operand_starts, plan.dag.operand_ids
     while ready:
         node = ready.pop()
-        operands = args[node]
+        operands = ids[starts[node] : starts[node + 1]]
         if not operands:
             continue
         gradient = adjoints[node]
@@ -414,14 +453,14 @@ def _forward_where_known(dag: Dag, values: list[float | None], needed: bytearray
                          extended_from: int | None) -> tuple[list, bytearray]:
     """The values of the ``needed`` nodes that need no missing input, and marks on the
     *unknown* nodes: those that need one, or whose value is beyond float range."""
-    ops, args = dag.ops, dag.args
+    ops, starts, ids = dag.ops, dag.operand_starts, dag.operand_ids
     end = len(dag) if extended_from is None else extended_from
     unknown = bytearray(len(dag))
     vals: list = list(values)
     for node in range(len(dag)):
         if not needed[node]:
             continue
-        operands = args[node]
+        operands = ids[starts[node] : starts[node + 1]]
         if not operands:
             unknown[node] = values[node] is None
             continue
@@ -447,13 +486,14 @@ def _tainted(plan: Plan, unknown: bytearray) -> bytearray:
     """Marks the nodes whose adjoint uses an unknown value: a node taints its operands when
     it is tainted itself, or unknown with a local derivative that depends on its operands.
     Reverse id order is a processing order of the backward pass."""
-    ops, args, active, counts = plan.dag.ops, plan.dag.args, plan.active, plan.counts
+    ops, active, counts = plan.dag.ops, plan.active, plan.counts
+    starts, ids = plan.dag.operand_starts, plan.dag.operand_ids
     tainted = bytearray(len(plan.dag))
     for node in range(plan.output, -1, -1):
         if not active[node] or not (counts[node] or node == plan.output):
             continue
         if tainted[node] or (unknown[node] and not ops[node].linear):
-            for operand in args[node]:
+            for operand in ids[starts[node] : starts[node + 1]]:
                 tainted[operand] = 1
     return tainted
 
@@ -466,11 +506,11 @@ def path_counts(plan: Plan) -> list[int]:
     if not active[output]:
         return paths
     paths[output] = 1
-    args = plan.dag.args
+    starts, ids = plan.dag.operand_starts, plan.dag.operand_ids
     for node in range(output, -1, -1):
         count = paths[node]
         if count:
-            for operand in args[node]:
+            for operand in ids[starts[node] : starts[node + 1]]:
                 if active[operand]:
                     paths[operand] += count
     return paths
@@ -479,7 +519,7 @@ def path_counts(plan: Plan) -> list[int]:
 def kinks(dag: Dag, vals: Sequence[float], visited: Iterable[int]) -> list[Diagnostic]:
     """Warnings for visited nodes evaluated exactly at a non-differentiable point."""
     found = []
-    ops, args = dag.ops, dag.args
+    ops, args = dag.ops, dag.args  # (only nodes of a kinking operation: few)
     for node in visited:
         op = ops[node]
         if op.kink is not None and op.kink(*[vals[j] for j in args[node]]):
@@ -497,14 +537,13 @@ def diagnose(done: Pass) -> list[Diagnostic]:
     depend on are ignored."""
     plan, vals, grads = done.plan, done.values, done.gradients
     dag = plan.dag
-    visited = plan.visited
     found: list[Diagnostic] = []
     ops = dag.ops
     if any(op.kink is not None for op in set(ops)):
-        found = kinks(dag, vals, [i for i in visited if ops[i].kink is not None])
+        found = kinks(dag, vals, [i for i in plan.visited if ops[i].kink is not None])
     wanted = [t for t in plan.targets.values() if t <= plan.output]
     if not all(map(math.isfinite, [grads[t] for t in wanted])):
-        found.extend(nonfinite_origins(dag, vals, grads, visited, wanted))
+        found.extend(nonfinite_origins(dag, vals, grads, plan.visited, wanted))
     return found
 
 
@@ -543,7 +582,7 @@ def nonfinite_origins(dag: Dag, vals: Sequence[float], grads: Sequence[float],
     finite ones are skipped). The edges are replayed once, in reverse id order (a processing
     order), with the final gradients: a node hands its gradient on only once it is final, so
     each contribution is exactly the one :func:`backward` computed. No recursion."""
-    ops, args = dag.ops, dag.args
+    ops, starts, ids = dag.ops, dag.operand_starts, dag.operand_ids
     size = len(grads)
     on = bytearray(size)
     order = sorted({i for i in visited if i < size}, reverse=True)
@@ -554,7 +593,7 @@ def nonfinite_origins(dag: Dag, vals: Sequence[float], grads: Sequence[float],
         g = grads[node]
         if not math.isfinite(g):
             trace.settle(node, g)
-        operands = args[node]
+        operands = ids[starts[node] : starts[node + 1]]
         if not operands:
             continue
         parts = ops[node].partials(*[vals[j] for j in operands], vals[node])

@@ -16,6 +16,7 @@ linear in the size of the program, like the backward pass that built it.
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
@@ -61,7 +62,8 @@ def gradient_graph(question: Plan) -> GradientGraph:
 
 
 def _copy(dag: Dag) -> Dag:
-    return replace(dag, ops=list(dag.ops), args=list(dag.args), names=list(dag.names),
+    return replace(dag, ops=list(dag.ops), operand_starts=array("i", dag.operand_starts),
+                   operand_ids=array("i", dag.operand_ids), names=list(dag.names),
                    spans=dag.spans.copy(), values=list(dag.values), labels=dict(dag.labels),
                    inputs=dict(dag.inputs), named=dict(dag.named),
                    name_spans=dict(dag.name_spans), outputs=list(dag.outputs))

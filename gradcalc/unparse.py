@@ -8,6 +8,7 @@ long, get a generated name, so the text grows with the graph, never with the num
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from gradcalc.dag import Dag
 from gradcalc.fmt import format_number
@@ -66,7 +67,7 @@ def program_text(dag: Dag, output: int, output_name: str = "OUT") -> str:
     return "\n".join(line for line in lines if line) + "\n"
 
 
-def _uses(args: list[tuple[int, ...]], output: int) -> tuple[list[int], bytearray]:
+def _uses(args: Sequence[tuple[int, ...]], output: int) -> tuple[list[int], bytearray]:
     """Per node up to ``output``: how often it is an operand of ``output`` or of a node
     ``output`` depends on (``B*B`` uses B twice), and whether it is needed at all (``output``
     itself included)."""

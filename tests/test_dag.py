@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from helpers import dag_programs, property_settings
+from hypothesis import given
+from hypothesis import strategies as st
 
 import gradcalc
 from gradcalc.errors import ArityError, CycleError, GradcalcError
@@ -134,3 +137,52 @@ def test_default_output_is_the_name_nothing_uses(program: str, outputs: list[str
                                                   output: str) -> None:
     dag = build(program)
     assert dag.outputs == outputs and dag.output == output
+
+
+def test_operands_read_as_tuples_from_flat_arrays() -> None:
+    dag = build("OUT = atan2(B, A) + B*B; B = -A")
+    b, out = dag.named["B"], dag.named["OUT"]
+    assert dag.args[b] == (dag.inputs["A"],)
+    assert dag.args[-1] == dag.args[out] and dag.args[0] == ()
+    assert dag.args[1:3] == [dag.args[1], dag.args[2]]
+    assert list(dag.args) == [dag.args[i] for i in range(len(dag))]
+    assert len(dag.args) == len(dag) and dag.edge_count == sum(map(len, dag.args))
+    with pytest.raises(IndexError):
+        dag.args[len(dag)]
+    with pytest.raises(IndexError):
+        dag.args[-len(dag) - 1]
+
+
+@given(text=dag_programs(min_statements=10, max_statements=40), repeat=st.integers(1, 3))
+@property_settings(100)
+def test_merging_leaves_no_two_unnamed_nodes_alike(text: str, repeat: int) -> None:
+    # The same statements again under new names: every unnamed sub-expression of the copies
+    # must merge into the first one's (only named roots are new).
+    lines = text.split("\n")
+    copies = [line.replace(" = ", f"_{k} = ", 1) for k in range(1, repeat) for line in lines]
+    dag = build("\n".join(lines + copies))
+    seen: dict[tuple[str, tuple[int, ...]], int] = {}
+    for node in range(len(dag)):
+        if dag.names[node] is not None or not dag.args[node]:
+            continue
+        key = (dag.ops[node].name, dag.args[node])
+        assert key not in seen, f"nodes {seen[key]} and {node} are both {key}"
+        seen[key] = node
+
+
+def test_merging_a_large_program_matches_a_dictionary() -> None:
+    # 30,000 nodes make the table grow many times; terms repeat every 97 statements.
+    lines = ["X0 = 0.5"] + [f"X{i} = sin(X{i - 1}*{i % 97}) + cos(A*{i % 97})"
+                            for i in range(1, 6000)]
+    dag = build("\n".join(lines))
+    reference: dict[tuple[str, tuple[int, ...]], int] = {}
+    duplicates = 0
+    for node in range(len(dag)):
+        if dag.names[node] is None and dag.args[node]:
+            key = (dag.ops[node].name, dag.args[node])
+            duplicates += key in reference
+            reference.setdefault(key, node)
+    assert duplicates == 0
+    # cos(A*k) and A*k repeat: 97 distinct of each, everything else is new
+    assert sum(1 for op in dag.ops if op.name == "cos") == 97
+    assert dag.merged == 2 * (5999 - 97)
