@@ -39,9 +39,13 @@ __all__ = ["DEFAULT_BUDGET", "MAX_BITS", "Algebra", "ConstantTooLarge", "Express
 #: sum or product of two bounded numbers, checked before it is kept.)
 MAX_BITS = 10_000
 
-#: The number of interned expressions (polynomials and atoms) an :class:`Algebra` may hold
-#: unless told otherwise; beyond it, :class:`ExpressionTooLarge`.
-DEFAULT_BUDGET = 2_000_000
+#: The total size of the interned expressions an :class:`Algebra` may hold unless told
+#: otherwise, in parts: a polynomial counts one part per term and one per factor of each term,
+#: an atom one part and one per operand. Beyond it, :class:`ExpressionTooLarge`. Memory is
+#: about 60 bytes a part, so the default bounds an algebra at a few hundred MB (counting
+#: expressions alone did not: 8,000 adjoints of a chain, each a product of thousands of
+#: factors, took 1.7 GB).
+DEFAULT_BUDGET = 4_000_000
 
 # Rationals (ops.Rational) are ints where integral: Fraction hashing costs microseconds, and
 # every monomial and every coefficient is hashed each time an expression is interned.
@@ -98,18 +102,19 @@ class Algebra:
     """Interned canonical expressions. Expressions are integer ids; build them with
     :meth:`number`, :meth:`symbol`, :meth:`add`, :meth:`mul`, :meth:`pow`, :meth:`call`...
 
-    ``budget`` bounds the number of interned expressions (polynomials and atoms, every
-    intermediate one included): :data:`DEFAULT_BUDGET` (2,000,000) when ``None``. Building
-    one more raises :class:`ExpressionTooLarge`, as does building past ``deadline`` (a
-    :func:`time.monotonic` time), checked every 1,024 new expressions. Exact numbers are bounded by
-    :data:`MAX_BITS` (:class:`ConstantTooLarge`)."""
+    ``budget`` bounds the total size of the interned expressions (polynomials and atoms, every
+    intermediate one included, in parts: see :data:`DEFAULT_BUDGET`, the bound when
+    ``None``). Building past it raises :class:`ExpressionTooLarge`, as does building past
+    ``deadline`` (a :func:`time.monotonic` time), checked every 1,024 new expressions.
+    Exact numbers are bounded by :data:`MAX_BITS` (:class:`ConstantTooLarge`)."""
 
     def __init__(self, budget: int | None = None, deadline: float | None = None) -> None:
         self._budget = DEFAULT_BUDGET if budget is None else budget
         if self._budget < 2:
             raise ValueError("an algebra needs a budget of at least 2 (for 0 and 1)")
         self._deadline = deadline
-        self._count = 0  # polys + atoms interned
+        self._count = 0  # parts of the polys and atoms interned
+        self._built = 0  # polys and atoms interned
         self._polys: list[Terms] = []
         self._poly_ids: dict[Terms, int] = {}
         # An atom: (kind, name, operands): ("sym", "A", ()), ("func", "sin", (poly,)),
@@ -127,7 +132,7 @@ class Algebra:
     def _poly(self, terms: Terms) -> int:
         found = self._poly_ids.get(terms)
         if found is None:
-            self._grow()
+            self._grow(len(terms) + sum(len(monomial) for monomial, _ in terms))
             plain = True
             for monomial, coefficient in terms:
                 if not _fits(coefficient):
@@ -144,20 +149,21 @@ class Algebra:
     def _atom(self, key: AtomKey) -> int:
         found = self._atom_ids.get(key)
         if found is None:
-            self._grow()
+            self._grow(1 + len(key[2]))
             found = self._atom_ids[key] = len(self._atoms)
             self._atoms.append(key)
         return found
 
-    def _grow(self) -> None:
-        """Count one more interned expression, within the budget (and, every 1,024 of them,
-        check the deadline)."""
-        if self._count >= self._budget:
+    def _grow(self, parts: int) -> None:
+        """Count one more interned expression of ``parts`` parts, within the budget (and,
+        every 1,024 expressions, check the deadline)."""
+        if self._count + parts > self._budget:
             raise ExpressionTooLarge(
                 f"the expressions grew past {self._budget:,} parts ({len(self._polys):,} "
                 f"sums and products, {len(self._atoms):,} symbols, functions and groups)")
-        self._count += 1
-        if self._deadline is not None and not self._count & 1023 and \
+        self._count += parts
+        self._built += 1
+        if self._deadline is not None and not self._built & 1023 and \
                 time.monotonic() > self._deadline:
             raise ExpressionTooLarge(
                 f"building them took too long ({self._count:,} parts built so far)")
@@ -437,6 +443,8 @@ class Algebra:
                         else:
                             for operand in operands:
                                 names |= memo[operand]
+                # remembered sets are memory too: n adjoints of a chain hold n^2/2 names
+                self._grow(len(names))
                 memo[poly] = frozenset(names)
         return set(memo[expr])
 

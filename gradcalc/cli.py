@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 # Peak memory per byte of program text, measured on 1 MiB sums and mixed programs
 # (tests/benchmarks/bench_size.py): what --max-size admits is about this many times larger.
-MEMORY_PER_BYTE = 300
+MEMORY_PER_BYTE = 80
 
 EPILOG = (
     "PROGRAM is a path to a program file (preferred when such a file exists), '-' for standard "

@@ -276,8 +276,8 @@ def test_exponent_text_parses():
 # The budget
 # =============================================================================================
 
-def test_the_budget_counts_interned_expressions():
-    X = Algebra(budget=4)  # 0, 1, the atom A, the expression A
+def test_the_budget_counts_the_parts_of_interned_expressions():
+    X = Algebra(budget=4)  # 0 (no part), 1 (a term), the atom A (1), the expression A (2)
     a = X.symbol("A")
     with pytest.raises(ExpressionTooLarge, match=r"grew past 4 parts"):
         X.symbol("B")
@@ -296,8 +296,19 @@ def test_the_budget_stops_a_runaway_expression_and_keeps_the_rest():
     assert X.evaluate(kept, {"x": 2.0}, EVAL_FUNCTIONS) == 3.0
 
 
+def test_a_long_product_costs_its_factors():
+    # A product of n symbols is one expression of n + 1 parts: the budget bounds the size
+    # (memory), not just the number, so n products of n factors each cannot slip under it.
+    X = Algebra(budget=200)
+    product = X.one
+    with pytest.raises(ExpressionTooLarge, match="200 parts"):
+        for k in range(100):
+            product = X.mul(product, X.symbol(f"x{k}"))
+    assert X._count <= 200
+
+
 def test_the_default_budget():
-    assert DEFAULT_BUDGET == 2_000_000
+    assert DEFAULT_BUDGET == 4_000_000
     assert Algebra()._budget == DEFAULT_BUDGET == Algebra(None)._budget
     with pytest.raises(ValueError):
         Algebra(budget=1)

@@ -274,3 +274,23 @@ def test_the_library_refuses_a_program_over_the_limit_unless_raised():
     wide = "OUT = A*1" + "\u00b7" * 10  # 20 bytes of UTF-8 for 10 characters
     with pytest.raises(gradcalc.LimitError):
         gradcalc.parse(wide, max_size=25)
+    with pytest.raises(gradcalc.LimitError, match="ceiling of 1 GiB"):
+        gradcalc.parse("OUT = A", max_size=(1 << 30) + 1)
+
+
+def _chain(length: int) -> str:
+    return "\n".join(["X0 = A", *(f"X{i} = sin(X{i - 1})" for i in range(1, length)),
+                      f"OUT = X{length - 1}*2"])
+
+
+def test_formulas_for_every_name_of_a_long_chain_stop_at_the_budget():
+    # Every gradient of an 8,000-step chain is a product over the rest of the chain: the names
+    # each formula uses add up to 32 million. This took 33 s and 1.7 GB; the budget counts
+    # them and stops at once (about 200 MB), with the hint to ask for fewer gradients.
+    dag = gradcalc.compile_program(_chain(8000))
+    with pytest.raises(gradcalc.LimitError, match="grew past 4,000,000 parts") as stopped:
+        gradcalc.gradients(dag, symbolic=True)
+    assert "--wrt" in str(stopped.value.hint) or "wrt=" in str(stopped.value.hint)
+    # the same chain, one gradient asked for: a short formula
+    r = gradcalc.gradients(dag, symbolic=True, wrt=["X7990"])
+    assert r.formulas["X7990"].expression.count("cos(") == 9
