@@ -13,6 +13,11 @@ watcher process, which reports the peak resident memory of its child (``ru_maxrs
 wall time (median of ``--repeat``) as a ratio to ``python3 -c pass``, peak memory, and peak
 memory per byte of program; the growth column divides each size's time by the previous size's
 (about 4 for four times the size is linear).
+
+With ``--phases``, each program is instead run in this process under ``tracemalloc``, and the
+memory of each phase is printed per byte of program: the AST (parse), the DAG with the merge
+table at its peak (build), the DAG alone, and the numeric pass (forward values, gradients).
+tracemalloc slows everything down several times: use sizes of 1M or less.
 """
 
 from __future__ import annotations
@@ -84,13 +89,59 @@ def measure(command: list[str], repeat: int) -> tuple[float, int, int]:
     return statistics.median(times), max(peaks), code
 
 
+def phases(name: str, size: int) -> str:
+    """One table row: memory per byte of program in each phase, from tracemalloc."""
+    import gc
+    import tracemalloc
+
+    from gradcalc import api
+    from gradcalc.dag import build
+    from gradcalc.errors import GradcalcError
+    from gradcalc.parse import parse
+
+    text = PROGRAMS[name](size)
+    per = 1 / len(text)
+    tracemalloc.start()
+    try:
+        try:
+            program = parse(text, max_size=len(text))
+        except GradcalcError:
+            _, peak = tracemalloc.get_traced_memory()
+            return f"| {name} | {len(text):,} | {peak * per:.0f} (error) | | | |"
+        ast, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        dag = build(program)
+        _, build_peak = tracemalloc.get_traced_memory()
+        del program
+        gc.collect()
+        dag_only, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        api.gradients(dag, at={n: float(i + 1) for i, n in enumerate(dag.inputs)})
+        _, numeric_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return (f"| {name} | {len(text):,} | {ast * per:.0f} | {build_peak * per:.0f} "
+            f"| {dag_only * per:.0f} | {numeric_peak * per:.0f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="256K,1M,4M")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--programs", default="sum,mixed,error")
+    parser.add_argument("--phases", action="store_true",
+                        help="memory per phase, in this process, under tracemalloc")
     args = parser.parse_args()
     sizes = [parse_size(s) for s in args.sizes.split(",")]
+    if args.phases:
+        print(f"# {' '.join(sys.argv)}\n\nbytes allocated per byte of program (tracemalloc)\n")
+        print("| program | size | AST | build peak (AST + DAG + merge table) | DAG | "
+              "gradients peak (DAG + numeric pass) |")
+        print("|---|---|---|---|---|---|")
+        for name in args.programs.split(","):
+            for size in sizes:
+                print(phases(name, size), flush=True)
+        return
     baseline, _, _ = measure([sys.executable, "-c", "pass"], max(args.repeat, 5))
     print(f"# {' '.join(sys.argv)}\n\n`python3 -c pass`: {baseline * 1000:.1f} ms\n")
     print("| program | size | exit | time (x pass) | time growth | peak memory | bytes per byte |")
