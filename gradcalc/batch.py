@@ -19,6 +19,7 @@ from gradcalc.api import compile_program, gradients
 from gradcalc.errors import GradcalcError, InputError
 from gradcalc.parse import PROGRAM_LIMIT, parse, size_text
 from gradcalc.serialize import to_json_object
+from gradcalc.shapes import Shapes
 
 __all__ = ["BinaryInput", "Problem", "problems", "solve_line", "solve_problem",
            "solve_stream"]
@@ -138,6 +139,10 @@ def solve_problem(problem: Problem, at: Mapping[str, float] | None = None,
     """Like :func:`solve_line` for a :class:`Problem` (which may carry its own JSON fields)."""
     if problem.error is not None:
         return _failure(problem.line, problem.error, None, None, problem.error_kind)
+    if not problem.structured:
+        found = _shapes(at, wrt, of, max_size).solve(problem.text, problem.line)
+        if found is not None:
+            return found
     try:
         if problem.structured:
             # The line's own values must fit its program (a typo is an error); the
@@ -155,6 +160,20 @@ def solve_problem(problem: Problem, at: Mapping[str, float] | None = None,
     except GradcalcError as exc:
         return _failure(problem.line, exc.message, exc.line, exc.column, exc.kind, exc.hint)
     return {"line": problem.line, **to_json_object(result, share=False), "error": None}
+
+
+_cache: list[tuple[tuple[Any, ...], Shapes]] = []  # this process's shapes, for one question
+
+
+def _shapes(at: Mapping[str, float] | None, wrt: Sequence[str] | None, of: str | None,
+            max_size: int) -> Shapes:
+    """The shapes of this process for the question (the last question asked keeps its own:
+    a batch asks one question throughout)."""
+    question = (tuple((at or {}).items()), tuple(wrt) if wrt is not None else None, of,
+                max_size)
+    if not _cache or _cache[0][0] != question:
+        _cache[:] = [(question, Shapes(at, wrt, of, max_size))]
+    return _cache[0][1]
 
 
 def solve_stream(items: Iterable[Problem], at: Mapping[str, float] | None = None,
