@@ -1,18 +1,19 @@
 """Batch lines by shape: parse, build and plan a line's program once, then answer every line of
 the same shape by putting its numbers into the graph.
 
-Two lines have the same *shape* when they differ only in their number literals, and their
-numbers are equal to each other (and to ``pi`` or ``e``) in the same places: equal constants
-are one node of the graph (``A*2 + A*2`` merges, ``A*2 + A*3`` does not), so that pattern is
-part of the shape. One regular-expression pass finds a line's numbers and its shape key.
+Lines of one *family* differ only in their number literals (one regular-expression pass takes
+the numbers out of a line). The first time a family is seen twice, that line is parsed and
+built: this tells which numbers set inputs (``A = 2``) and which are constants. Within a
+family, a *shape* is also fixed by which constants are equal to each other (and to ``pi`` or
+``e``): equal constants are one node, so ``A*2 + A*2`` merges where ``A*2 + A*3`` does not.
 
 A line is answered from its shape only when the answer is exactly what the full path
 (:func:`gradcalc.batch.solve_problem`) gives, byte for byte: every needed input has a value
-(else gradients are formulas), the evaluation raises nothing, no warning or note arises (their
-columns move with the numbers' lengths). Anything else goes the full path, which also knows
-the positions of errors. A shape is made the second time its key is seen, from that line's
-own parse, so a file whose every line differs pays only for the key. The cache is bounded
-(:data:`MAX_SHAPES` shapes, :data:`MAX_NODES` graph nodes in all).
+(else gradients are formulas), the evaluation raises nothing, no warning arises, and a note
+has no position (a column moves with the lengths of the numbers before it). Anything else goes
+the full path, which also knows the positions of errors. A file whose every line differs pays
+only for taking the numbers out. The cache is bounded (:data:`MAX_SHAPES` families and shapes,
+:data:`MAX_NODES` graph nodes in all).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from gradcalc.errors import EvaluationError, GradcalcError
 from gradcalc.fmt import json_number
 from gradcalc.ops import CONST, CONSTANTS
 from gradcalc.parse import parse
+from gradcalc.serialize import diagnostic_object
 
 __all__ = ["MAX_NODES", "MAX_SHAPES", "Shapes"]
 
@@ -58,79 +60,112 @@ def _tokens() -> re.Pattern[str]:
     return re.compile(f"(#[^\\n]*|{NAME_PATTERN})|({NUMBER_PATTERN})")
 
 
-def shape_key(text: str) -> tuple[tuple[Any, ...], list[float]] | None:
-    """The shape key of a line and its numbers as floats, or None when a number is beyond
-    float range (the full path reports it)."""
+def split_numbers(text: str) -> tuple[tuple[Any, ...], list[float]] | None:
+    """A line's *family* (its text with the numbers taken out: two lines of one family differ
+    only in their numbers) and its numbers as floats, in text order; None when a number is
+    beyond float range (the full path reports it)."""
     parts = _tokens().split(text)
-    texts = [t for t in parts[2::3] if t is not None]
-    numbers = list(map(float, texts))
+    numbers = [float(t) for t in parts[2::3] if t is not None]
+    if any(map(math.isinf, numbers)):
+        return None
+    return (tuple(parts[0::3]), tuple(parts[1::3])), numbers
+
+
+def pattern(numbers: list[float], constants: tuple[int, ...]) -> tuple[Any, ...]:
+    """Which of the numbers at ``constants`` (the ones that become constant nodes) are equal
+    to each other, and which may be equal to a named constant: equal constants are one node,
+    so this decides which sub-expressions merge."""
     first: dict[tuple[float, float], int] = {}
-    pattern = []
-    for index, value in enumerate(numbers):
-        if math.isinf(value):
-            return None
-        pattern.append(first.setdefault((value, math.copysign(1.0, value)), index))
-    named = tuple(i for i, v in enumerate(numbers) if v in _CONSTANT_MAGNITUDES)
-    return (tuple(parts[0::3]), tuple(parts[1::3]), tuple(pattern), named), numbers
+    equal = tuple(first.setdefault((numbers[i], math.copysign(1.0, numbers[i])), i)
+                  for i in constants)
+    return equal, tuple((i, numbers[i]) for i in constants if numbers[i] in _CONSTANT_MAGNITUDES)
 
 
 @dataclass(slots=True, eq=False)
 class _Shape:
-    """What a shape's lines share: the graph, its plan, and where each number goes."""
+    """What the lines of a shape share: the graph, its plan, and where each number goes."""
 
     dag: Dag
     plan: engine.Plan
     output: str
     slots: list[tuple[int, float]]  # per number, in text order: (node, sign)
+    constants: tuple[int, ...]  # the numbers that are constant nodes (not input values)
     base: list[float | None]  # leaf values with the command's values applied
     overrides: list[tuple[int, float]]  # the command's values, applied after the numbers
     inputs: list[tuple[str, int]]  # inputs with a value, in order
+    notes: list[dict[str, Any]]  # notes on the question, the same for every line (no position)
+
+
+# A family whose lines always take the full path (its program fails to parse or build,
+# needs formulas, or has notes: all the same for every line of the family).
+_NEVER: tuple[int, ...] = (-1,)
 
 
 class Shapes:
-    """A bounded cache of shapes for one question (``at``, ``wrt``, ``of``, ``max_size``)."""
+    """A bounded cache of shapes for one question (``at``, ``wrt``, ``of``, ``max_size``).
+
+    A family seen for the second time is parsed and built from that line: this tells which of
+    its numbers are constants (their pattern of equalities then picks the shape) and which
+    set inputs (``A = 2``: never merged, so not part of the shape)."""
 
     def __init__(self, at: Mapping[str, float] | None, wrt: Sequence[str] | None,
                  of: str | None, max_size: int) -> None:
         self.at, self.wrt, self.of, self.max_size = dict(at or {}), wrt, of, max_size
-        self.shapes: OrderedDict[tuple[Any, ...], _Shape | None] = OrderedDict()
+        self.families: OrderedDict[tuple[Any, ...], tuple[int, ...]] = OrderedDict()
+        self.shapes: OrderedDict[tuple[Any, ...], _Shape] = OrderedDict()
         self.seen: OrderedDict[tuple[Any, ...], None] = OrderedDict()
         self.nodes = 0
 
     def solve(self, text: str, line: int) -> dict[str, Any] | None:
         """The result of the text line ``line`` from its shape, or None: take the full path."""
-        keyed = shape_key(text)
-        if keyed is None:
+        split = split_numbers(text)
+        if split is None:
             return None
-        key, numbers = keyed
-        shape = self.shapes.get(key)
-        if shape is None:
-            if key in self.shapes:  # a shape that never takes the fast path
-                self.shapes.move_to_end(key)
-                return None
-            if key not in self.seen:
-                self.seen[key] = None
+        family, numbers = split
+        constants = self.families.get(family)
+        if constants is None:
+            if family not in self.seen:
+                self.seen[family] = None
                 if len(self.seen) > MAX_SEEN:
                     self.seen.popitem(last=False)
                 return None
-            del self.seen[key]
+            del self.seen[family]
             shape = self._make(text, line, numbers)
-            self._keep(key, shape)
+            self._remember(family, _NEVER if shape is None else shape.constants)
             if shape is None:
                 return None
+            self._keep((family, pattern(numbers, shape.constants)), shape)
+        elif constants is _NEVER:
+            self.families.move_to_end(family)
+            return None
         else:
-            self.shapes.move_to_end(key)
+            self.families.move_to_end(family)
+            key = (family, pattern(numbers, constants))
+            found = self.shapes.get(key)
+            if found is None:
+                found = self._make(text, line, numbers)
+                if found is None or found.constants != constants:
+                    return None
+                self._keep(key, found)
+            else:
+                self.shapes.move_to_end(key)
+            shape = found
         return _answer(shape, numbers, line)
 
-    def _keep(self, key: tuple[Any, ...], shape: _Shape | None) -> None:
-        size = len(shape.dag) if shape is not None else 0
+    def _remember(self, family: tuple[Any, ...], constants: tuple[int, ...]) -> None:
+        self.families[family] = constants
+        if len(self.families) > MAX_SHAPES:
+            self.families.popitem(last=False)
+
+    def _keep(self, key: tuple[Any, ...], shape: _Shape) -> None:
+        size = len(shape.dag)
         if size > MAX_NODES:
             return
         self.shapes[key] = shape
         self.nodes += size
         while len(self.shapes) > MAX_SHAPES or self.nodes > MAX_NODES:
             _, old = self.shapes.popitem(last=False)
-            self.nodes -= len(old.dag) if old is not None else 0
+            self.nodes -= len(old.dag)
 
     def _make(self, text: str, line: int, numbers: list[float]) -> _Shape | None:
         try:
@@ -151,14 +186,17 @@ class Shapes:
         plan = engine.plan(dag, output, targets, within)
         if any(plan.needed[i] and base[i] is None for i in dag.inputs.values()):
             return None  # formulas: the full path
-        if question_notes(dag, self.of, output_name, None if self.wrt else targets):
-            return None
+        notes = question_notes(dag, self.of, output_name, None if self.wrt else targets)
+        if any(note.span is not None for note in notes):
+            return None  # its column moves with the lengths of the numbers before it
         slots = _slots(program, dag, numbers)
         if slots is None:
             return None
+        constants = tuple(i for i, (node, _) in enumerate(slots) if dag.ops[node] is CONST)
         overrides = [(dag.inputs[n], float(v)) for n, v in at.items()]
         inputs = [(n, i) for n, i in dag.inputs.items() if base[i] is not None]
-        return _Shape(dag, plan, output_name, slots, base, overrides, inputs)
+        return _Shape(dag, plan, output_name, slots, constants, base, overrides, inputs,
+                      [diagnostic_object(note) for note in notes])
 
 
 def _slots(program: Any, dag: Dag, numbers: list[float]) -> list[tuple[int, float]] | None:
@@ -212,6 +250,6 @@ def _answer(shape: _Shape, numbers: list[float], line: int) -> dict[str, Any] | 
         "gradients": {n: json_number(g) for n, g in done.target_gradients().items()},
         "values": {n: json_number(vals[i]) for n, i in plan.targets.items()},
         "inputs": {n: json_number(values[i]) for n, i in shape.inputs},  # type: ignore[arg-type]
-        "warnings": [],
+        "warnings": [dict(note) for note in shape.notes],
         "error": None,
     }
