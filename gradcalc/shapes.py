@@ -29,6 +29,7 @@ from typing import Any
 from gradcalc import engine
 from gradcalc.api import default_targets, leaf_values, lookup, question_notes, unique
 from gradcalc.ast import NUM
+from gradcalc.codegen import CompiledPlan, compile_plan
 from gradcalc.dag import Dag, build
 from gradcalc.errors import EvaluationError, GradcalcError
 from gradcalc.fmt import json_number
@@ -43,6 +44,9 @@ MAX_SHAPES = 512
 #: ... and at most this many graph nodes in all of them; a line whose graph alone is larger
 #: is never kept.
 MAX_NODES = 200_000
+#: Shapes of at most this many nodes are compiled to straight-line Python (gradcalc.codegen);
+#: larger ones run the engine's loops.
+MAX_COMPILED = 5000
 #: Keys seen once are remembered (to make a shape on the second sighting) up to this many.
 MAX_SEEN = 4096
 
@@ -94,6 +98,8 @@ class _Shape:
     overrides: list[tuple[int, float]]  # the command's values, applied after the numbers
     inputs: list[tuple[str, int]]  # inputs with a value, in order
     notes: list[dict[str, Any]]  # notes on the question, the same for every line (no position)
+    compiled: CompiledPlan | None  # the plan as straight-line Python (small graphs)
+    targets: list[str]  # the gradients asked for, in order
 
 
 # A family whose lines always take the full path (its program fails to parse or build,
@@ -195,8 +201,9 @@ class Shapes:
         constants = tuple(i for i, (node, _) in enumerate(slots) if dag.ops[node] is CONST)
         overrides = [(dag.inputs[n], float(v)) for n, v in at.items()]
         inputs = [(n, i) for n, i in dag.inputs.items() if base[i] is not None]
+        compiled = compile_plan(plan) if len(dag) <= MAX_COMPILED else None
         return _Shape(dag, plan, output_name, slots, constants, base, overrides, inputs,
-                      [diagnostic_object(note) for note in notes])
+                      [diagnostic_object(note) for note in notes], compiled, list(targets))
 
 
 def _slots(program: Any, dag: Dag, numbers: list[float]) -> list[tuple[int, float]] | None:
@@ -235,6 +242,21 @@ def _answer(shape: _Shape, numbers: list[float], line: int) -> dict[str, Any] | 
         values[node] = sign * number
     for node, number in shape.overrides:
         values[node] = number
+    if shape.compiled is not None:
+        outcome = shape.compiled.run(values)
+        if outcome is None:
+            return None
+        value, gradients, target_values = outcome
+        return {
+            "line": line,
+            "output": shape.output,
+            "value": json_number(value),
+            "gradients": dict(zip(shape.targets, map(json_number, gradients), strict=True)),
+            "values": dict(zip(shape.targets, map(json_number, target_values), strict=True)),
+            "inputs": {n: json_number(values[i]) for n, i in shape.inputs},  # type: ignore[arg-type]
+            "warnings": [dict(note) for note in shape.notes],
+            "error": None,
+        }
     plan = shape.plan
     try:
         vals = engine.forward(shape.dag, list(values), plan.needed)
