@@ -24,10 +24,6 @@ from gradcalc.shapes import Shapes
 __all__ = ["BinaryInput", "Problem", "problems", "solve_line", "solve_problem",
            "solve_stream"]
 
-# Lines handed to worker processes per round trip; results are written as each window ends.
-_WINDOW = 2000
-
-
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One line of a batch: its 1-based line number and either program text or, for JSON Lines
@@ -180,18 +176,37 @@ def solve_stream(items: Iterable[Problem], at: Mapping[str, float] | None = None
                  wrt: Sequence[str] | None = None, of: str | None = None,
                  jobs: int = 1, max_size: int = PROGRAM_LIMIT
                  ) -> Generator[dict[str, Any], None, None]:
-    """Results in input order. With ``jobs`` > 1, worker processes solve windows of lines;
-    closing the generator (or an exception such as Ctrl-C inside it) ends them."""
+    """Results in input order. With ``jobs`` > 1, worker processes solve chunks of lines
+    while this process reads and writes; closing the generator (or an exception such as
+    Ctrl-C inside it) ends them."""
     if jobs <= 1:
         for problem in items:
             yield solve_problem(problem, at, wrt, of, max_size)
         return
     import multiprocessing
+    import threading
     from functools import partial
 
-    solve = partial(solve_problem, at=dict(at or {}), wrt=list(wrt) if wrt else None, of=of,
+    solve = partial(_solve_chunk, at=dict(at or {}), wrt=list(wrt) if wrt else None, of=of,
                     max_size=max_size)
     context = multiprocessing.get_context("spawn" if _fork_unsafe() else None)
+    # Reading, solving and writing overlap: the pool's feeder thread reads chunks of lines
+    # (plain tuples, cheap to send) while the workers solve and this thread writes. At most
+    # a few chunks per worker are in flight, so memory stays flat however long the input.
+    room = threading.Semaphore(_IN_FLIGHT * jobs)
+    stopped = threading.Event()
+    failure: list[BaseException] = []
+
+    def chunks() -> Iterator[list[tuple[Any, ...]]]:
+        try:
+            for chunk in _chunked(items):
+                room.acquire()
+                if stopped.is_set():
+                    return
+                yield chunk
+        except Exception as exc:  # BinaryInput: raised here once the lines before it are out
+            failure.append(exc)
+
     # Ctrl-C reaches every process of the terminal's foreground group. Only this process
     # handles it (the pool is then terminated): a worker interrupted inside the pool's queues
     # prints a traceback, or dies holding a queue lock and hangs the pool's shutdown. Workers
@@ -201,14 +216,41 @@ def solve_stream(items: Iterable[Problem], at: Mapping[str, float] | None = None
     with contextlib.ExitStack() as stack:
         with _sigint_held():
             pool = stack.enter_context(context.Pool(jobs, initializer=_ignore_sigint))
-        window: list[Problem] = []
-        for problem in items:
-            window.append(problem)
-            if len(window) == _WINDOW:
-                yield from pool.map(solve, window, chunksize=max(1, _WINDOW // (4 * jobs)))
-                window = []
-        if window:
-            yield from pool.map(solve, window, chunksize=max(1, len(window) // (4 * jobs)))
+
+        @stack.callback
+        def _unblock_the_feeder() -> None:  # runs before the pool is terminated
+            stopped.set()
+            for _ in range(_IN_FLIGHT * jobs + 1):
+                room.release()
+
+        for results in pool.imap(solve, chunks()):
+            room.release()
+            yield from results
+    if failure:
+        raise failure[0]
+
+
+# Lines per chunk sent to a worker, and chunks in flight per worker.
+_CHUNK = 256
+_IN_FLIGHT = 4
+
+
+def _chunked(items: Iterable[Problem]) -> Iterator[list[tuple[Any, ...]]]:
+    chunk: list[tuple[Any, ...]] = []
+    for problem in items:
+        chunk.append((problem.line, problem.text, problem.structured, problem.error,
+                      problem.error_kind))
+        if len(chunk) == _CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _solve_chunk(chunk: list[tuple[Any, ...]], at: Mapping[str, float],
+                 wrt: Sequence[str] | None, of: str | None, max_size: int
+                 ) -> list[dict[str, Any]]:
+    return [solve_problem(Problem(*fields), at, wrt, of, max_size) for fields in chunk]
 
 
 @contextlib.contextmanager

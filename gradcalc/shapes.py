@@ -47,6 +47,10 @@ MAX_NODES = 200_000
 #: Shapes of at most this many nodes are compiled to straight-line Python (gradcalc.codegen);
 #: larger ones run the engine's loops.
 MAX_COMPILED = 5000
+#: After this many lines in a row whose family was new, only one line in :data:`SAMPLE` is
+#: looked at until a family repeats: a file whose every line differs pays almost nothing.
+COLD_AFTER = 1000
+SAMPLE = 32
 #: Keys seen once are remembered (to make a shape on the second sighting) up to this many.
 MAX_SEEN = 4096
 
@@ -64,15 +68,25 @@ def _tokens() -> re.Pattern[str]:
     return re.compile(f"(#[^\\n]*|{NAME_PATTERN})|({NUMBER_PATTERN})")
 
 
-def split_numbers(text: str) -> tuple[tuple[Any, ...], list[float]] | None:
-    """A line's *family* (its text with the numbers taken out: two lines of one family differ
-    only in their numbers) and its numbers as floats, in text order; None when a number is
-    beyond float range (the full path reports it)."""
-    parts = _tokens().split(text)
-    numbers = [float(t) for t in parts[2::3] if t is not None]
-    if any(map(math.isinf, numbers)):
-        return None
-    return (tuple(parts[0::3]), tuple(parts[1::3])), numbers
+def split_numbers(text: str) -> tuple[str, list[str]]:
+    """A line's *family* (its text with each number replaced by a NUL character: two lines of
+    one family differ only in their numbers) and its numbers as written, in text order. A
+    string, whose hash Python keeps: the key is looked up several times a line."""
+    parts = _tokens().split(text)  # gap, word or None, number or None, gap, ...
+    numbers = [t for t in parts[2::3] if t is not None]
+    words = parts[1::3]
+    parts[1::3] = [_MARK if word is None else word for word in words]
+    parts[2::3] = [""] * len(words)
+    return "".join(parts), numbers
+
+
+_MARK = "\0"
+
+
+def _floats(texts: list[str]) -> list[float] | None:
+    """The numbers as floats; None when one is beyond float range (the full path says so)."""
+    numbers = list(map(float, texts))
+    return None if any(map(math.isinf, numbers)) else numbers
 
 
 def pattern(numbers: list[float], constants: tuple[int, ...]) -> tuple[Any, ...]:
@@ -117,24 +131,34 @@ class Shapes:
     def __init__(self, at: Mapping[str, float] | None, wrt: Sequence[str] | None,
                  of: str | None, max_size: int) -> None:
         self.at, self.wrt, self.of, self.max_size = dict(at or {}), wrt, of, max_size
-        self.families: OrderedDict[tuple[Any, ...], tuple[int, ...]] = OrderedDict()
+        self.families: OrderedDict[str, tuple[int, ...]] = OrderedDict()
         self.shapes: OrderedDict[tuple[Any, ...], _Shape] = OrderedDict()
-        self.seen: OrderedDict[tuple[Any, ...], None] = OrderedDict()
+        self.seen: OrderedDict[str, None] = OrderedDict()
         self.nodes = 0
+        self.cold = 0  # first sightings in a row
+        self.skipped = 0
 
     def solve(self, text: str, line: int) -> dict[str, Any] | None:
         """The result of the text line ``line`` from its shape, or None: take the full path."""
-        split = split_numbers(text)
-        if split is None:
-            return None
-        family, numbers = split
-        constants = self.families.get(family)
-        if constants is None:
-            if family not in self.seen:
-                self.seen[family] = None
-                if len(self.seen) > MAX_SEEN:
-                    self.seen.popitem(last=False)
+        if self.cold >= COLD_AFTER:  # no family repeats lately: look at one line in SAMPLE
+            self.skipped += 1
+            if self.skipped % SAMPLE:
                 return None
+        if _MARK in text:  # the mark must mean a number: such a line is never a shape
+            return None
+        family, texts = split_numbers(text)
+        constants = self.families.get(family)
+        if constants is None and family not in self.seen:  # a first sighting: the full path
+            self.seen[family] = None
+            if len(self.seen) > MAX_SEEN:
+                self.seen.popitem(last=False)
+            self.cold += 1
+            return None
+        self.cold = 0
+        numbers = _floats(texts)
+        if numbers is None:
+            return None
+        if constants is None:
             del self.seen[family]
             shape = self._make(text, line, numbers)
             self._remember(family, _NEVER if shape is None else shape.constants)
@@ -158,7 +182,7 @@ class Shapes:
             shape = found
         return _answer(shape, numbers, line)
 
-    def _remember(self, family: tuple[Any, ...], constants: tuple[int, ...]) -> None:
+    def _remember(self, family: str, constants: tuple[int, ...]) -> None:
         self.families[family] = constants
         if len(self.families) > MAX_SHAPES:
             self.families.popitem(last=False)
