@@ -175,9 +175,15 @@ class _JsonLines(_BatchWriter):
         super().__init__(out, eager)
         # one encoder for the whole batch: json.dumps with a non-default option makes a new
         # encoder per call; the same bytes as cli._dumps
-        self.encode = json.JSONEncoder(ensure_ascii=not _unicode_stdout()).encode
+        from gradcalc.shapes import ShapedResult
+
+        self.ascii = not _unicode_stdout()
+        self.encode = json.JSONEncoder(ensure_ascii=self.ascii).encode
+        self.shaped = ShapedResult
 
     def text(self, result: dict[str, Any]) -> str:
+        if type(result) is self.shaped:  # written from its shape's template: same bytes
+            return result.json_line(self.ascii)
         return self.encode(result) + "\n"
 
 

@@ -27,9 +27,10 @@ from gradcalc.engine import Plan
 
 __all__ = ["CompiledPlan", "compile_plan"]
 
-#: The result of a compiled plan: the output's value, the targets' gradients and the targets'
-#: values (both in the plan's target order), or None where the full path must answer.
-Outcome = tuple[float, tuple[float, ...], tuple[float, ...]] | None
+#: The result of a compiled plan, one flat tuple: the output's value, the targets' gradients,
+#: the targets' values (both in the plan's target order), then the values of the ``leaves``
+#: asked for; each with ``+ 0.0`` (no negative zero). None where the full path must answer.
+Outcome = tuple[float, ...] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +42,9 @@ class CompiledPlan:
     source: str
 
 
-def compile_plan(plan: Plan) -> CompiledPlan:
-    """The straight-line function of ``plan`` (see the module's docstring)."""
+def compile_plan(plan: Plan, leaves: Sequence[int] = ()) -> CompiledPlan:
+    """The straight-line function of ``plan`` (see the module's docstring); ``leaves`` are
+    leaf nodes (inputs) whose values the outcome ends with."""
     dag = plan.dag
     namespace: dict[str, Any] = {"isfinite": math.isfinite}
     lines = ["def run(V):", "    try:"]
@@ -67,12 +69,12 @@ def compile_plan(plan: Plan) -> CompiledPlan:
     lines += _kinks(plan, namespace)
     lines += _backward(plan, namespace)
     targets = list(plan.targets.values())
-    gradients = "".join(f"g{int(t)}, " for t in targets)
-    values = "".join(f"v{int(t)}, " for t in targets)
     if targets:
         lines += [f"    if not isfinite({' + '.join(f'g{int(t)}' for t in targets)}):",
                   "        return None"]
-    lines.append(f"    return (v{int(plan.output)}, ({gradients}), ({values}))")
+    outcome = [f"v{int(plan.output)} + 0.0", *(f"g{int(t)} + 0.0" for t in targets),
+               *(f"v{int(t)} + 0.0" for t in targets), *(f"V[{int(n)}] + 0.0" for n in leaves)]
+    lines.append(f"    return ({', '.join(outcome)},)")
     source = "\n".join(lines) + "\n"
     exec(compile(source, "<gradcalc compiled plan>", "exec"), namespace)
     return CompiledPlan(plan, namespace["run"], source)

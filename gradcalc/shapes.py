@@ -18,11 +18,12 @@ only for taking the numbers out. The cache is bounded (:data:`MAX_SHAPES` famili
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -114,6 +115,51 @@ class _Shape:
     notes: list[dict[str, Any]]  # notes on the question, the same for every line (no position)
     compiled: CompiledPlan | None  # the plan as straight-line Python (small graphs)
     targets: list[str]  # the gradients asked for, in order
+    templates: dict[bool, str] = field(default_factory=dict)  # JSON lines, by ensure_ascii
+
+    input_names: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.input_names = [name for name, _ in self.inputs]
+
+    def json_template(self, ensure_ascii: bool) -> str:
+        """The JSON line of this shape's results as a %-format of their numbers (see
+        :meth:`ShapedResult.json_line`): the same text ``json.dumps`` makes of the dict."""
+        template = self.templates.get(ensure_ascii)
+        if template is None:
+            encode = json.JSONEncoder(ensure_ascii=ensure_ascii).encode
+
+            def text(value: Any) -> str:
+                return encode(value).replace("%", "%%")
+
+            def numbers(names: list[str]) -> str:
+                return "{" + ", ".join(f"{text(n)}: %r" for n in names) + "}"
+
+            template = self.templates[ensure_ascii] = (
+                '{"line": %d, "output": ' + text(self.output) + ', "value": %r, '
+                '"gradients": ' + numbers(self.targets) + ', "values": '
+                + numbers(self.targets) + ', "inputs": ' + numbers(self.input_names)
+                + ', "warnings": ' + text(self.notes) + ', "error": null}\n')
+        return template
+
+
+class ShapedResult(dict[str, Any]):
+    """A result answered from a shape: the result's dict, and its JSON line written from the
+    shape's template (no encoder walking the dict)."""
+
+    __slots__ = ("numbers", "shape")
+
+    shape: _Shape
+    numbers: tuple[float, ...]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled (to or from a worker process) as the plain dict it is: the shape's
+        # compiled code stays in the process that made it
+        return (dict, (dict(self),))
+
+    def json_line(self, ensure_ascii: bool) -> str:
+        """``json.dumps(self, ensure_ascii=ensure_ascii) + "\\n"``, from the template."""
+        return self.shape.json_template(ensure_ascii) % self.numbers
 
 
 # A family whose lines always take the full path (its program fails to parse or build,
@@ -225,7 +271,8 @@ class Shapes:
         constants = tuple(i for i, (node, _) in enumerate(slots) if dag.ops[node] is CONST)
         overrides = [(dag.inputs[n], float(v)) for n, v in at.items()]
         inputs = [(n, i) for n, i in dag.inputs.items() if base[i] is not None]
-        compiled = compile_plan(plan) if len(dag) <= MAX_COMPILED else None
+        compiled = (compile_plan(plan, [i for _, i in inputs]) if len(dag) <= MAX_COMPILED
+                    else None)
         return _Shape(dag, plan, output_name, slots, constants, base, overrides, inputs,
                       [diagnostic_object(note) for note in notes], compiled, list(targets))
 
@@ -270,17 +317,21 @@ def _answer(shape: _Shape, numbers: list[float], line: int) -> dict[str, Any] | 
         outcome = shape.compiled.run(values)
         if outcome is None:
             return None
-        value, gradients, target_values = outcome
-        return {
+        # every number here is finite (else the outcome is None), and + 0.0: json_number
+        k = len(shape.targets)
+        result = ShapedResult({
             "line": line,
             "output": shape.output,
-            "value": json_number(value),
-            "gradients": dict(zip(shape.targets, map(json_number, gradients), strict=True)),
-            "values": dict(zip(shape.targets, map(json_number, target_values), strict=True)),
-            "inputs": {n: json_number(values[i]) for n, i in shape.inputs},  # type: ignore[arg-type]
+            "value": outcome[0],
+            "gradients": dict(zip(shape.targets, outcome[1 : k + 1], strict=True)),
+            "values": dict(zip(shape.targets, outcome[k + 1 : 2 * k + 1], strict=True)),
+            "inputs": dict(zip(shape.input_names, outcome[2 * k + 1 :], strict=True)),
             "warnings": [dict(note) for note in shape.notes],
             "error": None,
-        }
+        })
+        result.shape = shape
+        result.numbers = (line, *outcome)
+        return result
     plan = shape.plan
     try:
         vals = engine.forward(shape.dag, list(values), plan.needed)
