@@ -754,6 +754,35 @@ def test_dask_example_matches_the_cli(tmp_path: Path) -> None:
     assert processes == cli_rows
 
 
+def test_dask_example_on_a_cluster_writes_partitioned_files_in_order(tmp_path: Path) -> None:
+    # The same example against a dask.distributed cluster of 2 worker processes: one
+    # partition per input file, each written by the workers as its own JSON Lines file,
+    # byte for byte what `gradcalc --batch FILE --format jsonl` writes for that file.
+    distributed = pytest.importorskip("dask.distributed")
+    example = _load_dask_example()
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    for k in range(3):
+        lines = [seed_line(a + k, a + 2, a % 3) for a in range(1, 40)]
+        lines[7] = "OUT = A +* 2"
+        lines[11] = "# a comment"
+        lines[13] = "OUT = log(A - 3)"
+        (parts / f"p{k}.txt").write_text("\n".join(lines) + "\n", "utf-8")
+    expected = [subprocess.run([console_script(), "--batch", str(parts / f"p{k}.txt"),
+                                "--at", "A=2", "--format", "jsonl"], capture_output=True,
+                               check=False, timeout=120).stdout for k in range(3)]
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster):
+        results = example.solve_files(str(parts / "p*.txt"), at={"A": 2.0})
+        failed = example.write_files(results, str(tmp_path / "out"))
+    assert failed
+    written = sorted((tmp_path / "out").iterdir())
+    assert [p.name for p in written] == ["part-00000.jsonl", "part-00001.jsonl",
+                                         "part-00002.jsonl"]
+    assert [p.read_bytes() for p in written] == expected
+
+
 # --- bugs: each test below fails on the current code (see the report) -----------------------
 
 
