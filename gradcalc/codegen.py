@@ -63,21 +63,25 @@ def compile_plan(plan: Plan, leaves: Sequence[int] = ()) -> CompiledPlan:
     lines += ["    except (ValueError, ZeroDivisionError, OverflowError):",
               "        return None"]
     if op_nodes:  # one test: a sum of finite numbers is finite, or it overflowed (rare: the
-        # full path then answers), and an infinity or a NaN anywhere makes it not finite
-        total = " + ".join(f"v{int(n)}" for n in op_nodes)
-        lines += [f"    if not isfinite({total}):", "        return None"]
+        # full path then answers), and an infinity or a NaN anywhere makes it not finite.
+        # sum() of a tuple, not a chain of +: the compiler recurses into nested operators
+        lines += [f"    if not isfinite(sum(({_listed('v', op_nodes)}))):", "        return None"]
     lines += _kinks(plan, namespace)
     lines += _backward(plan, namespace)
     targets = list(plan.targets.values())
     if targets:
-        lines += [f"    if not isfinite({' + '.join(f'g{int(t)}' for t in targets)}):",
-                  "        return None"]
+        lines += [f"    if not isfinite(sum(({_listed('g', targets)}))):", "        return None"]
     outcome = [f"v{int(plan.output)} + 0.0", *(f"g{int(t)} + 0.0" for t in targets),
                *(f"v{int(t)} + 0.0" for t in targets), *(f"V[{int(n)}] + 0.0" for n in leaves)]
     lines.append(f"    return ({', '.join(outcome)},)")
     source = "\n".join(lines) + "\n"
     exec(compile(source, "<gradcalc compiled plan>", "exec"), namespace)
     return CompiledPlan(plan, namespace["run"], source)
+
+
+def _listed(prefix: str, nodes: Sequence[int]) -> str:
+    """``v1, v5, `` (a tuple's elements) for ``prefix`` v and nodes 1, 5."""
+    return "".join(f"{prefix}{int(n)}, " for n in nodes)
 
 
 def _kinks(plan: Plan, namespace: dict[str, Any]) -> list[str]:

@@ -271,8 +271,12 @@ class Shapes:
         constants = tuple(i for i, (node, _) in enumerate(slots) if dag.ops[node] is CONST)
         overrides = [(dag.inputs[n], float(v)) for n, v in at.items()]
         inputs = [(n, i) for n, i in dag.inputs.items() if base[i] is not None]
-        compiled = (compile_plan(plan, [i for _, i in inputs]) if len(dag) <= MAX_COMPILED
-                    else None)
+        compiled = None
+        if len(dag) <= MAX_COMPILED:
+            try:
+                compiled = compile_plan(plan, [i for _, i in inputs])
+            except (RecursionError, MemoryError):  # the engine's loops answer instead
+                compiled = None
         return _Shape(dag, plan, output_name, slots, constants, base, overrides, inputs,
                       [diagnostic_object(note) for note in notes], compiled, list(targets))
 
