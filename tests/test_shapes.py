@@ -99,14 +99,8 @@ def test_every_line_is_answered_as_the_full_path_answers_it(lines, question) -> 
     assert answers(lines, at, wrt, of, shaped=True) == answers(lines, at, wrt, of, shaped=False)
 
 
-def test_repeated_shapes_are_answered_from_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    made: list[int] = []
-    original = Shapes._make
-
-    def counting(self: Shapes, text: str, line: int, numbers: list[float]):  # type: ignore[no-untyped-def]
-        made.append(line)
-        return original(self, text, line, numbers)
-
+def lines_answered_from_shapes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The numbers of the lines answered from a shape (filled in as the batch goes)."""
     answered: list[int] = []
     original_answer = shapes._answer
 
@@ -115,8 +109,20 @@ def test_repeated_shapes_are_answered_from_the_cache(monkeypatch: pytest.MonkeyP
         answered.extend([line] if found is not None else [])
         return found
 
-    monkeypatch.setattr(Shapes, "_make", counting)
     monkeypatch.setattr(shapes, "_answer", answering)
+    return answered
+
+
+def test_repeated_shapes_are_answered_from_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[int] = []
+    original = Shapes._make
+
+    def counting(self: Shapes, text: str, line: int, numbers: list[float]):  # type: ignore[no-untyped-def]
+        made.append(line)
+        return original(self, text, line, numbers)
+
+    monkeypatch.setattr(Shapes, "_make", counting)
+    answered = lines_answered_from_shapes(monkeypatch)
     lines = [f"A = {i + 10}; B = A*{i + 11}; OUT = (B+1)*(B+{i + 12})" for i in range(1, 50)]
     assert answers(lines, {}, None, None, True) == answers(lines, {}, None, None, False)
     assert made == [2]  # made once, on the second sighting
@@ -184,15 +190,7 @@ def test_after_many_new_families_shapes_are_still_found(monkeypatch: pytest.Monk
     # repeats is found all the same, and every answer stays the full path's.
     monkeypatch.setattr(shapes, "COLD_AFTER", 100)
     monkeypatch.setattr(shapes, "SAMPLE", 8)
-    answered: list[int] = []
-    original_answer = shapes._answer
-
-    def answering(shape, numbers, line):  # type: ignore[no-untyped-def]
-        found = original_answer(shape, numbers, line)
-        answered.extend([line] if found is not None else [])
-        return found
-
-    monkeypatch.setattr(shapes, "_answer", answering)
+    answered = lines_answered_from_shapes(monkeypatch)
     lines = [f"A{i} = {i % 7 + 1}; OUT = A{i}*2" for i in range(300)]
     lines += [f"A = {i % 9 + 1}.5; OUT = sin(A)*{i % 5 + 3}" for i in range(200)]
     assert answers(lines, {}, None, None, True) == answers(lines, {}, None, None, False)

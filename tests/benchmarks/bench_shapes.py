@@ -103,7 +103,7 @@ def profile(path: Path) -> None:
     from gradcalc.cli_batch import _JsonLines
 
     out = io.StringIO()
-    writer = _JsonLines(out)
+    writer = _JsonLines(out, eager=False)
     profiler = cProfile.Profile()
     with path.open("rb") as stream:
         profiler.enable()
@@ -112,9 +112,10 @@ def profile(path: Path) -> None:
         profiler.disable()
     stats = pstats.Stats(profiler)
     total = stats.total_tt  # type: ignore[attr-defined]
-    parts = {"tokenize (shape_key)": "shape_key", "evaluate (_answer)": "_answer",
+    parts = {"read (problems)": "problems", "tokenize (split_numbers)": "split_numbers",
+             "shape lookup (pattern)": "pattern", "evaluate (_answer)": "_answer",
              "full path (parse, build, gradients)": "gradients",
-             "write (_JsonLines.write)": "write", "read (problems)": "problems"}
+             "make shapes (_make)": "_make", "write (_JsonLines.write)": "write"}
     print(f"\nprofile of {path.name}: {total:.2f} s in all (cProfile)\n")
     print("| part | cumulative seconds | share |\n|---|---|---|")
     for label, function in parts.items():
