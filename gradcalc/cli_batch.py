@@ -47,6 +47,10 @@ def run_batch(path: str, kind: InputKind, at: dict[str, float], wrt: list[str] |
         raise _usage("--format json is for a single program", "with --batch use jsonl")
     jobs = _capped_jobs(jobs)
     stream = _open_batch(path)
+    if jobs > 1 and fmt in (Format.jsonl, Format.plain) and _regular_file(stream):
+        stream.close()
+        _run_parts(path, kind, at, wrt, of, fmt, jobs, fail_fast, limit)
+        return
     name = "<stdin>" if path == "-" else path
     size = None if path == "-" else _file_size(stream)
     failed = False
@@ -77,6 +81,65 @@ def run_batch(path: str, kind: InputKind, at: dict[str, float], wrt: list[str] |
         _fail(stopped)
     if failed:
         raise typer.Exit(ExitStatus.FAILED)
+
+
+def _run_parts(path: str, kind: InputKind, at: dict[str, float], wrt: list[str] | None,
+               of: str | None, fmt: Format, jobs: int, fail_fast: bool, limit: int) -> None:
+    """:func:`run_batch` for a regular file in ``jsonl`` or ``plain`` with several jobs: the
+    workers read, solve and write parts of the file; this process passes their text on."""
+    from gradcalc import batch
+
+    render = "plain" if fmt is Format.plain else (
+        "jsonl" if _unicode_stdout() else "jsonl-ascii")
+    failed = False
+    stopped: GradcalcError | None = None
+    unused = _Unused(at, wrt)
+    out = sys.stdout
+    with _progress(_file_size_of(path)) as progress, contextlib.ExitStack() as stack:
+        if progress is not None:
+            out = progress.stdout
+        parts = batch.solve_parts(path, render, kind is InputKind.jsonl, at, wrt, of, jobs,
+                                  limit)
+        stack.enter_context(contextlib.closing(parts))
+        for part in parts:
+            unused.update({"inputs": part.inputs, "gradients": part.gradients})
+            if _write_part(part, out, path, kind, fmt, fail_fast):
+                failed = True
+            if progress is not None:
+                progress.advance(part.size)
+            stopped = part.stopped
+            if stopped is not None or (fail_fast and part.failures):
+                break
+        out.flush()
+    unused.report(failed)
+    if stopped is not None:
+        _fail(stopped)
+    if failed:
+        raise typer.Exit(ExitStatus.FAILED)
+
+
+def _write_part(part: Any, out: TextIO, name: str, kind: InputKind, fmt: Format,
+                fail_fast: bool) -> bool:
+    """Write a part's texts (up to its first failure with ``fail_fast``); whether one failed."""
+    if not part.failures:
+        out.write("".join(part.texts))
+        return False
+    for index, text in enumerate(part.texts):
+        failure = part.failures.get(index)
+        if failure is not None and fmt is Format.plain:
+            out.flush()  # the line's report on standard error comes after what came before
+            _report_line_error(name, kind, failure)
+        out.write(text)
+        if failure is not None and fail_fast:
+            break
+    return True
+
+
+def _file_size_of(path: str) -> int | None:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return None
 
 
 def _capped_jobs(jobs: int) -> int:

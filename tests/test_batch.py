@@ -881,3 +881,58 @@ def test_closed_stdout_exits_141_not_1(tmp_path: Path) -> None:
             proc.wait()
     assert proc.stderr.read() == b""
     assert code == ExitStatus.BROKEN_PIPE == 141
+
+
+# --- several jobs on a regular file: each worker reads, solves and writes its own parts -----
+
+
+def _serial_texts(path: Path, max_size: int) -> list[str]:
+    with path.open("rb") as stream:
+        return [json.dumps(r, ensure_ascii=False) + "\n"
+                for r in gradcalc.batch.solve_stream(
+                    gradcalc.batch.problems(stream, max_size=max_size), max_size=max_size)]
+
+
+def test_parts_of_a_file_give_what_one_process_gives(tmp_path: Path) -> None:
+    # A byte order mark, CR LF, comments, blank lines, failing lines, a line over the size
+    # limit, and no newline at the end; parts of 97 bytes cut lines everywhere.
+    lines = ["\ufeffA = 1; OUT = A*2", "", "# comment", "OUT = A +* 2\r"]
+    lines += [seed_line(a, a + 1, a % 3) + ("\r" if a % 4 == 0 else "") for a in range(1, 60)]
+    lines[20] = "OUT = " + "A+" * 200 + "A"  # over the limit of 300 bytes below
+    lines[30] = "OUT = log(A - 3); A = 1"
+    path = tmp_path / "parts.txt"
+    path.write_bytes("\n".join(lines).encode("utf-8"))
+    parts = list(gradcalc.batch.solve_parts(str(path), "jsonl", part_size=97, max_size=300))
+    assert len(parts) > 10 and all(p.stopped is None for p in parts)
+    assert "".join(t for p in parts for t in p.texts) == "".join(_serial_texts(path, 300))
+    failures = [f["line"] for p in parts for f in p.failures.values()]
+    assert failures == [4, 21, 31]
+    assert set().union(*(p.inputs for p in parts)) == {"A"}
+    assert sum(p.size for p in parts) == path.stat().st_size
+
+
+def test_a_binary_part_stops_after_the_lines_before_it(tmp_path: Path) -> None:
+    path = tmp_path / "binary.txt"
+    path.write_bytes(b"".join(f"A = {a}; OUT = A*3\n".encode() for a in range(40))
+                     + b"\0" * 5000 + b"\nOUT = 2\n")
+    parts = list(gradcalc.batch.solve_parts(str(path), "jsonl", part_size=200, max_size=1000))
+    assert isinstance(parts[-1].stopped, gradcalc.batch.BinaryInput)
+    texts = [t for p in parts for t in p.texts]
+    assert len(texts) == 41 and '"kind": "limit"' in texts[-1]
+
+
+@pytest.mark.parametrize("options", [["--format", "jsonl"], ["--format", "plain"],
+                                     ["--format", "jsonl", "--fail-fast"],
+                                     ["--format", "plain", "--at", "A=2", "--wrt", "A,Q"]])
+def test_two_jobs_on_a_file_write_what_one_job_writes(tmp_path: Path, options: list[str]) -> None:
+    # Over 1 MiB: the file is cut into parts solved, and written, by the workers.
+    lines = [seed_line(a % 97 + 1, a % 13 + 2, a % 5) for a in range(40_000)]
+    lines[25_000] = "OUT = A +* 2"
+    path = tmp_path / "big.txt"
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    assert path.stat().st_size > 1 << 20
+    one, two = (subprocess.run([console_script(), "--batch", str(path), "--jobs", jobs,
+                                *options], capture_output=True, timeout=300)
+                for jobs in ("1", "2"))
+    assert (two.returncode, two.stdout, two.stderr) == (one.returncode, one.stdout, one.stderr)
+    assert one.returncode == 1
