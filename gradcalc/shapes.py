@@ -52,6 +52,9 @@ MAX_COMPILED = 5000
 #: looked at until a family repeats: a file whose every line differs pays almost nothing.
 COLD_AFTER = 1000
 SAMPLE = 32
+#: Lines longer than this many characters take the full path: the keys of up to
+#: :data:`MAX_SEEN` lines are kept (at most 16 MiB of them).
+MAX_LINE = 4096
 #: Keys seen once are remembered (to make a shape on the second sighting) up to this many.
 MAX_SEEN = 4096
 
@@ -163,7 +166,7 @@ class ShapedResult(dict[str, Any]):
 
 
 # A family whose lines always take the full path (its program fails to parse or build,
-# needs formulas, or has notes: all the same for every line of the family).
+# needs formulas, or has a note with a position: the same for every line of the family).
 _NEVER: tuple[int, ...] = (-1,)
 
 
@@ -190,8 +193,8 @@ class Shapes:
             self.skipped += 1
             if self.skipped % SAMPLE:
                 return None
-        if _MARK in text:  # the mark must mean a number: such a line is never a shape
-            return None
+        if _MARK in text or len(text) > MAX_LINE:  # the mark must mean a number; keys are
+            return None  # kept, so their length is bounded
         family, texts = split_numbers(text)
         constants = self.families.get(family)
         if constants is None and family not in self.seen:  # a first sighting: the full path

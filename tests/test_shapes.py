@@ -195,3 +195,10 @@ def test_after_many_new_families_shapes_are_still_found(monkeypatch: pytest.Monk
     lines += [f"A = {i % 9 + 1}.5; OUT = sin(A)*{i % 5 + 3}" for i in range(200)]
     assert answers(lines, {}, None, None, True) == answers(lines, {}, None, None, False)
     assert len(answered) > 150 and min(answered) > 300
+
+
+def test_long_lines_are_never_keyed() -> None:
+    cache = Shapes({}, None, None, 1 << 20)
+    line = "OUT = A*2" + "+A" * 3000 + "; A = 1"
+    assert cache.solve(line, 1) is None and cache.solve(line, 2) is None
+    assert not cache.seen and not cache.families and not cache.shapes
