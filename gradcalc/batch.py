@@ -184,28 +184,38 @@ def solve_stream(items: Iterable[Problem], at: Mapping[str, float] | None = None
         for problem in items:
             yield solve_problem(problem, at, wrt, of, max_size)
         return
-    import multiprocessing
-    import threading
     from functools import partial
 
     solve = partial(_solve_chunk, at=dict(at or {}), wrt=list(wrt) if wrt else None, of=of,
                     max_size=max_size)
+    for results in _imap_bounded(solve, _chunked(items), jobs):
+        yield from results
+
+
+def _imap_bounded(function: Callable[[Any], Any], items: Iterable[Any], jobs: int
+                  ) -> Generator[Any, None, None]:
+    """``function`` over ``items`` in ``jobs`` worker processes, the results in order.
+
+    Reading, solving and writing overlap: the pool's feeder thread takes the next items
+    while the workers solve and the caller writes. At most :data:`_IN_FLIGHT` items per
+    worker are out at a time, so memory stays flat however many there are. An exception
+    from ``items`` (:class:`BinaryInput`) is raised here after the results before it."""
+    import multiprocessing
+    import threading
+
     context = multiprocessing.get_context("spawn" if _fork_unsafe() else None)
-    # Reading, solving and writing overlap: the pool's feeder thread reads chunks of lines
-    # (plain tuples, cheap to send) while the workers solve and this thread writes. At most
-    # a few chunks per worker are in flight, so memory stays flat however long the input.
     room = threading.Semaphore(_IN_FLIGHT * jobs)
     stopped = threading.Event()
     failure: list[BaseException] = []
 
-    def chunks() -> Iterator[list[tuple[Any, ...]]]:
+    def fed() -> Iterator[Any]:
         try:
-            for chunk in _chunked(items):
+            for item in items:
                 room.acquire()
                 if stopped.is_set():
                     return
-                yield chunk
-        except Exception as exc:  # BinaryInput: raised here once the lines before it are out
+                yield item
+        except Exception as exc:  # raised in the feeder thread: handed to the caller's
             failure.append(exc)
 
     # Ctrl-C reaches every process of the terminal's foreground group. Only this process
@@ -224,9 +234,9 @@ def solve_stream(items: Iterable[Problem], at: Mapping[str, float] | None = None
             for _ in range(_IN_FLIGHT * jobs + 1):
                 room.release()
 
-        for results in pool.imap(solve, chunks()):
+        for result in pool.imap(function, fed()):
             room.release()
-            yield from results
+            yield result
     if failure:
         raise failure[0]
 
@@ -279,39 +289,15 @@ def solve_parts(path: str, render: str, structured: bool = False,
     for each problem: ``jsonl`` (UTF-8), ``jsonl-ascii`` or ``plain``. This process only
     finds the parts (counting their lines) and passes the texts on, so for cheap problems
     it no longer bounds the speed as when it reads and writes every line itself."""
-    import multiprocessing
-    import threading
     from functools import partial
 
     solve = partial(_solve_part, path=path, render=render, structured=structured,
                     at=dict(at or {}), wrt=list(wrt) if wrt else None, of=of,
                     max_size=max_size)
-    context = multiprocessing.get_context("spawn" if _fork_unsafe() else None)
-    room = threading.Semaphore(_IN_FLIGHT * jobs)
-    stopped = threading.Event()
-
-    def parts() -> Iterator[tuple[int, int, int]]:
-        for part in _parts(path, part_size):
-            room.acquire()
-            if stopped.is_set():
-                return
-            yield part
-
-    with contextlib.ExitStack() as stack:
-        with _sigint_held():
-            pool = stack.enter_context(context.Pool(jobs, initializer=_ignore_sigint))
-
-        @stack.callback
-        def _unblock_the_feeder() -> None:  # runs before the pool is terminated
-            stopped.set()
-            for _ in range(_IN_FLIGHT * jobs + 1):
-                room.release()
-
-        for part in pool.imap(solve, parts()):
-            room.release()
-            yield part
-            if part.stopped is not None:
-                return
+    for part in _imap_bounded(solve, _parts(path, part_size), jobs):
+        yield part
+        if part.stopped is not None:
+            return
 
 
 def _parts(path: str, size: int) -> Iterator[tuple[int, int, int]]:

@@ -76,11 +76,7 @@ def run_batch(path: str, kind: InputKind, at: dict[str, float], wrt: list[str] |
         except batch.BinaryInput as exc:  # the lines before it are answered
             stopped = exc
         writer.close()
-    unused.report(failed)
-    if stopped is not None:
-        _fail(stopped)
-    if failed:
-        raise typer.Exit(ExitStatus.FAILED)
+    _finish(unused, failed, stopped)
 
 
 def _run_parts(path: str, kind: InputKind, at: dict[str, float], wrt: list[str] | None,
@@ -111,11 +107,7 @@ def _run_parts(path: str, kind: InputKind, at: dict[str, float], wrt: list[str] 
             if stopped is not None or (fail_fast and part.failures):
                 break
         out.flush()
-    unused.report(failed)
-    if stopped is not None:
-        _fail(stopped)
-    if failed:
-        raise typer.Exit(ExitStatus.FAILED)
+    _finish(unused, failed, stopped)
 
 
 def _write_part(part: Any, out: TextIO, name: str, kind: InputKind, fmt: Format,
@@ -140,6 +132,16 @@ def _file_size_of(path: str) -> int | None:
         return os.path.getsize(path)
     except OSError:
         return None
+
+
+def _finish(unused: _Unused, failed: bool, stopped: GradcalcError | None) -> None:
+    """The end of a batch: unused options reported; exit 2 when the input was not text,
+    1 when a line failed."""
+    unused.report(failed)
+    if stopped is not None:
+        _fail(stopped)
+    if failed:
+        raise typer.Exit(ExitStatus.FAILED)
 
 
 def _capped_jobs(jobs: int) -> int:
