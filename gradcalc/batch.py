@@ -21,8 +21,8 @@ from gradcalc.parse import PROGRAM_LIMIT, parse, size_text
 from gradcalc.serialize import to_json_object
 from gradcalc.shapes import Shapes
 
-__all__ = ["BinaryInput", "Part", "Problem", "problems", "solve_line", "solve_parts",
-           "solve_problem", "solve_stream"]
+__all__ = ["BinaryInput", "Part", "Problem", "line_writer", "problems", "solve_line",
+           "solve_parts", "solve_problem", "solve_stream"]
 
 @dataclass(frozen=True, slots=True)
 class Problem:
@@ -345,7 +345,7 @@ def _solve_part(part: tuple[int, int, int], path: str, render: str, structured: 
                 at: Mapping[str, float], wrt: Sequence[str] | None, of: str | None,
                 max_size: int) -> Part:
     start, end, line = part
-    write = _renderer(render)
+    write = line_writer(render)
     done = Part([], {}, set(), set(), end - start)
     with open(path, "rb") as f:
         f.seek(start)
@@ -362,8 +362,10 @@ def _solve_part(part: tuple[int, int, int], path: str, render: str, structured: 
     return done
 
 
-def _renderer(render: str) -> Callable[[dict[str, Any]], str]:
-    """The text written for one result: ``jsonl``, ``jsonl-ascii`` or ``plain``."""
+def line_writer(render: str) -> Callable[[dict[str, Any]], str]:
+    """The text written for one result, as a function: ``jsonl`` (UTF-8), ``jsonl-ascii`` or
+    ``plain``. One JSON encoder for all the results (``json.dumps`` with an option makes one
+    per call); a result answered from a shape is written from the shape's template."""
     from gradcalc.shapes import ShapedResult
 
     if render == "plain":

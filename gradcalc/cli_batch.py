@@ -5,7 +5,6 @@ The solving itself is :mod:`gradcalc.batch`'s; this module only plumbs and print
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import stat
 import sys
@@ -85,8 +84,6 @@ def _run_parts(path: str, kind: InputKind, at: dict[str, float], wrt: list[str] 
     workers read, solve and write parts of the file; this process passes their text on."""
     from gradcalc import batch
 
-    render = "plain" if fmt is Format.plain else (
-        "jsonl" if _unicode_stdout() else "jsonl-ascii")
     failed = False
     stopped: GradcalcError | None = None
     unused = _Unused(at, wrt)
@@ -94,7 +91,7 @@ def _run_parts(path: str, kind: InputKind, at: dict[str, float], wrt: list[str] 
     with _progress(_file_size_of(path)) as progress, contextlib.ExitStack() as stack:
         if progress is not None:
             out = progress.stdout
-        parts = batch.solve_parts(path, render, kind is InputKind.jsonl, at, wrt, of, jobs,
+        parts = batch.solve_parts(path, _line_form(fmt), kind is InputKind.jsonl, at, wrt, of, jobs,
                                   limit)
         stack.enter_context(contextlib.closing(parts))
         for part in parts:
@@ -235,28 +232,25 @@ class _BatchWriter:
         self.out.flush()
 
 
-class _JsonLines(_BatchWriter):
-    def __init__(self, out: TextIO, eager: bool = True) -> None:
+class _Lines(_BatchWriter):
+    """``jsonl`` and ``plain``: one line of text per result (:func:`batch.line_writer`)."""
+
+    def __init__(self, out: TextIO, fmt: Format, eager: bool = True) -> None:
+        from gradcalc.batch import line_writer
+
         super().__init__(out, eager)
-        # one encoder for the whole batch: json.dumps with a non-default option makes a new
-        # encoder per call; the same bytes as cli._dumps
-        from gradcalc.shapes import ShapedResult
-
-        self.ascii = not _unicode_stdout()
-        self.encode = json.JSONEncoder(ensure_ascii=self.ascii).encode
-        self.shaped = ShapedResult
+        self.line = line_writer(_line_form(fmt))
 
     def text(self, result: dict[str, Any]) -> str:
-        if type(result) is self.shaped:  # written from its shape's template: same bytes
-            return result.json_line(self.ascii)
-        return self.encode(result) + "\n"
+        return self.line(result)
 
 
-class _PlainLines(_BatchWriter):
-    def text(self, result: dict[str, Any]) -> str:
-        from gradcalc import render
-
-        return render.batch_plain(result)
+def _line_form(fmt: Format) -> str:
+    """What :func:`batch.line_writer` calls the format: JSON escaped to ASCII where standard
+    output could not write every character, the same bytes as ``cli._dumps``."""
+    if fmt is Format.plain:
+        return "plain"
+    return "jsonl" if _unicode_stdout() else "jsonl-ascii"
 
 
 class _Delimited(_BatchWriter):
@@ -304,10 +298,8 @@ def _batch_writer(fmt: Format, progress: _Progress | None, wrt: list[str] | None
     # Under a progress bar on the same terminal, results go through the bar's console
     # (above the bar); otherwise straight to standard output.
     out = progress.stdout if progress is not None else sys.stdout
-    if fmt is Format.jsonl:
-        return _JsonLines(out, eager)
-    if fmt is Format.plain:
-        return _PlainLines(out, eager)
+    if fmt in (Format.jsonl, Format.plain):
+        return _Lines(out, fmt, eager)
     if fmt in (Format.csv, Format.tsv):
         return _Delimited(out, "," if fmt is Format.csv else "\t", wrt, eager)
     return _Tables(out, progress)

@@ -48,10 +48,6 @@ class Spans:
     def __len__(self) -> int:
         return len(self.starts)
 
-    def append(self, span: Span | None) -> None:
-        self.starts.append(-1 if span is None else span.start)
-        self.ends.append(-1 if span is None else span.end)
-
     def __setitem__(self, node: int, span: Span | None) -> None:
         self.starts[node] = -1 if span is None else span.start
         self.ends[node] = -1 if span is None else span.end

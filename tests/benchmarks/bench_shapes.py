@@ -100,10 +100,11 @@ def profile(path: Path) -> None:
     import pstats
 
     from gradcalc.batch import problems, solve_stream
-    from gradcalc.cli_batch import _JsonLines
+    from gradcalc.cli import Format
+    from gradcalc.cli_batch import _Lines
 
     out = io.StringIO()
-    writer = _JsonLines(out, eager=False)
+    writer = _Lines(out, Format.jsonl, eager=False)
     profiler = cProfile.Profile()
     with path.open("rb") as stream:
         profiler.enable()
@@ -115,7 +116,7 @@ def profile(path: Path) -> None:
     parts = {"read (problems)": "problems", "tokenize (split_numbers)": "split_numbers",
              "shape lookup (pattern)": "pattern", "evaluate (_answer)": "_answer",
              "full path (parse, build, gradients)": "gradients",
-             "make shapes (_make)": "_make", "write (_JsonLines.write)": "write"}
+             "make shapes (_make)": "_make", "write (_Lines.write)": "write"}
     print(f"\nprofile of {path.name}: {total:.2f} s in all (cProfile)\n")
     print("| part | cumulative seconds | share |\n|---|---|---|")
     for label, function in parts.items():
