@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from gradcalc.ast import APPLY, CALL, NAME, NUM, Postfix, Program, Statement
 from gradcalc.errors import GradcalcError, LimitError, ParseError, Source, Span
 from gradcalc.gcpause import paused_gc
+from gradcalc.replay import StatementShapes
 
 # A token: (type, text, start offset, end offset, line, column), lines and columns 1-based.
 Token = tuple[str, str, int, int, int, int]
@@ -518,18 +519,30 @@ class _Unexpected(Exception):
         self.token, self.pos, self.expected = token, pos, expected
 
 
-def _run(machine: _Machine, text: str, first_line: int = 1) -> Program:
+def _run(machine: _Machine, text: str, first_line: int = 1, builder: _ToPostfix | None = None,
+         start: int = 0, stop: int | None = None) -> Program:
     """Parse ``text`` (its first line numbered ``first_line``) with the loop; raises
-    :class:`_Unexpected` at a token or character the grammar does not allow."""
-    builder = _ToPostfix(Source(text, first_line=first_line))
+    :class:`_Unexpected` at a token or character the grammar does not allow.
+
+    With ``start``/``stop``, only ``text[start:stop]`` is parsed (offsets stay those of
+    ``text``; the line numbers of tokens are then not right, so errors must be reported by a
+    run over the whole text), its nodes appended to ``builder``'s."""
+    if builder is None:
+        builder = _ToPostfix(Source(text, first_line=first_line))
+    return _loop(machine, builder, text, first_line, start, len(text) if stop is None else stop)
+
+
+def _loop(machine: _Machine, builder: _ToPostfix, text: str, first_line: int, pos: int,
+          size: int) -> Program:
+    """The shift/reduce loop of :func:`_run`, over ``text[pos:size]``."""
     match = machine.tokens.match
     ignore, actions, end_state = machine.ignore, machine.actions, machine.end
     states: list[Any] = [machine.start]
     values: list[Any] = []
-    pos, line, line_start, size = 0, first_line, 0, len(text)
+    line, line_start = first_line, pos
     while True:
         if pos < size:
-            m = match(text, pos)
+            m = match(text, pos, size)
             if m is None:
                 raise _Unexpected(None, pos, set())
             kind, end = m.lastgroup or "", m.end()
@@ -570,10 +583,78 @@ def _run(machine: _Machine, text: str, first_line: int = 1) -> Program:
                 return values[-1]
 
 
+def _run_shaped(machine: _Machine, text: str, first_line: int = 1) -> Program | None:
+    """The program ``text`` parsed statement by statement, a statement of a shape already seen
+    replayed (:mod:`gradcalc.replay`) rather than parsed: the same program as :func:`_run`'s.
+
+    Statements are cut at separators and comments; each one that is not replayed is parsed
+    alone by :func:`_run` into the same nodes. None when anything is not plain: a syntax error,
+    a number too large, a bare expression before the last statement, a line continuation.
+    The caller then runs :func:`_run` over the whole text, which reports the problem where it
+    is (a program with an error costs up to twice as much to refuse). When the shapes turn
+    cold (most statements of a window were not replayed), the rest of the text is parsed in
+    one run."""
+    builder = _ToPostfix(Source(text, first_line=first_line))
+    shapes = StatementShapes(builder.nodes)
+    statements: list[Statement] = []
+    pos, size, piece = 0, len(text), _PIECE.match
+    try:
+        while pos < size:
+            end = piece(text, pos).end()  # type: ignore[union-attr]
+            statement = shapes.replay(text, pos, end)
+            if statement is None and not _blank(text, pos, end):
+                if shapes.cold:
+                    rest = _run(machine, text, first_line, builder, pos)
+                    statements += rest.statements
+                    break
+                (statement,) = _run(machine, text, first_line, builder, pos, end).statements
+                if shapes.learning is not None:
+                    shapes.learned(statement)
+            if statement is not None:
+                statements.append(statement)
+            pos = _next_statement(text, end)
+            if pos < 0:
+                return None
+    except (_Unexpected, GradcalcError, ValueError):
+        return None
+    if any(statement.name is None for statement in statements[:-1]):
+        return None
+    return Program(statements, builder.nodes, builder.source)
+
+
+# A statement's text runs to the next separator, comment or line continuation. A carriage
+# return ends it only before a newline (elsewhere it is blank space inside the statement).
+_PIECE = re.compile(r"[^\n;#\\\r]*")
+_BLANK = re.compile(r"[ \t\f]*")
+
+
+def _blank(text: str, pos: int, end: int) -> bool:
+    return _BLANK.match(text, pos, end).end() == end  # type: ignore[union-attr]
+
+
+def _next_statement(text: str, end: int) -> int:
+    """Where the statement after the one ending at ``end`` starts; -1 at a line continuation
+    or a lone carriage return (left to the full parser)."""
+    if end >= len(text):
+        return end
+    char = text[end]
+    if char == "\n" or char == ";":
+        return end + 1
+    if char == "#":
+        newline = text.find("\n", end)
+        return len(text) if newline < 0 else newline + 1
+    if char == "\r" and text.startswith("\n", end + 1):
+        return end + 2
+    return -1
+
+
 #: The largest program :func:`parse` accepts unless told otherwise, in bytes of UTF-8. Memory
 #: grows linearly with the size of a program (measured in the README, "Limits"); the bound keeps
 #: a program from taking the machine's memory by accident, and ``max_size`` raises it.
 PROGRAM_LIMIT = 1 << 20
+#: Programs of at least this many characters replay the statements of a shape already seen
+#: (:func:`_run_shaped`); below it, the keys cost more than they save.
+SHAPED_FROM = 1 << 12
 #: No ``max_size`` goes beyond this: 1 GiB (the AST keeps offsets in 32 bits).
 PROGRAM_CEILING = 1 << 30
 
@@ -598,7 +679,8 @@ def parse(text: str, name: str = "<program>", first_line: int = 1,
     machine = _machine()
     try:
         with paused_gc():
-            program = _run(machine, text, first_line)
+            program = (_run_shaped(machine, text, first_line) if len(text) >= SHAPED_FROM
+                       else None) or _run(machine, text, first_line)
     except _Unexpected as exc:
         raise _syntax_error(exc, source) from None
     except GradcalcError as exc:
