@@ -59,8 +59,10 @@ _SUM = re.compile(r"^([A-Za-z_][A-Za-z_0-9]*) = ([A-Za-z_0-9]+(?: \+ [A-Za-z_0-9
 
 def distinct(size: int, seed: int = 11) -> str:
     """Inputs I0..I9, then Yi = tanh(...) of about 20 nodes, each of a shape of its own: the
-    operations applied to Y(i-1) spell i in base 4 (+ X, - X, sin, tanh(* X)), X an earlier
-    name. The output is the last Y; every value stays in [-1, 1] or near it."""
+    operations applied to Y(i-1) spell i in base 4 (+ X, - X, sin, tanh(* X)), X an input.
+    The output is the last Y. Every value stays in [-1, 1] or near it, and every statement's
+    derivative with respect to Y(i-1) is at most 1 in size, so the gradients neither explode
+    nor cancel (the two sides' sums are compared)."""
     rng = random.Random(seed)
     count = max(2, size // 20)
     digits = 1
@@ -72,7 +74,7 @@ def distinct(size: int, seed: int = 11) -> str:
         expr = names[-1]
         for position in range(digits + 1):
             digit = (i // 4 ** position) % 4 if position < digits else 1
-            other = names[-1 - rng.randrange(min(32, len(names)))]
+            other = names[rng.randrange(10)]
             expr = (f"({expr} + {other})", f"({expr} - {other})", f"sin({expr})",
                     f"tanh({expr}*{other})")[digit]
         lines.append(f"Y{i} = tanh({expr})")
