@@ -192,6 +192,42 @@ def solve_stream(items: Iterable[Problem], at: Mapping[str, float] | None = None
         yield from results
 
 
+class _Feed:
+    """The items for the pool's feeder thread (:meth:`items`), at most ``room`` in flight:
+    :meth:`taken_back` after each result, :meth:`stop` to end the feeding."""
+
+    def __init__(self, items: Iterable[Any], room: int) -> None:
+        import threading
+
+        self._items, self._room, self._size = items, threading.Semaphore(room), room
+        self._lock = threading.Lock()
+        self.stopped = False
+        self.handed = 0  # items handed to the pool
+        self.failure: BaseException | None = None
+
+    def items(self) -> Iterator[Any]:
+        try:
+            for item in self._items:
+                self._room.acquire()
+                with self._lock:
+                    if self.stopped:
+                        return
+                    self.handed += 1
+                yield item
+        except Exception as exc:  # raised in the feeder thread: handed to the caller's
+            self.failure = exc
+
+    def taken_back(self) -> None:
+        self._room.release()
+
+    def stop(self) -> None:
+        """No item is handed out after this; a feeder waiting for room goes on (and ends)."""
+        with self._lock:
+            self.stopped = True
+        for _ in range(self._size + 1):
+            self._room.release()
+
+
 def _imap_bounded(function: Callable[[Any], Any], items: Iterable[Any], jobs: int
                   ) -> Generator[Any, None, None]:
     """``function`` over ``items`` in ``jobs`` worker processes, the results in order.
@@ -201,23 +237,9 @@ def _imap_bounded(function: Callable[[Any], Any], items: Iterable[Any], jobs: in
     worker are out at a time, so memory stays flat however many there are. An exception
     from ``items`` (:class:`BinaryInput`) is raised here after the results before it."""
     import multiprocessing
-    import threading
 
     context = multiprocessing.get_context("spawn" if _fork_unsafe() else None)
-    room = threading.Semaphore(_IN_FLIGHT * jobs)
-    stopped = threading.Event()
-    failure: list[BaseException] = []
-
-    def fed() -> Iterator[Any]:
-        try:
-            for item in items:
-                room.acquire()
-                if stopped.is_set():
-                    return
-                yield item
-        except Exception as exc:  # raised in the feeder thread: handed to the caller's
-            failure.append(exc)
-
+    feed = _Feed(items, _IN_FLIGHT * jobs)
     # Ctrl-C reaches every process of the terminal's foreground group. Only this process
     # handles it (the pool is then terminated): a worker interrupted inside the pool's queues
     # prints a traceback, or dies holding a queue lock and hangs the pool's shutdown. Workers
@@ -227,18 +249,23 @@ def _imap_bounded(function: Callable[[Any], Any], items: Iterable[Any], jobs: in
     with contextlib.ExitStack() as stack:
         with _sigint_held():
             pool = stack.enter_context(context.Pool(jobs, initializer=_ignore_sigint))
-
-        @stack.callback
-        def _unblock_the_feeder() -> None:  # runs before the pool is terminated
-            stopped.set()
-            for _ in range(_IN_FLIGHT * jobs + 1):
-                room.release()
-
-        for result in pool.imap(function, fed()):
-            room.release()
-            yield result
-    if failure:
-        raise failure[0]
+        stack.callback(feed.stop)  # runs before the pool is terminated
+        results = pool.imap(function, feed.items())
+        for taken, result in enumerate(results, 1):
+            feed.taken_back()
+            try:
+                yield result
+            except GeneratorExit:
+                # The caller stops early (--fail-fast). Take back what is in flight first: a
+                # worker terminated while it writes a result can die holding the result
+                # queue's lock, and the pool's shutdown then waits for it for ever (CPython's
+                # Pool.terminate has that race, seen here about once in 100 runs).
+                feed.stop()
+                for _ in range(feed.handed - taken):
+                    next(results, None)
+                raise
+    if feed.failure is not None:
+        raise feed.failure
 
 
 # Lines per chunk sent to a worker, and chunks in flight per worker.
@@ -248,12 +275,17 @@ _IN_FLIGHT = 4
 
 def _chunked(items: Iterable[Problem]) -> Iterator[list[tuple[Any, ...]]]:
     chunk: list[tuple[Any, ...]] = []
-    for problem in items:
-        chunk.append((problem.line, problem.text, problem.structured, problem.error,
-                      problem.error_kind))
-        if len(chunk) == _CHUNK:
+    try:
+        for problem in items:
+            chunk.append((problem.line, problem.text, problem.structured, problem.error,
+                          problem.error_kind))
+            if len(chunk) == _CHUNK:
+                yield chunk
+                chunk = []
+    except BinaryInput:  # the problems read before it are answered first
+        if chunk:
             yield chunk
-            chunk = []
+        raise
     if chunk:
         yield chunk
 
@@ -345,20 +377,51 @@ def _solve_part(part: tuple[int, int, int], path: str, render: str, structured: 
                 at: Mapping[str, float], wrt: Sequence[str] | None, of: str | None,
                 max_size: int) -> Part:
     start, end, line = part
-    write = line_writer(render)
     done = Part([], {}, set(), set(), end - start)
     with open(path, "rb") as f:
         f.seek(start)
         try:
-            for problem in problems(_Window(f, end), structured, max_size, line):
-                result = solve_problem(problem, at, wrt, of, max_size)
-                if result["error"] is not None:
-                    done.failures[len(done.texts)] = dict(result)
-                done.inputs.update(result["inputs"])
-                done.gradients.update(result["gradients"])
-                done.texts.append(write(result))
+            _solve_into(done, problems(_Window(f, end), structured, max_size, line), render,
+                        at, wrt, of, max_size)
         except BinaryInput as exc:
             done.stopped = exc
+    return done
+
+
+def _solve_into(done: Part, items: Iterable[Problem], render: str, at: Mapping[str, float],
+                wrt: Sequence[str] | None, of: str | None, max_size: int) -> None:
+    """Solve ``items`` and add their texts, failures and names to ``done``."""
+    write = line_writer(render)
+    for problem in items:
+        result = solve_problem(problem, at, wrt, of, max_size)
+        if result["error"] is not None:
+            done.failures[len(done.texts)] = dict(result)
+        done.inputs.update(result["inputs"])
+        done.gradients.update(result["gradients"])
+        done.texts.append(write(result))
+
+
+def solve_chunks(items: Iterable[Problem], render: str, at: Mapping[str, float] | None = None,
+                 wrt: Sequence[str] | None = None, of: str | None = None, jobs: int = 2,
+                 max_size: int = PROGRAM_LIMIT) -> Generator[Part, None, None]:
+    """Like :func:`solve_parts` for problems read by this process (standard input, a pipe):
+    ``jobs`` workers solve and write chunks of :data:`_CHUNK` problems, and each chunk comes
+    back as a :class:`Part` of texts, in order. Input that turns out not to be text ends with
+    a part whose ``stopped`` is set, after the parts before it."""
+    from functools import partial
+
+    solve = partial(_solve_chunk_part, render=render, at=dict(at or {}),
+                    wrt=list(wrt) if wrt else None, of=of, max_size=max_size)
+    try:
+        yield from _imap_bounded(solve, _chunked(items), jobs)
+    except BinaryInput as exc:
+        yield Part([], {}, set(), set(), stopped=exc)
+
+
+def _solve_chunk_part(chunk: list[tuple[Any, ...]], render: str, at: Mapping[str, float],
+                      wrt: Sequence[str] | None, of: str | None, max_size: int) -> Part:
+    done = Part([], {}, set(), set())
+    _solve_into(done, (Problem(*fields) for fields in chunk), render, at, wrt, of, max_size)
     return done
 
 

@@ -46,9 +46,8 @@ def run_batch(path: str, kind: InputKind, at: dict[str, float], wrt: list[str] |
         raise _usage("--format json is for a single program", "with --batch use jsonl")
     jobs = _capped_jobs(jobs)
     stream = _open_batch(path)
-    if jobs > 1 and fmt in (Format.jsonl, Format.plain) and _regular_file(stream):
-        stream.close()
-        _run_parts(path, kind, at, wrt, of, fmt, jobs, fail_fast, limit)
+    if jobs > 1 and fmt in (Format.jsonl, Format.plain):
+        _run_parts(stream, path, kind, at, wrt, of, fmt, jobs, fail_fast, limit)
         return
     name = "<stdin>" if path == "-" else path
     size = None if path == "-" else _file_size(stream)
@@ -78,28 +77,40 @@ def run_batch(path: str, kind: InputKind, at: dict[str, float], wrt: list[str] |
     _finish(unused, failed, stopped)
 
 
-def _run_parts(path: str, kind: InputKind, at: dict[str, float], wrt: list[str] | None,
-               of: str | None, fmt: Format, jobs: int, fail_fast: bool, limit: int) -> None:
-    """:func:`run_batch` for a regular file in ``jsonl`` or ``plain`` with several jobs: the
-    workers read, solve and write parts of the file; this process passes their text on."""
+def _run_parts(stream: BinaryIO, path: str, kind: InputKind, at: dict[str, float],
+               wrt: list[str] | None, of: str | None, fmt: Format, jobs: int, fail_fast: bool,
+               limit: int) -> None:
+    """:func:`run_batch` in ``jsonl`` or ``plain`` with several jobs: the workers solve and
+    write parts of the input (of a regular file they also read them, each its own part) and
+    this process passes their text on."""
     from gradcalc import batch
 
     failed = False
     stopped: GradcalcError | None = None
     unused = _Unused(at, wrt)
     out = sys.stdout
-    with _progress(_file_size_of(path)) as progress, contextlib.ExitStack() as stack:
+    regular = _regular_file(stream)
+    by_parts = regular and path != "-"  # workers open the file by its name
+    structured = kind is InputKind.jsonl
+    name = "<stdin>" if path == "-" else path
+    with stream, _progress(_file_size_of(path) if by_parts else None) as progress, \
+            contextlib.ExitStack() as stack:
         if progress is not None:
             out = progress.stdout
-        parts = batch.solve_parts(path, _line_form(fmt), kind is InputKind.jsonl, at, wrt, of, jobs,
-                                  limit)
+        if by_parts:
+            parts = batch.solve_parts(path, _line_form(fmt), structured, at, wrt, of, jobs, limit)
+        else:
+            parts = batch.solve_chunks(batch.problems(stream, structured, limit), _line_form(fmt),
+                                       at, wrt, of, jobs, limit)
         stack.enter_context(contextlib.closing(parts))
         for part in parts:
             unused.update({"inputs": part.inputs, "gradients": part.gradients})
-            if _write_part(part, out, path, kind, fmt, fail_fast):
+            if _write_part(part, out, name, kind, fmt, fail_fast):
                 failed = True
             if progress is not None:
                 progress.advance(part.size)
+            if not regular:
+                out.flush()  # a pipe's reader sees each chunk's answers as they come
             stopped = part.stopped
             if stopped is not None or (fail_fast and part.failures):
                 break

@@ -936,3 +936,74 @@ def test_two_jobs_on_a_file_write_what_one_job_writes(tmp_path: Path, options: l
                 for jobs in ("1", "2"))
     assert (two.returncode, two.stdout, two.stderr) == (one.returncode, one.stdout, one.stderr)
     assert one.returncode == 1
+
+
+# --- several jobs on standard input: the workers solve and write chunks of lines -------------
+
+
+def test_chunks_of_a_stream_give_what_one_process_gives(tmp_path: Path) -> None:
+    lines = ["\ufeffA = 1; OUT = A*2", "", "# comment", "OUT = A +* 2\r"]
+    lines += [seed_line(a, a + 1, a % 3) for a in range(1, 700)]
+    lines[20] = "OUT = " + "A+" * 200 + "A"  # over the limit of 300 bytes below
+    lines[600] = "OUT = log(A - 3); A = 1"
+    path = tmp_path / "chunks.txt"
+    path.write_bytes("\n".join(lines).encode("utf-8"))
+    with path.open("rb") as stream:
+        parts = list(gradcalc.batch.solve_chunks(
+            gradcalc.batch.problems(stream, max_size=300), "jsonl", max_size=300))
+    assert len(parts) == 3 and all(p.stopped is None for p in parts)  # 256 problems a chunk
+    assert "".join(t for p in parts for t in p.texts) == "".join(_serial_texts(path, 300))
+    assert [f["line"] for p in parts for f in p.failures.values()] == [4, 21, 601]
+
+
+def test_a_binary_stream_stops_after_the_chunks_before_it() -> None:
+    raw = b"".join(f"A = {a}; OUT = A*3\n".encode() for a in range(300)) + b"\0" * 5000
+    parts = list(gradcalc.batch.solve_chunks(
+        gradcalc.batch.problems(io.BytesIO(raw + b"\nOUT = 2\n"), max_size=1000), "plain",
+        max_size=1000))
+    assert isinstance(parts[-1].stopped, gradcalc.batch.BinaryInput)
+    assert sum(len(p.texts) for p in parts) == 301  # the lines, then the long one's error
+
+
+@pytest.mark.parametrize("options", [["--format", "jsonl"], ["--format", "plain"],
+                                     ["--format", "jsonl", "--fail-fast"]])
+def test_two_jobs_on_a_pipe_write_what_one_job_writes(options: list[str]) -> None:
+    lines = [seed_line(a % 97 + 1, a % 13 + 2, a % 5) for a in range(3_000)]
+    lines[2_500] = "OUT = A +* 2"
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    one, two = (subprocess.run([console_script(), "--batch", "-", "--jobs", jobs, *options],
+                               input=data, capture_output=True, timeout=300)
+                for jobs in ("1", "2"))
+    assert (two.returncode, two.stdout, two.stderr) == (one.returncode, one.stdout, one.stderr)
+    assert one.returncode == 1 and one.stdout.count(b"\n") == (2_501 if "--fail-fast" in options
+                                                               else 3_000)
+
+
+def test_the_pipeline_answers_the_lines_before_binary_input() -> None:
+    # The lines of the chunk that was being filled when the input turned out binary are
+    # answered before the batch stops (they were dropped before).
+    raw = b"".join(f"A = {a}; OUT = A*3\n".encode() for a in range(300)) + b"\0" * 5000
+    stream = gradcalc.batch.solve_stream(
+        gradcalc.batch.problems(io.BytesIO(raw + b"\nOUT = 2\n"), max_size=1000), jobs=2,
+        max_size=1000)
+    answered = []
+    with pytest.raises(gradcalc.batch.BinaryInput):
+        for result in stream:
+            answered.append(result)
+    assert len(answered) == 301 and answered[-1]["error"]["kind"] == "limit"
+
+
+def test_two_jobs_on_stdin_redirected_from_a_file(tmp_path: Path) -> None:
+    # Standard input that is a regular file (`< FILE`) has no name the workers could open:
+    # this process reads it (it used to exit 70, opening a file called '-').
+    path = tmp_path / "in.txt"
+    path.write_text("".join(seed_line(a, 2, 1) + "\n" for a in range(1, 600)), "utf-8")
+    runs = []
+    for jobs in ("1", "2"):
+        with path.open("rb") as stdin:
+            runs.append(subprocess.run([console_script(), "--batch", "-", "--jobs", jobs,
+                                        "--format", "plain"], stdin=stdin, capture_output=True,
+                                       timeout=120))
+    one, two = runs
+    assert (two.returncode, two.stdout, two.stderr) == (one.returncode, one.stdout, one.stderr)
+    assert one.returncode == 0 and one.stdout.count(b"\n") == 599
