@@ -88,9 +88,19 @@ def gradcalc_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "gradcalc"]
 
 
-def timed(command: list[str]) -> float:
+def timed(command: list[str], pipe_from: Path | None = None) -> float:
+    """Wall time of ``command``; with ``pipe_from``, its standard input is that file through
+    a pipe (``cat FILE | command``)."""
     start = time.perf_counter()
-    subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=False)
+    if pipe_from is None:
+        subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=False)
+    else:
+        cat = subprocess.Popen(["cat", str(pipe_from)], stdout=subprocess.PIPE)
+        subprocess.run(command, stdin=cat.stdout, stdout=subprocess.PIPE,
+                       stderr=subprocess.DEVNULL, check=False)
+        assert cat.stdout is not None
+        cat.stdout.close()
+        cat.wait()
     return time.perf_counter() - start
 
 
@@ -133,6 +143,8 @@ def main() -> None:
     parser.add_argument("--files", default="shapes,seed,unique")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--stdin", action="store_true",
+                        help="feed each file through a pipe (--batch -) instead of naming it")
     parser.add_argument("--command", help="the command to measure (default: the console "
                         "script beside this Python), e.g. 'python -m gradcalc'")
     args = parser.parse_args()
@@ -154,9 +166,10 @@ def main() -> None:
             for fmt in args.formats.split(","):
                 for jobs in args.jobs.split(","):
                     command = [*(args.command.split() if args.command else gradcalc_command()),
-                               "--batch", str(path), "--format", fmt,
+                               "--batch", "-" if args.stdin else str(path), "--format", fmt,
                                "--jobs", jobs]
-                    seconds = statistics.median(timed(command) for _ in range(args.repeat))
+                    seconds = statistics.median(timed(command, path if args.stdin else None)
+                                                for _ in range(args.repeat))
                     print(f"| {name} | {fmt} | {jobs} | {seconds:.2f} | "
                           f"{args.lines / seconds:,.0f} | {seconds / baseline:.0f} |",
                           flush=True)
