@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 from gradcalc.errors import Source, Span
 
-__all__ = ["APPLY", "CALL", "NAME", "NUM", "Apply", "Assign", "Expr", "Name", "Num", "Output",
-           "Postfix", "Program", "Statement", "from_tree", "walk"]
+__all__ = ["APPLY", "CALL", "NAME", "NUM", "Apply", "Assign", "Define", "Expr", "Name", "Num",
+           "Output", "Postfix", "Program", "Statement", "from_tree", "walk"]
 
 #: The kinds of node in a :class:`Postfix`.
 NUM, NAME, APPLY, CALL = 0, 1, 2, 3
@@ -97,14 +97,17 @@ class Postfix:
 
 @dataclass(slots=True, eq=False, repr=False)
 class Statement:
-    """``name = expression``, or the bare expression ending a program (``name`` is None).
+    """``name = expression``, the bare expression ending a program (``name`` is None), or
+    the definition of a function ``name(params) = expression``.
 
     ``root`` is the expression's root node; ``name_start`` the offset of the name (of the
-    expression for a bare one)."""
+    expression for a bare one). A definition's ``params`` are its parameters' NAME nodes,
+    which come just before the body in the postfix order; ``None`` for other statements."""
 
     name: str | None
     name_start: int
     root: int
+    params: tuple[int, ...] | None = None
 
 
 @dataclass(slots=True, eq=False, repr=False)
@@ -133,7 +136,7 @@ class Program:
     def statement_span(self, statement: Statement) -> Span:
         return self.source.span_at(statement.name_start, self.nodes.ends[statement.root])
 
-    def tree(self) -> list[Assign | Output]:
+    def tree(self) -> list[Assign | Output | Define]:
         """The statements as a tree of objects (for tools and tests), built without recursion."""
         nodes, text = self.nodes, self.source.text
         made: list[Expr] = []
@@ -149,12 +152,19 @@ class Program:
                 del made[len(made) - count:]
                 made.append(Apply(nodes.words[payload], operands, span, self.mark(node),
                                   call=kind == CALL))
-        # the statements' expressions are consecutive subtrees: one left on the stack each
-        exprs = made
-        out: list[Assign | Output] = []
-        for statement, expr in zip(self.statements, exprs, strict=True):
-            assert expr is not None
-            if statement.name is None:
+        # the statements' expressions are consecutive subtrees: one left on the stack each,
+        # after a definition's parameters
+        out: list[Assign | Output | Define] = []
+        left = iter(made)
+        for statement in self.statements:
+            params = [next(left) for _ in statement.params or ()]
+            expr = next(left)
+            if statement.params is not None:
+                assert statement.name is not None
+                out.append(Define(statement.name, self.name_span(statement),
+                                  [p for p in params if type(p) is Name], expr,
+                                  self.statement_span(statement)))
+            elif statement.name is None:
                 out.append(Output(expr, expr.span))
             else:
                 out.append(Assign(statement.name, self.name_span(statement), expr,
@@ -209,6 +219,17 @@ class Assign:
 
 
 @dataclass(slots=True, eq=False, repr=False)
+class Define:
+    """``name(params) = expr``: a function of the program's own."""
+
+    name: str
+    name_span: Span
+    params: list[Name]
+    expr: Expr
+    span: Span
+
+
+@dataclass(slots=True, eq=False, repr=False)
 class Output:
     """A bare expression as the last statement: it is the program's output."""
 
@@ -227,11 +248,16 @@ def walk(expr: Expr) -> Iterator[Expr]:
             push(reversed(node.args))
 
 
-def from_tree(statements: list[Assign | Output], source: Source | None = None) -> Program:
+def from_tree(statements: list[Assign | Output | Define], source: Source | None = None
+              ) -> Program:
     """A :class:`Program` of statements given as a tree of objects (the inverse of
     :meth:`Program.tree`); spans are taken as offsets into ``source``."""
     nodes, out = Postfix(), []
     for statement in statements:
+        params: tuple[int, ...] | None = None
+        if type(statement) is Define:
+            params = tuple(nodes.add(NAME, nodes.word(p.id), 0, p.span.start, p.span.end,
+                                     p.span.start, p.span.start) for p in statement.params)
         # pre-order with the last operand first, reversed, is post-order
         order: list[Expr] = []
         stack: list[Expr] = [statement.expr]
@@ -255,7 +281,9 @@ def from_tree(statements: list[Assign | Output], source: Source | None = None) -
                 nodes.add(CALL if node.call else APPLY, nodes.word(node.op), len(node.args),
                           span.start, span.end, node.op_span.start, node.op_span.end)
         root = len(nodes) - 1
-        if type(statement) is Assign:
+        if type(statement) is Define:
+            out.append(Statement(statement.name, statement.name_span.start, root, params))
+        elif type(statement) is Assign:
             out.append(Statement(statement.name, statement.name_span.start, root))
         else:
             out.append(Statement(None, statement.span.start, root))

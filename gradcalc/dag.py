@@ -17,18 +17,20 @@ import math
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import overload
+from typing import Any, overload
 
 from gradcalc.ast import CALL, NAME, NUM, Program, Statement
 from gradcalc.errors import (
     ArityError,
     CycleError,
+    LimitError,
     NameResolutionError,
     Source,
     Span,
     closest,
 )
 from gradcalc.fmt import LEADS_TO
+from gradcalc.functions import INLINE_LIMIT, Function, check_arity, collect
 from gradcalc.gcpause import paused_gc
 from gradcalc.names import fresh
 from gradcalc.ops import CONST, CONSTANTS, FUNCTIONS, IDENTITY, INPUT, Op, op_named
@@ -205,6 +207,9 @@ class _Builder:
         self.constants: dict[tuple[float, float], int] = {}
         self.output = ""
         self.bare: str | None = None  # the name given to a bare expression
+        self.functions: dict[str, Function] = {}  # the program's own functions
+        self.calls: dict[tuple[str, tuple[int, ...]], int] = {}  # (function, operands) -> node
+        self.inlined = 0  # nodes of function bodies expanded so far
 
     def error(self, cls: type[Exception], message: str, span: Span, hint: str | None = None
               ) -> Exception:
@@ -221,6 +226,8 @@ class _Builder:
             self.dag = Dag(source=self.source)
             self.shared = _Shared(self.dag)
             self.constants.clear()
+            self.calls.clear()
+            self.inlined = 0
             for name in self._order():
                 self._build_statement(self.statements[name])
         del self.shared, self.constants
@@ -244,6 +251,8 @@ class _Builder:
     def _collect(self) -> None:
         program = self.program
         for statement in program.statements:
+            if statement.params is not None:
+                continue  # a function's definition: collected below
             if statement.name is None:
                 statement = Statement(_fresh_output_name(program), statement.name_start,
                                       statement.root)
@@ -267,6 +276,7 @@ class _Builder:
             if bare:
                 self.bare = name
             self.output = name
+        self.functions = collect(program, self.statements, self.error, self._check)
 
     def _name_span(self, name: str) -> Span:
         statement = self.statements[name]
@@ -338,6 +348,8 @@ class _Builder:
         """Add the expression ending at node ``root`` to the graph, sharing identical unnamed
         sub-expressions; return its id. With ``name``, the root is that name's own node:
         never shared, never merged."""
+        if self.functions:
+            return self._expr_inlining(root, name)
         nodes = self.nodes
         kinds, payloads, starts, ends = nodes.kinds, nodes.payloads, nodes.starts, nodes.ends
         words, numbers = nodes.words, nodes.numbers
@@ -383,6 +395,78 @@ class _Builder:
         op = self._check(root) if kind == CALL else op_named(words[payloads[root]])
         return dag.append(op, tuple(results), starts[root], ends[root], name)
 
+    def _expr_inlining(self, root: int, name: str | None = None) -> int:
+        """:meth:`_expr` for a program with functions of its own: each call's body is added
+        with its parameters bound to the call's operands (one frame per call being expanded,
+        on an explicit stack). A body's nodes take the span of the call written in the
+        statement; a call already expanded with the same operands is that same node."""
+        nodes = self.nodes
+        kinds, payloads, words = nodes.kinds, nodes.payloads, nodes.words
+        top = (nodes.starts[root], nodes.ends[root])
+        # a frame: [next node, last node, parameters, results, span, name, key of the call]
+        frames: list[list[Any]] = [[nodes.first(root), root, None, [], None, name, None]]
+        while True:
+            frame = frames[-1]
+            node, last, params, results, span, named, key = frame
+            if node > last:
+                frames.pop()
+                result = results[0]
+                if key is not None:
+                    self.calls[key] = result
+                if named is not None and self.dag.names[result] != named:
+                    # the body is a parameter or a constant: the name needs a node of its own
+                    result = self.dag.append(IDENTITY, (result,), *top, named)
+                if not frames:
+                    return result
+                frames[-1][3].append(result)
+                continue
+            frame[0] = node + 1
+            kind = kinds[node]
+            if kind == NAME:
+                word = words[payloads[node]]
+                results.append(params[word] if params and word in params else self._name(node))
+                continue
+            if kind == NUM:
+                results.append(self._constant(node, nodes.numbers[payloads[node]]))
+                continue
+            root_name = named if node == last else None
+            function = self.functions.get(words[payloads[node]]) if kind == CALL else None
+            if function is not None:
+                check_arity(self.program, node, function, self.error)
+                operands = _take_last(results, len(function.params))
+                found = None if root_name else self.calls.get((function.name, operands))
+                if found is not None:
+                    results.append(found)
+                    continue
+                self._count_inlined(function, top)
+                frames.append([function.first, function.root,
+                               dict(zip(function.params, operands, strict=True)), [],
+                               span or (nodes.starts[node], nodes.ends[node]), root_name,
+                               None if root_name else (function.name, operands)])
+                continue
+            op = self._check(node) if kind == CALL else op_named(words[payloads[node]])
+            operands = _take_last(results, op.arity)
+            start, end = span or (nodes.starts[node], nodes.ends[node])
+            if root_name is not None:
+                results.append(self.dag.append(op, operands, start, end, root_name))
+                continue
+            fresh = len(self.dag)
+            found = self.shared.find_or_add(op, operands, fresh)
+            if found == fresh:
+                self.dag.append(op, operands, start, end)
+            else:
+                self.dag.merged += 1
+            results.append(found)
+
+    def _count_inlined(self, function: Function, span: tuple[int, int]) -> None:
+        self.inlined += function.size
+        if self.inlined > INLINE_LIMIT:
+            raise self.error(
+                LimitError, f"the calls of functions expand to more than {INLINE_LIMIT:,} "
+                "nodes", self.source.span_at(*span),
+                hint="a function that calls another several times multiplies its size: "
+                "compute shared parts once, as named statements")
+
     def _constant(self, node: int, value: float, label: str | None = None) -> int:
         key = (value, math.copysign(1.0, value))  # 0.0 and -0.0 are different constants
         found = self.constants.get(key)
@@ -400,7 +484,7 @@ class _Builder:
             return found
         if name in CONSTANTS:
             return self._constant(node, CONSTANTS[name], name)
-        if name in FUNCTIONS:
+        if name in FUNCTIONS or name in self.functions:
             raise self.error(NameResolutionError, f"{name} is a function, not a value",
                              self.program.span(node), hint=f"call it with an argument: {name}(...)")
         if name in self.statements:
@@ -430,9 +514,10 @@ class _Builder:
             kind = "a constant" if name in CONSTANTS else "a variable"
             return self.error(NameResolutionError, f"{name} is {kind}, not a function",
                               span, hint=f"to multiply, write {name}*(...)")
-        close = closest(name, FUNCTIONS)
+        known = [*FUNCTIONS, *self.functions]
+        close = closest(name, known)
         hint = (f"did you mean {close}?" if close
-                else "known functions: " + ", ".join(sorted(FUNCTIONS)))
+                else "known functions: " + ", ".join(sorted(known)))
         return self.error(NameResolutionError, f"unknown function {name!r}", span, hint)
 
 

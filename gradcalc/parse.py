@@ -288,6 +288,22 @@ class _ToPostfix:
         name, _, root = children
         return Statement(name[1], name[2], root)
 
+    def define(self, children: list[Any]) -> Statement:
+        name, _, count, _, _, root = children
+        nodes = self.nodes
+        params: list[int] = []
+        end = nodes.first(root) - 1  # the arguments are the `count` subtrees before the body
+        for _ in range(count):
+            start = nodes.first(end)
+            if start != end or nodes.kinds[end] != NAME:
+                raise ParseError(
+                    "a parameter must be a name",
+                    self.source.span_at(nodes.starts[start], nodes.ends[end]),
+                    hint=f"a definition names its parameters, as in {name[1]}(x, y) = x*y")
+            params.append(end)
+            end = start - 1
+        return Statement(name[1], name[2], root, tuple(reversed(params)))
+
     def bare(self, children: list[Any]) -> Statement:
         (root,) = children
         return Statement(None, self.nodes.starts[root], root)

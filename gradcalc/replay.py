@@ -166,8 +166,8 @@ def _learn(nodes: Postfix, first: int, statement: Statement, parts: list[str],
     anchor, slot_at = _anchors(parts, base)
     slots = parts[1::2]
     count = len(nodes.kinds) - first
-    if count <= 0 or statement.root != first + count - 1:
-        return None
+    if count <= 0 or statement.root != first + count - 1 or statement.params is not None:
+        return None  # (a function's definition is parsed: they are few)
     anchors: list[tuple[int, int]] = []
     sources: list[tuple[int, int]] = []
     try:

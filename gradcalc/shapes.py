@@ -292,7 +292,8 @@ def _slots(program: Any, dag: Dag, numbers: list[float]) -> list[tuple[int, floa
         return None
     constants = {(v, math.copysign(1.0, v)): i for i, v in enumerate(dag.values)
                  if dag.ops[i] is CONST and v is not None}
-    roots = {s.root: s.name for s in program.statements}
+    # the roots of assignments: a number there is an input (a function's body is not one)
+    roots = {s.root: s.name for s in program.statements if s.params is None}
     slots: list[tuple[int, float]] = [(-1, 1.0)] * len(numbers)
     for node in range(len(nodes)):
         if nodes.kinds[node] != NUM:

@@ -46,7 +46,7 @@ from hypothesis import strategies as st
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedToken
 
-from gradcalc.ast import Apply, Assign, Expr, Name, Num, Output, Statement
+from gradcalc.ast import Apply, Assign, Define, Expr, Name, Num, Output, Statement
 from gradcalc.errors import ParseError, Span
 from gradcalc.parse import (
     NAME_PATTERN,
@@ -144,12 +144,19 @@ class LarkToAst(Transformer):
         name, _, expr = children
         return Assign(str(name), _tspan(name), expr, _join(_tspan(name), expr.span))
 
+    def define(self, children: list[Any]) -> Define:
+        name, _, params, _, _, expr = children
+        for param in params:
+            if not isinstance(param, Name):
+                raise Rejected("a parameter must be a name", param.span)
+        return Define(str(name), _tspan(name), params, expr, _join(_tspan(name), expr.span))
+
     def bare(self, children: list[Any]) -> Output:
         (expr,) = children
         return Output(expr, expr.span)
 
     def start(self, children: list[Any]) -> list[Statement]:
-        statements = [c for c in children if isinstance(c, (Assign, Output))]
+        statements = [c for c in children if isinstance(c, (Assign, Output, Define))]
         for statement in statements[:-1]:
             if isinstance(statement, Output):
                 raise Rejected("a bare expression can only be the last statement",
@@ -188,7 +195,11 @@ def canonical_expr(expr: Expr) -> tuple[Any, ...]:
 
 def canonical(statements: Sequence[Statement]) -> tuple[Any, ...]:
     return tuple(("assign", s.name, s.name_span, s.span, canonical_expr(s.expr))
-                 if isinstance(s, Assign) else ("output", s.span, canonical_expr(s.expr))
+                 if isinstance(s, Assign)
+                 else ("define", s.name, s.name_span, s.span,
+                       tuple((p.id, p.span) for p in s.params), canonical_expr(s.expr))
+                 if isinstance(s, Define)
+                 else ("output", s.span, canonical_expr(s.expr))
                  for s in statements)
 
 
@@ -440,6 +451,11 @@ def program(c: Chooser) -> list[Piece]:
         budget = Budget(c.number(0, 10))
         if i == bare_at:
             out += sum_(c, budget)
+        elif c.number(0, 4) == 0:  # a function's definition: f(x, y) = ...
+            out += [("NAME", name_text(c)), ("LPAR", "("), ("NAME", name_text(c))]
+            for _ in range(c.number(0, 2)):
+                out += [("COMMA", ","), ("NAME", name_text(c))]
+            out += [("RPAR", ")"), ("EQUAL", "="), *sum_(c, budget)]
         else:
             out += [("NAME", name_text(c)), ("EQUAL", "="), *sum_(c, budget)]
     if c.number(0, 3) == 0:
@@ -619,7 +635,7 @@ def test_the_generators_reach_every_case() -> None:
     terminals = {t.name for t in lark_parser("basic").terminals} - {"__IGNORE_0"}
     assert terminals <= set(kinds) | {"LINE_CONTINUATION"}, terminals - set(kinds)
     assert glyphs == {g for spellings in OPERATORS.values() for g in spellings}
-    for node in ("assign", "output", "num", "name", "apply", "add", "sub", "mul", "div",
+    for node in ("assign", "output", "define", "num", "name", "apply", "add", "sub", "mul", "div",
                  "pow", "neg", "a bare expression can only be the last statement"):
         assert nodes[node] >= 5, (node, nodes)
     assert any(message.startswith("the number ") for message in nodes)

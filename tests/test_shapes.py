@@ -39,6 +39,10 @@ TEMPLATES = [
     "OUT = tanh(A*{0} + {1}) - sigmoid(-A*{2})",
     "OUT = A ** {0} + {1}.{2}",
     "OUT = heaviside(A - {0}) + sign(A - {1}) * A",
+    # functions of the program's own: numbers in bodies are constants, never inputs
+    "f(x) = x*{0}; OUT = f(A) + f(A*{1})",
+    "g(x, y) = x^{0} - y; B = {1}; OUT = g(A, B)",
+    "h(x) = {0}; OUT = h(A)*A + {1}",
 ]
 NUMBERS = ["0", "0.0", "1", "2", "2.0", "3", "0.5", ".5", "5.", "1e-3", "123", "1e308", "1e309",
            "3.141592653589793", "2.718281828459045", "007", "1E2", "10000000000000000000000"]
