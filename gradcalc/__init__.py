@@ -31,6 +31,7 @@ __version__ = "0.1.0"
 # quiet exit 130, not a traceback), and ``import gradcalc`` costs little.
 _HOMES = {
     "Result": "api", "Stats": "api", "compile_program": "api", "gradients": "api",
+    "constant_value": "api",
     "Program": "ast",
     "Dag": "dag", "build": "dag",
     "ArityError": "errors", "CycleError": "errors", "Diagnostic": "errors",
@@ -43,7 +44,7 @@ _HOMES = {
 }
 
 if TYPE_CHECKING:
-    from gradcalc.api import Result, Stats, compile_program, gradients
+    from gradcalc.api import Result, Stats, compile_program, constant_value, gradients
     from gradcalc.ast import Program
     from gradcalc.batch import solve_line
     from gradcalc.dag import Dag, build
@@ -109,6 +110,7 @@ __all__ = [
     "build",
     "check_gradients",
     "compile_program",
+    "constant_value",
     "gradients",
     "hessian",
     "jacobian",

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from gradcalc import engine
-from gradcalc.ast import Program
+from gradcalc.ast import NUM, Program
 from gradcalc.dag import Dag, build
 from gradcalc.errors import Diagnostic, InputError, argument, closest, values_example
 from gradcalc.gcpause import paused_gc
@@ -26,7 +26,7 @@ from gradcalc.parse import PROGRAM_LIMIT, parse
 if TYPE_CHECKING:
     from gradcalc.symbolic import Formula
 
-__all__ = ["Result", "Stats", "compile_program", "gradients"]
+__all__ = ["Result", "Stats", "compile_program", "constant_value", "gradients"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +89,33 @@ def compile_program(program: str | Program | Dag, name: str = "<program>",
     if isinstance(program, Program):
         return build(program)
     return build(parse(program, name, max_size=max_size))
+
+
+def constant_value(text: str, name: str = "<value>") -> float:
+    """The value of a constant expression: numbers, ``pi``, ``e``, operators and registry
+    functions (``pi/4``, ``1/3``, ``2^-10``, ``sqrt(2)``), as ``--at`` takes it. A name, more
+    than one statement or a definition is an :class:`~gradcalc.errors.InputError`; the text
+    goes through the grammar, so its errors are the program's (``ParseError``,
+    ``EvaluationError`` for ``1/0``), positioned in ``text`` (called ``name``)."""
+    program = parse(text, name)
+    source = program.source
+    (statement, *more) = program.statements
+    if more or statement.params is not None or statement.name is not None:
+        raise InputError("a value is one expression, not statements",
+                         program.statement_span(statement if not more else more[0]), source,
+                         hint="write an expression of numbers, e.g. pi/4 or 2^-10")
+    nodes = program.nodes
+    if nodes.kinds[statement.root] == NUM:  # (a number alone would be an input)
+        return nodes.numbers[nodes.payloads[statement.root]]
+    dag = build(program)
+    if dag.inputs:
+        first = next(iter(dag.inputs))
+        raise InputError(f"a value cannot use names: {', '.join(dag.inputs)}",
+                         dag.name_spans[first], source,
+                         hint="give each input its own value; a value may use pi and e")
+    output = dag.named[dag.output]
+    values = engine.forward(dag, list(dag.values), engine.cone(dag, [output]))
+    return values[output]
 
 
 def gradients(

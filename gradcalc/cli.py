@@ -205,7 +205,8 @@ def run(
     ] = None,
     at: Annotated[list[str] | None, typer.Option(
         "--at", metavar="NAME=VALUE",
-        help="Value of an input; repeat or separate with commas (--at A=1,B=2). "
+        help="Value of an input; repeat or separate with commas (--at A=1,B=2). A number, "
+        "or an expression of numbers: --at THETA=pi/4, --at A=2^-10. "
         "Overrides a value set in the program.")] = None,
     wrt: Annotated[list[str] | None, typer.Option(
         "--wrt", metavar="NAME",
@@ -657,12 +658,27 @@ def _looks_like_path(text: str) -> bool:
 def _split(option: str, values: list[str] | None) -> list[str]:
     """The comma-separated items of a repeatable option; an empty item is an error (``--wrt ""``
     must not silently mean "the default")."""
-    items = [part.strip() for value in values or [] for part in value.split(",")]
+    items = [part.strip() for value in values or [] for part in _top_level_split(value)]
     if "" in items:
         raise _usage(f"{option} was given an empty {'item' if option == '--at' else 'name'}",
                      f"write {option} {'A=2' if option == '--at' else 'NAME'}; separate several "
                      "with commas, without an empty one")
     return items
+
+
+def _top_level_split(value: str) -> list[str]:
+    """``value`` cut at the commas outside parentheses: ``A=atan2(1, 2),B=3`` is two items."""
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(value):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth = max(0, depth - 1)
+        elif char == "," and depth == 0:
+            parts.append(value[start:index])
+            start = index + 1
+    parts.append(value[start:])
+    return parts
 
 
 def _parse_at(values: list[str]) -> dict[str, float]:
@@ -672,10 +688,22 @@ def _parse_at(values: list[str]) -> dict[str, float]:
         name, value = name.strip(), value.strip()
         if not sep or not name:
             raise _usage(f"--at expects NAME=VALUE, got {item!r}", "for example --at A=2")
-        number = float(value) if _number().fullmatch(value) else math.nan
+        if _number().fullmatch(value):
+            number = float(value)
+        elif value and value.lstrip("+-").lower() not in ("nan", "inf", "infinity"):
+            # a constant expression, through the grammar: pi/4, 1/3, 2^-10
+            from gradcalc.api import constant_value
+
+            try:
+                number = constant_value(value, f"--at {name}")
+            except GradcalcError as exc:
+                _fail(exc)
+        else:
+            number = math.nan
         if not math.isfinite(number):
             raise _usage(f"--at {name}: {value!r} is not a finite number",
-                         "write a decimal number such as 2, -0.5 or 1e-3")
+                         "write a number such as 2, -0.5 or 1e-3, or an expression of "
+                         "numbers such as pi/4")
         at[name] = number
     return at
 

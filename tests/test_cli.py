@@ -461,3 +461,58 @@ def test_check_refuses_a_named_intermediate() -> None:
     r = run(SEED, "--at", "A=2", "--check", "--wrt", "A,B")
     assert (r.exit_code, r.stdout) == (2, "")
     assert r.stderr.startswith("error: B is not an input: only inputs can be checked")
+
+
+# --- --at takes constant expressions (issue 14) ---------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("pi/4", 0.7853981633974483),  # math.pi / 4
+    ("1/3", 1 / 3),
+    ("2^-10", 2.0 ** -10),
+    ("-pi", -3.141592653589793),
+    ("sqrt(2)*e", 2 ** 0.5 * 2.718281828459045),
+    ("atan2(1, 2)", 0.4636476090008061),  # math.atan2(1, 2): a comma inside parentheses
+    ("(2)", 2.0),
+    ("-(0.5)", -0.5),
+])
+def test_at_takes_constant_expressions(value: str, expected: float) -> None:
+    done = run("OUT = A*1", "--at", f"A={value},B=1", "--of", "OUT", "--format", "json")
+    assert done.exit_code == 2  # B is not in the program: the value itself was fine
+    assert "'B' is not a name in the program" in done.stderr
+    done = run("OUT = A*1", "--at", f"A={value}", "--format", "json")
+    assert done.exit_code == 0, done.stderr
+    assert json.loads(done.stdout)["value"] == expected
+
+
+@pytest.mark.parametrize(("value", "code", "message", "caret"), [
+    ("B*2", 2, "a value cannot use names: B", "1 | B*2\n  | ^"),
+    ("1/0", 1, "1 / 0 is undefined: division by zero", "1 | 1/0\n  | ^^^"),
+    ("2*", 2, "missing operand after '*'", "1 | 2*\n  |   ^"),
+    ("log(-1)", 1, "log needs a positive argument", "1 | log(-1)\n  | ^^^^^^^"),
+    ("C = 2", 2, "a value is one expression, not statements", "1 | C = 2\n  | ^^^^^"),
+    ("f(x) = x", 2, "a value is one expression, not statements", "1 | f(x) = x"),
+    ("sin(1, 2)", 2, "sin takes 1 argument, got 2", "1 | sin(1, 2)"),
+])
+def test_at_expression_errors_are_the_programs_with_their_place(
+        value: str, code: int, message: str, caret: str) -> None:
+    done = run("OUT = A*3", "--at", f"A={value}")
+    assert done.exit_code == code
+    assert message in done.stderr and "--> --at A:1:" in done.stderr, done.stderr
+    assert caret in done.stderr, done.stderr
+
+
+def test_at_expressions_apply_to_a_batch(tmp_path: Path) -> None:
+    path = tmp_path / "lines.txt"
+    path.write_text("OUT = sin(T)\nOUT = cos(T)\n", "utf-8")
+    done = run("--batch", str(path), "--at", "T=pi/2", "--format", "plain")
+    assert done.exit_code == 0, done.stderr
+    assert done.stdout.splitlines()[0].startswith("1 OUT 1 T=6.12")
+
+
+def test_constant_value_from_python() -> None:
+    import gradcalc
+
+    assert gradcalc.constant_value("2^-10") == 2.0 ** -10
+    with pytest.raises(gradcalc.InputError):
+        gradcalc.constant_value("A + 1")
