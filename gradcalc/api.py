@@ -264,7 +264,7 @@ def question_notes(dag: Dag, of: str | None, output: str,
                    default_targets: dict[str, int] | None) -> list[Diagnostic]:
     """Notes about the question asked: which output was chosen, and that an output that
     depends on no input has nothing to differentiate (``default_targets`` empty)."""
-    notes = []
+    notes = list(dag.warnings)  # what the build noticed: names that look alike
     chosen = output_note(dag, of)
     if chosen is not None:
         notes.append(chosen)

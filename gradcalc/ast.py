@@ -108,6 +108,8 @@ class Statement:
     name_start: int
     root: int
     params: tuple[int, ...] | None = None
+    #: where the name as written ends, when NFKC changed its length (``ﬁ`` is ``fi``)
+    name_end: int = -1
 
 
 @dataclass(slots=True, eq=False, repr=False)
@@ -130,8 +132,9 @@ class Program:
         """Where the statement's name is written (its expression, for a bare one)."""
         if statement.name is None:
             return self.span(statement.root)
-        return self.source.span_at(statement.name_start, statement.name_start
-                                   + len(statement.name))
+        end = statement.name_end
+        return self.source.span_at(statement.name_start, end if end >= 0
+                                   else statement.name_start + len(statement.name))
 
     def statement_span(self, statement: Statement) -> Span:
         return self.source.span_at(statement.name_start, self.nodes.ends[statement.root])
@@ -281,10 +284,11 @@ def from_tree(statements: list[Assign | Output | Define], source: Source | None 
                 nodes.add(CALL if node.call else APPLY, nodes.word(node.op), len(node.args),
                           span.start, span.end, node.op_span.start, node.op_span.end)
         root = len(nodes) - 1
-        if type(statement) is Define:
-            out.append(Statement(statement.name, statement.name_span.start, root, params))
-        elif type(statement) is Assign:
-            out.append(Statement(statement.name, statement.name_span.start, root))
+        if isinstance(statement, (Define, Assign)):
+            span = statement.name_span
+            out.append(Statement(statement.name, span.start, root, params,
+                                 -1 if span.end - span.start == len(statement.name)
+                                 else span.end))
         else:
             out.append(Statement(None, statement.span.start, root))
     return Program(out, nodes, source if source is not None else Source(""))

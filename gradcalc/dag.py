@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any, overload
 
 from gradcalc.ast import CALL, NAME, NUM, Program, Statement
+from gradcalc.confusable import lookalikes
 from gradcalc.errors import (
     ArityError,
     CycleError,
+    Diagnostic,
     LimitError,
     NameResolutionError,
     Source,
@@ -124,6 +126,8 @@ class Dag:
     outputs: list[str] = field(default_factory=list)
     source: Source = field(default_factory=lambda: Source(""))
     merged: int = 0
+    #: what the build noticed and the results should say (names that look alike)
+    warnings: list[Diagnostic] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ops)
@@ -231,6 +235,7 @@ class _Builder:
             for name in self._order():
                 self._build_statement(self.statements[name])
         del self.shared, self.constants
+        self.dag.warnings = lookalikes(self.program)
         self.dag.outputs = self._sinks()
         self.dag.output = self.dag.outputs[-1] if self.dag.outputs else self.output
         return self.dag

@@ -23,6 +23,7 @@ import math
 import os
 import re
 import stat
+import unicodedata
 import zlib
 from functools import cached_property, lru_cache
 from importlib import resources
@@ -213,6 +214,25 @@ def _span(token: Token) -> Span:
     return Span(token[2], token[3], token[4], token[5])
 
 
+def _identifier(token: Token) -> str:
+    """The name a NAME token spells: a Python identifier, in NFKC (the ligature U+FB01 is
+    ``fi``, a full-width A is ``A``), as Python compares identifiers. Letters of any script are
+    names; a superscript or subscript is not part of one (``x²`` would read as ``x2``)."""
+    text = token[1]
+    if text.isascii():
+        return text
+    if not text.isidentifier():
+        index = next(i for i in range(len(text)) if not ("a" + text[i]).isidentifier())
+        char = text[index]
+        superscript = unicodedata.normalize("NFKC", char).isdigit()
+        raise ParseError(
+            f"{char!r} cannot be part of a name", Span(token[2] + index, token[2] + index + 1,
+                                                     token[4], token[5] + index),
+            hint="write x^2 for a power, x2 or x_2 for a name" if superscript
+            else "a name is letters, digits and _, not starting with a digit")
+    return unicodedata.normalize("NFKC", text)
+
+
 def _binary(op: str) -> Any:
     def reduce(self: _ToPostfix, children: list[Any]) -> int:
         left, symbol, right = children
@@ -253,8 +273,8 @@ class _ToPostfix:
 
     def name(self, children: list[Token]) -> int:
         (token,) = children
-        return self.nodes.add(NAME, self.nodes.word(token[1]), 0, token[2], token[3], token[2],
-                              token[2])
+        return self.nodes.add(NAME, self.nodes.word(_identifier(token)), 0, token[2], token[3],
+                              token[2], token[2])
 
     def neg(self, children: list[Any]) -> int:
         symbol, operand = children
@@ -281,12 +301,14 @@ class _ToPostfix:
 
     def call(self, children: list[Any]) -> int:
         name, _, count, right = children
-        return self.nodes.add(CALL, self.nodes.word(name[1]), count, name[2], right[3],
-                              name[2], name[3])
+        return self.nodes.add(CALL, self.nodes.word(_identifier(name)), count, name[2],
+                              right[3], name[2], name[3])
 
     def assign(self, children: list[Any]) -> Statement:
         name, _, root = children
-        return Statement(name[1], name[2], root)
+        text = _identifier(name)
+        return Statement(text, name[2], root,
+                         name_end=-1 if len(text) == len(name[1]) else name[3])
 
     def define(self, children: list[Any]) -> Statement:
         name, _, count, _, _, root = children
@@ -302,7 +324,9 @@ class _ToPostfix:
                     hint=f"a definition names its parameters, as in {name[1]}(x, y) = x*y")
             params.append(end)
             end = start - 1
-        return Statement(name[1], name[2], root, tuple(reversed(params)))
+        text = _identifier(name)
+        return Statement(text, name[2], root, tuple(reversed(params)),
+                         -1 if len(text) == len(name[1]) else name[3])
 
     def bare(self, children: list[Any]) -> Statement:
         (root,) = children
@@ -831,8 +855,10 @@ def _bad_character(pos: int, source: Source) -> ParseError:
         hint = "gradcalc has no comparisons; '=' assigns a name"
     elif char == ",":
         hint = "',' only separates the arguments of a function call; use ';' between statements"
-    elif char.isalpha() or char == "_":
-        hint = "names use the letters A-Z and a-z, digits and '_'"
+    elif unicodedata.category(char) in ("Cf", "Zl", "Zp"):
+        # invisible, or a bidirectional control that reorders how the line looks
+        hint = (f"U+{ord(char):04X} ({unicodedata.name(char, 'a format character')}) is "
+                "invisible or changes how the line is shown: delete it")
     return ParseError(f"unexpected character {char!r}", source.span_at(pos), source, hint)
 
 

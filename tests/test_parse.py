@@ -135,7 +135,7 @@ def syntax_error(text: str) -> ParseError:
         ("A = B = 2", 1, 7, "unexpected '='", "only one '='"),
         ("2 = A", 1, 3, "unexpected '='", "left side"),
         ("OUT = A $ 2", 1, 9, "unexpected character '$'", None),
-        ("OUT = θ", 1, 7, "unexpected character 'θ'", "names use"),
+        ("OUT = x² + 1", 1, 8, "'²' cannot be part of a name", "write x^2 for a power"),
         ("OUT = sin()", 1, 11, "missing operand before ')'", None),
         ("A + 1; OUT = 2", 1, 1, "a bare expression can only be the last statement", None),
         ("OUT = 1e999", 1, 7, "the number 1e999 is too large", None),
@@ -174,3 +174,15 @@ def test_caret_stays_visible_on_a_very_long_line() -> None:
 def test_no_eval_of_python() -> None:
     err = syntax_error("OUT = __import__('os').system('echo hacked')")
     assert err.kind == "syntax"
+
+
+@pytest.mark.parametrize(("text", "column", "name"), [
+    ("OUT = A\u200d", 8, "ZERO WIDTH JOINER"),
+    ("OUT = A \u202e+ 1", 9, "RIGHT-TO-LEFT OVERRIDE"),
+    ("OUT = \u2066A", 7, "LEFT-TO-RIGHT ISOLATE"),
+])
+def test_invisible_and_bidirectional_characters_stay_errors(text: str, column: int,
+                                                            name: str) -> None:
+    err = syntax_error(text)
+    assert err.column == column and err.message.startswith("unexpected character")
+    assert err.hint is not None and name in err.hint and "delete it" in err.hint
