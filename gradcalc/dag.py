@@ -36,6 +36,7 @@ from gradcalc.functions import INLINE_LIMIT, Function, check_arity, collect
 from gradcalc.gcpause import paused_gc
 from gradcalc.names import fresh
 from gradcalc.ops import CONST, CONSTANTS, FUNCTIONS, IDENTITY, INPUT, Op, op_named
+from gradcalc.order import dependency_order
 
 __all__ = ["Dag", "build"]
 
@@ -297,31 +298,9 @@ class _Builder:
         for name, statement in self.statements.items():  # assigned names
             uses[name] = [node for node in range(nodes.first(statement.root), statement.root + 1)
                           if kinds[node] == NAME and words[payloads[node]] in self.statements]
-        order: list[str] = []
-        state: dict[str, int] = {}  # 1 = on the stack, 2 = done
-        for root in self.statements:
-            if root in state:
-                continue
-            state[root] = 1
-            stack: list[tuple[str, int]] = [(root, 0)]
-            while stack:
-                name, index = stack[-1]
-                deps = uses[name]
-                if index == len(deps):
-                    stack.pop()
-                    state[name] = 2
-                    order.append(name)
-                    continue
-                stack[-1] = (name, index + 1)
-                dep = deps[index]
-                used = words[payloads[dep]]
-                seen = state.get(used)
-                if seen == 1:
-                    raise self._cycle([n for n, _ in stack], used, self.program.span(dep))
-                if seen is None:
-                    state[used] = 1
-                    stack.append((used, 0))
-        return order
+        return dependency_order(
+            self.statements, uses, lambda node: words[payloads[node]],
+            lambda path, closing, node: self._cycle(path, closing, self.program.span(node)))
 
     def _cycle(self, path: list[str], closing: str, span: Span) -> Exception:
         loop = [*path[path.index(closing):], closing]

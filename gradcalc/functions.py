@@ -17,6 +17,7 @@ from gradcalc.ast import CALL, NAME, Program, Statement
 from gradcalc.errors import ArityError, CycleError, NameResolutionError, Span
 from gradcalc.fmt import LEADS_TO
 from gradcalc.ops import CONSTANTS, FUNCTIONS
+from gradcalc.order import dependency_order
 
 __all__ = ["INLINE_LIMIT", "Function", "collect"]
 
@@ -141,28 +142,9 @@ def _check_recursion(program: Program, functions: dict[str, Function],
         name: [node for node in range(f.first, f.root + 1)
                if nodes.kinds[node] == CALL and nodes.words[nodes.payloads[node]] in functions]
         for name, f in functions.items()}
-    state: dict[str, int] = {}  # 1 on the stack, 2 done
-    for start in functions:
-        if start in state:
-            continue
-        state[start] = 1
-        stack: list[tuple[str, int]] = [(start, 0)]
-        while stack:
-            name, index = stack[-1]
-            if index == len(calls[name]):
-                stack.pop()
-                state[name] = 2
-                continue
-            stack[-1] = (name, index + 1)
-            node = calls[name][index]
-            callee = nodes.words[nodes.payloads[node]]
-            seen = state.get(callee)
-            if seen == 1:
-                raise _recursion(program, [n for n, _ in stack], callee, program.span(node),
-                                 error)
-            if seen is None:
-                state[callee] = 1
-                stack.append((callee, 0))
+    dependency_order(functions, calls, lambda node: nodes.words[nodes.payloads[node]],
+                     lambda path, callee, node: _recursion(program, path, callee,
+                                                           program.span(node), error))
 
 
 def _recursion(program: Program, path: list[str], callee: str, span: Span,
