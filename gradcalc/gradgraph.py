@@ -23,7 +23,7 @@ from fractions import Fraction
 from gradcalc.dag import Dag
 from gradcalc.engine import Plan, run_over
 from gradcalc.errors import Span
-from gradcalc.ops import CONST, Op, op_named
+from gradcalc.ops import CONST, CONSTANTS, Op, op_named
 
 __all__ = ["GradientGraph", "gradient_graph"]
 
@@ -102,6 +102,17 @@ class _NodeAlgebra:
             node = self.constants[key] = self.dag.add(CONST, (), self.span, value=number)
             label = str(value) if isinstance(value, Fraction | int) else repr(number)
             self.dag.labels[node] = label.removesuffix(".0") if label.endswith(".0") else label
+        return node
+
+    def symbol(self, name: str) -> int:
+        """A named constant (``pi``, ``e``; the rules' only symbols), as the program's own
+        ``pi`` is: a constant node labelled with the name."""
+        value = CONSTANTS[name]
+        key = (value, 1.0)
+        node = self.constants.get(key)
+        if node is None:
+            node = self.constants[key] = self.dag.add(CONST, (), self.span, value=value)
+            self.dag.labels[node] = name
         return node
 
     def constant_value(self, node: int) -> float | None:

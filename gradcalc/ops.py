@@ -4,13 +4,15 @@ Every operation is declared once, in :data:`OPS`, with its name, arity, forward 
 partial derivatives side by side, each partial-derivative helper right above the entry that
 uses it. The parser, the builder, the engine, the algebra and the printers all look ops up
 here, and the tests derive their tables from it, so adding a function means adding one
-:class:`Op` entry (and naming it in the README's list of functions) and nothing else.
+:class:`Op` entry (and naming it in the README's list of functions) and nothing else. Another
+name for a function is an entry of :data:`ALIASES` (``ln`` for ``log``), never a second op.
 
 Partial rules take the operands followed by the op's own result (``exp``'s derivative is its
 result) and return one partial derivative per operand. They never raise: where a derivative is
 infinite or undefined they return ``inf`` or ``nan`` and the engine reports it. Non-differentiable
 points follow PyTorch: ``relu'(0) = 0``, ``abs'(0) = 0``, a ``max``/``min`` tie gives 1/2 to each
-side, ``sqrt'(0) = inf``.
+side, ``sqrt'(0) = inf``, ``leaky_relu'(0)`` is the slope, ``clamp`` gives ``x`` the gradient
+on a bound, ``hypot``'s partials are ``nan`` at the origin.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ import operator
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass
 from fractions import Fraction
-from typing import Final, Literal, TypeAlias
+from typing import Any, Final, Literal, TypeAlias
 
 from gradcalc.fmt import DIVIDE, MINUS, TIMES
 
-__all__ = ["CONSTANTS", "FUNCTIONS", "OPS", "Op", "Precedence", "extended_value", "op_named"]
+__all__ = [
+    "ALIASES", "CONSTANTS", "FUNCTIONS", "OPS", "Op", "Precedence", "extended_value", "op_named"]
 
 inf = math.inf
 nan = math.nan
@@ -165,7 +168,8 @@ _NEAR2: Box = ((-1e3, 1e3), (-1e3, 1e3))
 
 # Each op: name, arity, forward, numeric partials; then (keywords) the domain message, how it
 # prints, its symbolic rule, its exact values and where it is smooth. The rules' X is the
-# algebra; x, a, b are the operands' expressions and y the result's.
+# algebra; x, a, b are the operands' expressions and y the result's. X.symbol is only ever
+# asked for a named constant (pi, in erf's rule).
 
 # --- leaves and plumbing: not callable from programs ---------------------------------------------
 
@@ -451,6 +455,271 @@ _define(Op(
     exact=lambda x, h: 1 if x > 0 else 0 if x < 0 else h,
     smooth=(((-100, 100), (0, 1)),)))
 
+# --- more functions: logarithms and exponentials near 0, roots, error functions, inverse
+# hyperbolic functions -----------------------------------------------------------------------
+
+
+def _log1p_partial(x: float, y: float) -> tuple[float]:
+    return (_reciprocal(1.0 + x),)
+
+
+_define(Op(
+    "log1p", 1, math.log1p, _log1p_partial, domain="log1p needs an argument above -1",
+    rule=lambda X, x, y: (X.power(X.add(X.one, x), -1),),
+    exact=_zero_at_zero, smooth=(((-0.99, 1e4),),)))
+
+
+def _safe_exp(x: float) -> float:
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return inf
+
+
+_define(Op(
+    "expm1", 1, math.expm1, lambda x, y: (_safe_exp(x),),
+    rule=lambda X, x, y: (X.call("exp", x),),
+    exact=_zero_at_zero, smooth=(((-30, 30),),)))
+
+
+def _cbrt(x: float) -> float:
+    """The real cube root (negative for a negative argument): a float power, then one Newton
+    step, which makes it accurate to about an ulp (``cbrt(27) = 3``, where ``27**(1/3)`` is
+    3.0000000000000004). Python 3.11's ``math.cbrt`` is not there in 3.10."""
+    if x == 0 or not math.isfinite(x):
+        return x
+    y = math.copysign(math.fabs(x) ** (1.0 / 3.0), x)
+    return y - (y - x / (y * y)) / 3.0
+
+
+def _cbrt_partial(x: float, y: float) -> tuple[float]:
+    return (1.0 / (3.0 * y * y) if y else inf,)
+
+
+def _integer_cbrt(n: int) -> int:
+    """The integer cube root of ``n >= 0`` (rounded down), by Newton's method on integers: no
+    float, so any size the algebra keeps."""
+    if n < 2:
+        return n
+    x = 1 << -(-n.bit_length() // 3)  # at least the root
+    while True:
+        y = (2 * x + n // (x * x)) // 3
+        if y >= x:
+            return x
+        x = y
+
+
+def _exact_cbrt(x: Rational) -> Rational | None:
+    a = -x if x < 0 else x
+    p, q = _integer_cbrt(a.numerator), _integer_cbrt(a.denominator)
+    if p**3 != a.numerator or q**3 != a.denominator:
+        return None
+    return Fraction(p, q) if x >= 0 else -Fraction(p, q)
+
+
+_define(Op(
+    "cbrt", 1, _cbrt, _cbrt_partial,
+    kink=_at_zero, kink_rule="cbrt'(0) = inf",
+    rule=lambda X, x, y: (X.power(X.mul(X.number(3), X.power(y, 2)), -1),),
+    exact=_exact_cbrt, smooth=(((-1e3, -0.01),), ((0.01, 1e3),))))
+
+
+def _hypot(a: float, b: float) -> float:
+    h = math.hypot(a, b)
+    if math.isinf(h) and math.isfinite(a) and math.isfinite(b):
+        raise OverflowError("hypot overflows")
+    return h
+
+
+def _hypot_partials(a: float, b: float, y: float) -> tuple[float, float]:
+    # PyTorch's a/hypot and b/hypot: 0/0 = nan at the origin (a cone's tip: no derivative).
+    if y == 0:
+        return (nan, nan)
+    return (a / y, b / y)
+
+
+_define(Op(
+    "hypot", 2, _hypot, _hypot_partials,
+    kink=lambda a, b: a == 0 and b == 0,
+    kink_rule="hypot'(0, 0) = nan with respect to each argument (PyTorch's x/hypot(x, y))",
+    rule=lambda X, a, b, y: (X.div(a, y), X.div(b, y)),
+    exact=lambda a, b: _exact_root(a * a + b * b), smooth=(((-100, 100), (-100, 100)),)))
+
+_SQRT_PI = math.sqrt(math.pi)
+_SQRT2 = math.sqrt(2.0)
+
+
+def _erf_partial(x: float, y: float) -> tuple[float]:
+    return (2.0 / _SQRT_PI * math.exp(-x * x),)
+
+
+def _two_over_sqrt_pi(X: Any) -> int:
+    """2/sqrt(pi), exactly, in the algebra ``X``."""
+    return X.div(X.number(2), X.call("sqrt", X.symbol("pi")))
+
+
+_define(Op(
+    "erf", 1, math.erf, _erf_partial,
+    rule=lambda X, x, y: (X.mul(_two_over_sqrt_pi(X), X.call("exp", X.neg(X.power(x, 2)))),),
+    exact=_zero_at_zero, smooth=(((-6, 6),),)))
+_define(Op(
+    "erfc", 1, math.erfc, lambda x, y: (-_erf_partial(x, y)[0],),
+    rule=lambda X, x, y: (X.neg(X.mul(_two_over_sqrt_pi(X),
+                                      X.call("exp", X.neg(X.power(x, 2))))),),
+    exact=_one_at_zero, smooth=(((-6, 20),),)))
+_define(Op(
+    "asinh", 1, math.asinh, lambda x, y: (1.0 / math.hypot(1.0, x),),
+    rule=lambda X, x, y: (X.power(X.add(X.power(x, 2), X.one), -HALF),),
+    exact=_zero_at_zero, smooth=(((-1e3, 1e3),),)))
+
+
+def _acosh_partial(x: float, y: float) -> tuple[float]:
+    r = (x - 1.0) * (x + 1.0)
+    return (1.0 / math.sqrt(r) if r > 0 else inf,)
+
+
+_define(Op(
+    "acosh", 1, math.acosh, _acosh_partial, domain="acosh needs an argument of at least 1",
+    rule=lambda X, x, y: (X.power(X.sub(X.power(x, 2), X.one), -HALF),),
+    exact=lambda x: 0 if x == 1 else None, smooth=(((1.01, 1e4),),)))
+
+
+def _atanh_partial(x: float, y: float) -> tuple[float]:
+    r = (1.0 - x) * (1.0 + x)
+    return (1.0 / r if r else inf,)
+
+
+_define(Op(
+    "atanh", 1, math.atanh, _atanh_partial,
+    domain="atanh needs an argument between -1 and 1 (both excluded)",
+    rule=lambda X, x, y: (X.power(X.sub(X.one, X.power(x, 2)), -1),),
+    exact=_zero_at_zero, smooth=(((-0.99, 0.99),),)))
+
+# --- activation functions, as PyTorch defines them ----------------------------------------------
+
+
+def _gelu(x: float) -> float:
+    # x * Phi(x), Phi the normal distribution function, written with erfc: no cancellation
+    # in 1 + erf(x/sqrt 2) for negative x, and no overflow in 0.5*x for huge x.
+    return x * (0.5 * math.erfc(-x / _SQRT2))
+
+
+def _gelu_partial(x: float, y: float) -> tuple[float]:
+    # Phi(x) + x*phi(x), phi the normal density
+    return (0.5 * math.erfc(-x / _SQRT2) + x * math.exp(-0.5 * x * x) / (_SQRT2 * _SQRT_PI),)
+
+
+def _gelu_rule(X: Any, x: int, y: int) -> tuple[int]:
+    # Phi(x) + x*phi(x): erfc(-x/sqrt(2))/2 + x*exp(-x^2/2)/sqrt(2*pi)
+    phi = X.div(X.call("exp", X.mul(X.number(-HALF), X.power(x, 2))),
+                X.call("sqrt", X.mul(X.number(2), X.symbol("pi"))))
+    cdf = X.mul(X.number(HALF), X.call("erfc", X.neg(X.div(x, X.call("sqrt", X.number(2))))))
+    return (X.add(cdf, X.mul(x, phi)),)
+
+
+_define(Op(
+    "gelu", 1, _gelu, _gelu_partial, rule=_gelu_rule,
+    exact=_zero_at_zero, smooth=(((-20, 20),),)))
+
+
+def _silu_partial(x: float, y: float) -> tuple[float]:
+    s = _sigmoid(x)
+    return (s * (1.0 + x * (1.0 - s)),)
+
+
+def _silu_rule(X: Any, x: int, y: int) -> tuple[int]:
+    s = X.call("sigmoid", x)
+    return (X.mul(s, X.add(X.one, X.mul(x, X.sub(X.one, s)))),)
+
+
+_define(Op(
+    "silu", 1, lambda x: x * _sigmoid(x), _silu_partial, rule=_silu_rule,
+    exact=_zero_at_zero, smooth=(((-50, 50),),)))
+# elu with alpha = 1 is differentiable at 0 (both sides have slope 1; PyTorch gives 1 there):
+# no kink. exp(min(x, 0)) is its derivative on both sides without overflowing for a big x.
+_define(Op(
+    "elu", 1, lambda x: x if x > 0 else math.expm1(x),
+    lambda x, y: (1.0 if x > 0 else math.exp(x),),
+    rule=lambda X, x, y: (X.call("exp", X.call("min", x, X.zero)),),
+    exact=lambda x: x if x >= 0 else None, smooth=(((-30, 30),),)))
+
+
+def _leaky_relu(x: float, slope: float) -> float:
+    if x > 0:
+        return x
+    y = slope * x
+    if math.isinf(y) and math.isfinite(slope) and math.isfinite(x):
+        raise OverflowError("leaky_relu overflows")
+    return y
+
+
+def _leaky_relu_partials(x: float, slope: float, y: float) -> tuple[float, float]:
+    # PyTorch: the slope below 0 *and at 0* (its leaky_relu_backward tests x > 0).
+    return (1.0, 0.0) if x > 0 else (slope, x)
+
+
+_define(Op(
+    "leaky_relu", 2, _leaky_relu, _leaky_relu_partials,
+    kink=lambda x, slope: x == 0 and slope != 1,
+    kink_rule="leaky_relu'(0) = slope with respect to x (PyTorch), 0 with respect to slope",
+    rule=lambda X, x, s, y: (
+        X.add(s, X.mul(X.sub(X.one, s), X.call("heaviside", x, X.zero))),
+        X.mul(x, X.call("heaviside", X.neg(x), X.one))),
+    exact=lambda x, slope: x if x > 0 else slope * x,
+    smooth=(((-100, 100), (-1, 1)),)))
+
+
+def _clamp(x: float, lo: float, hi: float) -> float:
+    """``min(max(x, lo), hi)``, as ``torch.clamp``: ``hi`` wins where ``lo > hi``, and a NaN
+    anywhere gives NaN (a Value may hold one)."""
+    if math.isnan(lo) or math.isnan(hi):
+        return nan
+    y = lo if x < lo else x
+    return hi if y > hi else y
+
+
+def _clamp_partials(x: float, lo: float, hi: float, y: float) -> tuple[float, float, float]:
+    # PyTorch's clamp_backward and clamp_backward_min_max (checked against torch 2.13): x
+    # gets 1 on [lo, hi], bounds included; lo gets 1 below it only while lo < hi; hi gets 1
+    # above it, and wherever hi < lo (it is the result). lo = hi gives x 1 only at x = lo.
+    return (1.0 if lo <= x <= hi else 0.0,
+            1.0 if x < lo < hi else 0.0,
+            1.0 if x > hi or hi < lo else 0.0)
+
+
+def _clamp_kink(x: float, lo: float, hi: float) -> bool:
+    return lo == hi or (lo < hi and (lo == x or x == hi))  # (nan is on no bound)
+
+
+def _clamp_rule(X: Any, x: int, lo: int, hi: int, y: int) -> tuple[int, int, int]:
+    def step(a: int, b: int, at_zero: int) -> int:
+        return X.call("heaviside", X.sub(a, b), X.number(at_zero))  # 1 where a > b
+
+    return (X.mul(step(x, lo, 1), step(hi, x, 1)),  # lo <= x and x <= hi
+            X.mul(step(lo, x, 0), step(hi, lo, 0)),  # x < lo and lo < hi
+            X.sub(X.one, X.mul(step(hi, x, 1), step(hi, lo, 1))))  # not (x <= hi and lo <= hi)
+
+
+_define(Op(
+    "clamp", 3, _clamp, _clamp_partials,
+    kink=_clamp_kink,
+    kink_rule="as PyTorch: x gets 1 on [lo, hi], bounds included; lo gets 1 only below lo < "
+    "hi; hi gets 1 above hi, or wherever hi < lo",
+    rule=_clamp_rule,
+    exact=lambda x, lo, hi: min(max(x, lo), hi),
+    smooth=(((-10, 10), (-5, 0), (0, 5)), ((-10, 10), (1, 5), (-5, 0)))))
+
+
+def _softsign_partial(x: float, y: float) -> tuple[float]:
+    d = 1.0 + math.fabs(x)
+    return (1.0 / d / d,)
+
+
+_define(Op(
+    "softsign", 1, lambda x: x / (1.0 + math.fabs(x)), _softsign_partial,
+    rule=lambda X, x, y: (X.power(X.add(X.one, X.call("abs", x)), -2),),
+    exact=lambda x: Fraction(x) / (1 + abs(x)), smooth=(((-100, 100),),)))
+
 # --- the registry --------------------------------------------------------------------------------
 
 #: Every op, in declaration order.
@@ -458,8 +727,14 @@ OPS: tuple[Op, ...] = tuple(_REGISTRY)
 
 _BY_NAME: dict[str, Op] = {op.name: op for op in OPS}
 
-#: Ops a program may call by name, e.g. ``sin(x)``.
+#: Other names of registry functions: ``ln(x)`` is ``log(x)`` (the same op; printed ``log``).
+ALIASES: dict[str, str] = {"ln": "log"}
+
+#: Ops a program may call by name, e.g. ``sin(x)``: every function under its own name, then
+#: the :data:`ALIASES` (so ``FUNCTIONS["ln"] is FUNCTIONS["log"]``). Code that goes through
+#: the ops themselves, once each, iterates :data:`OPS`.
 FUNCTIONS: dict[str, Op] = {op.name: op for op in OPS if op.function}
+FUNCTIONS.update({alias: FUNCTIONS[name] for alias, name in ALIASES.items()})
 
 #: Named constants a program may use.
 CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}
@@ -484,6 +759,10 @@ def extended_value(op: Op, *operands: float) -> float:
     except ValueError:
         if op.name in ("log", "log2", "log10") and operands[0] == 0:
             return -inf
+        if op.name == "log1p" and operands[0] == -1:
+            return -inf
+        if op.name == "atanh" and abs(operands[0]) == 1:
+            return math.copysign(inf, operands[0])
         if op.name == "pow":
             return _safe_pow(*operands)
         return nan
@@ -492,4 +771,6 @@ def extended_value(op: Op, *operands: float) -> float:
             a, b = operands
             odd = b == int(b) and int(b) % 2 == 1
             return -inf if a < 0 and odd else inf
+        if op.name == "leaky_relu":
+            return operands[0] * operands[1]  # the product's infinity, with its sign
         return math.copysign(inf, operands[0]) if op.name == "sinh" else inf

@@ -243,8 +243,11 @@ def _add_ports(nodes: list[_Node], compact: bool, style: Style) -> None:
     """Operands that may share their target's arrow: those whose line goes nowhere else (a
     fan-in of them cannot lead a reader to a wrong target), or a single operand. Every other
     operand enters through a port of its own: a ▲ under the label (under the operand's name
-    in a compact label, under the op's symbol in a connector) with its line coming from below.
-    Ports are ordered left to right; the leftmost one's line runs highest."""
+    in a compact label, under the op's symbol in a connector: every other column from the
+    second, for a function of three operands) with its line coming from below. Ports are
+    ordered left to right; the leftmost one's line runs highest. A connector's only port goes
+    into its gradient's line (``   ∂=8`` becomes `` ▲ ∂=8``); several ports, or one under
+    constants (``clamp(A, B, 2)``), go on a line of their own below the notes."""
     for node in nodes:
         if len(node.preds) < 2:
             continue
@@ -258,7 +261,8 @@ def _add_ports(nodes: list[_Node], compact: bool, style: Style) -> None:
         columns: list[int] = []
         for group in groups[1:]:
             ref = nodes[node.preds[group[0]]].ref
-            columns.append(1 if connector else _port_column(node.label, ref, columns))
+            columns.append(1 + 2 * len(columns) if connector
+                           else _port_column(node.label, ref, columns))
         order = sorted(range(len(columns)), key=lambda i: (columns[i], i))
         for port, i in enumerate(order):
             for position in groups[1 + i]:
@@ -267,8 +271,9 @@ def _add_ports(nodes: list[_Node], compact: bool, style: Style) -> None:
         marks = [" "] * (max(node.ports) + 1)
         for column in node.ports:
             marks[column] = style.marker
-        if connector and node.notes:  # an unnamed connector: "   ∂=8" becomes " ▲ ∂=8"
-            assert len(node.notes) == 1 and node.notes[0][1] == " ", node.notes
+        if connector and len(node.notes) == 1 and len(node.ports) == 1:
+            # an unnamed connector without constants: "   ∂=8" becomes " ▲ ∂=8"
+            assert node.notes[0][1] == " ", node.notes
             node.notes[0] = node.notes[0][:1] + style.marker + node.notes[0][2:]
         else:
             node.notes.append("".join(marks))

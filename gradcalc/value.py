@@ -164,7 +164,8 @@ class Value:
         (PyTorch's choice of subgradient at a bound), and 0 outside. A bound given as a value
         receives the gradient where it is the result (1 there, as in PyTorch).
 
-        The graph records the operation the number called for: ``max(self, min)`` below the
+        With both bounds the graph records the registry's ``clamp(self, min, max)``; with one,
+        the operation the number called for: ``max(self, min)`` below the
         range or above the lower bound, ``min(self, max)`` above the range or below the upper
         bound, and ``self*1`` exactly on a bound (where ``max``'s tie rule would give 1/2)."""
         if min is None and max is None:
@@ -172,6 +173,8 @@ class Value:
         for bound in (min, max):
             if bound is not None and _compared(bound) is NotImplemented:
                 raise TypeError(f"clamp() bounds are numbers or values, not {bound!r}")
+        if min is not None and max is not None:  # the registry's clamp: torch's rules at
+            return Value._apply(_CLAMP, self, min, max)  # every placement of the bounds
         x = self.data
         if min is not None and x < _compared(min):
             low = Value._apply(_MAX, self, min)
@@ -450,8 +453,8 @@ def _method(op: Op) -> Callable[..., Value]:
 for _name, _op_name in _METHOD_NAMES.items():
     setattr(Value, _name, _method(FUNCTIONS[_op_name]))
 
-_ADD, _SUB, _MUL, _DIV, _POW, _NEG, _MAX, _MIN = (
-    op_named(n) for n in ("add", "sub", "mul", "div", "pow", "neg", "max", "min"))
+_ADD, _SUB, _MUL, _DIV, _POW, _NEG, _MAX, _MIN, _CLAMP = (
+    op_named(n) for n in ("add", "sub", "mul", "div", "pow", "neg", "max", "min", "clamp"))
 
 _isfinite = math.isfinite
 
@@ -493,6 +496,10 @@ class _IEEEFloats:
     @staticmethod
     def constant_value(x: float) -> float:
         return x
+
+    @staticmethod
+    def symbol(name: str) -> float:  # the rules' only symbols: pi (erf's), e
+        return CONSTANTS[name]
 
     @staticmethod
     def identity(x: float) -> float:

@@ -135,7 +135,34 @@ _REFERENCES: dict[str, Callable[..., float]] = {
     "min": min,
     "sign": lambda x: math.copysign(1.0, x) if x else 0.0,
     "heaviside": lambda x, h: 1.0 if x > 0 else (0.0 if x < 0 else h),
+    # Named like functions of math, which ops.py calls: checked against mpmath instead.
+    "ln": lambda x: _mp(lambda m, v: m.log(v), x),
+    "log1p": lambda x: _mp(lambda m, v: m.log1p(v), x),
+    "expm1": lambda x: _mp(lambda m, v: m.expm1(v), x),
+    "cbrt": lambda x: math.copysign(_mp(lambda m, v: m.cbrt(v), abs(x)), x),  # the real root
+    "hypot": lambda a, b: _mp(lambda m, u, v: m.sqrt(u * u + v * v), a, b),
+    "erf": lambda x: _mp(lambda m, v: m.erf(v), x),
+    "erfc": lambda x: _mp(lambda m, v: m.erfc(v), x),
+    "asinh": lambda x: _mp(lambda m, v: m.asinh(v), x),
+    "acosh": lambda x: _mp(lambda m, v: m.acosh(v), x),
+    "atanh": lambda x: _mp(lambda m, v: m.atanh(v), x),
+    # PyTorch's definitions, written out: gelu is x*Phi(x) (the exact, erf-based one), silu
+    # x*sigmoid(x), elu (alpha 1) e^x - 1 at and below 0, softsign x/(1 + |x|).
+    "gelu": lambda x: _mp(lambda m, v: v * m.ncdf(v), x),
+    "silu": lambda x: _mp(lambda m, v: v / (1 + m.exp(-v)), x),
+    "elu": lambda x: x if x > 0 else _mp(lambda m, v: m.expm1(v), x),
+    "softsign": lambda x: _mp(lambda m, v: v / (1 + abs(v)), x),
+    "leaky_relu": lambda x, slope: max(x, 0.0) + slope * min(x, 0.0),
+    "clamp": lambda x, lo, hi: min(max(x, lo), hi),
 }
+
+
+def _mp(f: Callable[..., object], *xs: float) -> float:
+    """``f(mpmath, *xs)`` worked out at 40 digits, rounded to a float."""
+    import mpmath
+
+    with mpmath.workdps(40):
+        return float(f(mpmath, *map(mpmath.mpf, xs)))  # type: ignore[arg-type]
 
 
 def reference(name: str) -> Callable[..., float]:
@@ -179,8 +206,10 @@ def dag_programs(draw: st.DrawFn, min_statements: int = 3, max_statements: int =
 
     def expression(depth: int) -> str:
         kind = draw(st.sampled_from(["add", "sub", "mul", "divc", "addc", "mulc", "sin", "cos",
-                                     "tanh", "exp", "max", "min", "alias"]))
+                                     "tanh", "exp", "max", "min", "alias", "clamp"]))
         a = operand(depth)
+        if kind == "clamp":  # three operands (ties among them are kinks: warned)
+            return f"clamp({a}, {operand(depth)}, {operand(depth)})"
         if kind in ("add", "sub", "mul", "max", "min"):
             b = operand(depth)
             sign = {"add": "+", "sub": "-", "mul": "*"}.get(kind)

@@ -4,6 +4,7 @@ as a real subprocess for the rest."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -12,7 +13,9 @@ from pathlib import Path
 import pytest
 from helpers import console_script, run
 
+import gradcalc
 from gradcalc import cli
+from gradcalc.fmt import format_number
 
 SEED = "B = A*3; OUT = (B+1)*(B+2)"
 
@@ -108,6 +111,21 @@ def test_warnings_go_to_stderr() -> None:
          "<program>:1:7"),
         (["OUT = exp(A)", "--at", "A=1000"], 1, "error: exp(1000) overflows a 64-bit float",
          "<program>:1:7"),
+        (["OUT = acosh(A)", "--at", "A=0.5"], 1, "error: acosh(0.5) is undefined: acosh needs an "
+         "argument of at least 1", "<program>:1:7"),
+        (["B = 2*A; OUT = B + atanh(B)", "--at", "A=0.5"], 1, "error: atanh(1) is undefined: "
+         "atanh needs an argument between -1 and 1 (both excluded)", "<program>:1:20"),
+        (["OUT = 1 + log1p(A)", "--at", "A=-1"], 1, "error: log1p(-1) is undefined: log1p needs "
+         "an argument above -1", "<program>:1:11"),
+        (["OUT = ln(A)", "--at", "A=0"], 1, "error: log(0) is undefined: log needs a positive "
+         "argument", "<program>:1:7"),  # ln is log, and says so
+        (["OUT = expm1(A)", "--at", "A=710"], 1, "error: expm1(710) overflows a 64-bit float",
+         "<program>:1:7"),
+        (["OUT = clamp(A, 1)"], 2, "error: clamp takes 3 arguments, got 2", "<program>:1:7"),
+        (["OUT = clamp(A, 1, 2, 3)"], 2, "error: clamp takes 3 arguments, got 4",
+         "<program>:1:7"),
+        (["ln = 2; OUT = ln*A"], 2, "error: cannot assign to ln: it is a function",
+         "<program>:1:1"),
         (["OUT = A*B", "--at", "A=1", "--graph=auto"], 2,
          "error: no value for input B (needed to evaluate OUT)", "<program>:1:9"),
         (["OUT = A", "--at", "A=nan"], 2, "error: --at A: 'nan' is not a finite number", None),
@@ -133,6 +151,56 @@ def test_errors(args: list[str], code: int, first_line: str, location: str | Non
         assert lines[1] == f"  --> {location}"
         assert "^" in lines[4]
     assert "Traceback" not in r.stderr
+
+
+CLAMPED = "L = 0; H = 1; X = 2*A; OUT = 3*clamp(X, L, H)"
+
+
+@pytest.mark.parametrize(("a", "value", "gradients"), [
+    # A, then d/dL, d/dH, d/dA, d/dX: torch.clamp's conventions (tests/test_ops.py)
+    ("0.25", 1.5, (0.0, 0.0, 6.0, 3.0)),  # inside: X gets it
+    ("-1", 0.0, (3.0, 0.0, 0.0, 0.0)),  # below: L is the result
+    ("1", 3.0, (0.0, 3.0, 0.0, 0.0)),  # above: H is the result
+    ("0", 0.0, (0.0, 0.0, 6.0, 3.0)),  # on L: X gets it (a kink warning)
+    ("0.5", 3.0, (0.0, 0.0, 6.0, 3.0)),  # on H: X gets it (a kink warning)
+])
+def test_clamp_end_to_end(a: str, value: float, gradients: tuple[float, ...]) -> None:
+    """A function of three operands through the command line: plain, JSON, a batch line, and
+    the symbolic formulas evaluated at the point."""
+    r = run(CLAMPED, "--at", f"A={a}")
+    assert r.exit_code == 0
+    assert r.stdout.splitlines() == [f"{n} {format_number(g)}" for n, g in
+                                     zip("LHAX", gradients, strict=True)]
+    on_bound = a in ("0", "0.5")
+    assert ("clamp is not differentiable at" in r.stderr) == on_bound
+    data = json.loads(run(CLAMPED, "--at", f"A={a}", "--format", "json").stdout)
+    assert data["value"] == value
+    assert data["gradients"] == dict(zip("LHAX", gradients, strict=True))
+    assert [w["kind"] for w in data["warnings"]] == (["kink"] if on_bound else [])
+    if on_bound:
+        assert (data["warnings"][0]["line"], data["warnings"][0]["column"]) == (1, 32)
+    batch = json.loads(run("--batch", "-", "--format", "jsonl",
+                           stdin=f"{CLAMPED}; A = {a}\n").stdout)
+    assert batch["gradients"] == data["gradients"] and batch["value"] == value
+    symbolic = json.loads(run(CLAMPED, "--symbolic", "--format", "json").stdout)["gradients"]
+    assert symbolic["X"] == "3*heaviside(-2*A + H, 1)*heaviside(2*A - L, 1)"  # X = 2*A
+    for name, expected in zip("LHX", (gradients[0], gradients[1], gradients[3]), strict=True):
+        at = {"A": float(a), "L": 0.0, "H": 1.0, "X": 2 * float(a)}
+        got = gradcalc.gradients(symbolic[name], at={n: v for n, v in at.items()
+                                                      if n in symbolic[name]}).value
+        assert got == expected, (name, symbolic[name])
+
+
+def test_formulas_of_the_newer_functions() -> None:
+    r = run("OUT = gelu(A) + log1p(B)*ln(B) + leaky_relu(C, 0.1)", "--symbolic")
+    assert r.stdout == ("A A*exp(-A^2/2)/sqrt(2*pi) + erfc(-A/sqrt(2))/2\n"
+                        "B log(B)/(B + 1) + log1p(B)/B\n"
+                        "C 9*heaviside(C, 0)/10 + 1/10\n")
+    data = json.loads(run("OUT = erf(A)*hypot(A, B)", "--symbolic", "--at", "A=0,B=1",
+                          "--format", "json").stdout)
+    assert data["gradients"] == {"A": "A*erf(A)/hypot(A, B) + 2*exp(-A^2)*hypot(A, B)/sqrt(pi)",
+                                 "B": "B*erf(A)/hypot(A, B)"}
+    assert data["gradient_values"] == {"A": 2 / math.sqrt(math.pi), "B": 0.0}
 
 
 def test_missing_values_give_formulas() -> None:

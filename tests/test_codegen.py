@@ -72,6 +72,8 @@ def test_compiled_plans_give_the_engines_results_bit_for_bit(text: str, data) ->
     "OUT = sqrt(A)",  # an infinite gradient at 0
     "OUT = exp(A)*1e300",  # an overflow
     "B = A*A; OUT = B + B*B + sin(B)",  # a node reached over several paths
+    "OUT = clamp(A*A, A, 2)*A + leaky_relu(A, 0.5)",  # three operands; kinks at 0, 1 and 2
+    "OUT = hypot(A, A - 1) + cbrt(A)",  # cbrt(0): a kink and an infinite gradient
 ])
 @pytest.mark.parametrize("value", [-1.0, 0.0, 1.0, 2.0, 800.0])
 def test_none_exactly_where_the_engine_raises_or_warns(program: str, value: float) -> None:

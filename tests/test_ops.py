@@ -19,7 +19,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import gradcalc
-from gradcalc.ops import CONSTANTS, FUNCTIONS, OPS, Op, op_named
+from gradcalc.ops import CONSTANTS, FUNCTIONS, OPS, Op, extended_value, op_named
 
 SETTINGS = property_settings(150)
 
@@ -197,6 +197,17 @@ EDGE_POINTS: list[tuple[str, tuple[float, ...]]] = [
     ("min", (0.0, 0.0)),
     ("tan", (math.pi / 2,)),
     ("div", (0.0, 1.0)),
+    ("cbrt", (0.0,)),
+    ("cbrt", (-0.0,)),
+    ("hypot", (0.0, 0.0)),
+    ("acosh", (1.0,)),
+    ("log1p", (-1.0 + 2**-53,)),
+    ("atanh", (1.0 - 2**-53,)),
+    ("leaky_relu", (0.0, 0.1)),
+    ("clamp", (1.0, 1.0, 1.0)),
+    ("clamp", (0.0, 1.0, 0.0)),
+    ("softsign", (-0.0,)),
+    ("elu", (-0.0,)),
 ]
 
 
@@ -330,3 +341,178 @@ def test_steps_warn_at_their_jump():
     assert [w.message for w in r.warnings] == [
         "sign is not differentiable at sign(0)",
         "heaviside is not differentiable at heaviside(0, 0.5)"]
+
+
+# --- the newer functions: ln, log1p ... softsign -------------------------------------------------
+
+def test_ln_is_log_under_another_name():
+    """``ln`` is an alias: the same op object (printed ``log``), reachable by name; the
+    registry holds it once, so everything that goes through OPS sees log once."""
+    log = op_named("log")
+    assert FUNCTIONS["ln"] is log
+    assert set(FUNCTIONS) - {op.name for op in OPS} == {"ln"}
+    assert [op.name for op in OPS].count("log") == 1
+    with pytest.raises(KeyError):
+        op_named("ln")  # ops are named once; the alias is a name to call them by
+    r = gradcalc.gradients("OUT = ln(A)*A", at={"A": 2})
+    assert r.gradients == gradcalc.gradients("OUT = log(A)*A", at={"A": 2}).gradients
+    assert gradcalc.gradients("OUT = ln(A)").formulas["A"].text == "1/A"
+    assert [op.name for op in r.dag.ops] == ["input", "log", "mul"]
+
+
+# The numbers below are PyTorch's, checked against torch 2.13 (CPU, float64): the value and
+# the gradient of each operand after backward(). clamp is torch.clamp(x, min=lo, max=hi) with
+# tensor bounds; leaky_relu is torch.nn.functional.leaky_relu(x, slope) (its slope is a number
+# there, so the slope's own derivative, x below 0 and 0 above, is not PyTorch's).
+TORCH_CLAMP = [
+    # (x, lo, hi), value, (d/dx, d/dlo, d/dhi)
+    ((0.0, 0.0, 1.0), 0.0, (1.0, 0.0, 0.0)),  # on the lower bound: x gets it
+    ((1.0, 0.0, 1.0), 1.0, (1.0, 0.0, 0.0)),  # on the upper bound: x gets it
+    ((0.5, 0.0, 1.0), 0.5, (1.0, 0.0, 0.0)),
+    ((-1.0, 0.0, 1.0), 0.0, (0.0, 1.0, 0.0)),
+    ((2.0, 0.0, 1.0), 1.0, (0.0, 0.0, 1.0)),
+    ((1.0, 1.0, 1.0), 1.0, (1.0, 0.0, 0.0)),  # lo = hi = x
+    ((0.0, 1.0, 1.0), 1.0, (0.0, 0.0, 0.0)),  # lo = hi above x: nobody gets anything
+    ((2.0, 1.0, 1.0), 1.0, (0.0, 0.0, 1.0)),  # lo = hi below x: hi gets it
+    ((0.5, 1.0, 0.0), 0.0, (0.0, 0.0, 1.0)),  # lo > hi: hi is the result, wherever x is
+    ((1.0, 1.0, 0.0), 0.0, (0.0, 0.0, 1.0)),
+    ((0.0, 1.0, 0.0), 0.0, (0.0, 0.0, 1.0)),
+    ((2.0, 1.0, 0.0), 0.0, (0.0, 0.0, 1.0)),
+    ((-1.0, 1.0, 0.0), 0.0, (0.0, 0.0, 1.0)),
+    ((3.0, 2.0, 1.0), 1.0, (0.0, 0.0, 1.0)),
+    ((1.5, 2.0, 1.0), 1.0, (0.0, 0.0, 1.0)),
+]
+
+
+@pytest.mark.parametrize(("point", "value", "gradients"), TORCH_CLAMP,
+                         ids=[str(case[0]) for case in TORCH_CLAMP])
+def test_clamp_follows_torch(point, value, gradients):
+    clamp = op_named("clamp")
+    assert clamp.forward(*point) == value
+    assert clamp.partials(*point, value) == gradients
+    x, lo, hi = point
+    assert clamp.kink(*point) == (lo == hi or (lo < hi and x in (lo, hi)))
+    # the same through the whole program, and its formula at the point
+    r = gradcalc.gradients("OUT = clamp(X, L, H)", at=dict(zip("XLH", point, strict=True)))
+    assert (r.value, tuple(r.gradients[n] for n in "XLH")) == (value, gradients)
+    assert [w.kind for w in r.warnings] == (["kink"] if clamp.kink(*point) else [])
+    formulas = gradcalc.gradients("OUT = clamp(X, L, H)").formulas
+    at = dict(zip("XLH", point, strict=True))
+    assert tuple(gradcalc.gradients(formulas[n].text, at=at).value for n in "XLH") == gradients
+
+
+@pytest.mark.parametrize(("x", "slope", "value", "d_x"), [
+    (0.0, 0.01, 0.0, 0.01), (0.0, 0.2, 0.0, 0.2), (0.0, -0.5, -0.0, -0.5),
+    (-0.0, 0.01, -0.0, 0.01), (-0.0, 0.2, -0.0, 0.2), (-0.0, -0.5, 0.0, -0.5),
+    (1.0, 0.01, 1.0, 1.0), (1.0, -0.5, 1.0, 1.0),
+    (-2.0, 0.01, -0.02, 0.01), (-2.0, 0.2, -0.4, 0.2), (-2.0, -0.5, 1.0, -0.5),
+])
+def test_leaky_relu_follows_torch(x, slope, value, d_x):
+    """leaky_relu'(0) is the slope (PyTorch's leaky_relu_backward tests x > 0), checked
+    against torch 2.13; the slope's derivative is x below 0 and 0 from 0 up."""
+    op = op_named("leaky_relu")
+    y = op.forward(x, slope)
+    assert y == value and math.copysign(1.0, y) == math.copysign(1.0, value)
+    assert op.partials(x, slope, y) == (d_x, min(x, 0.0))
+    assert op.kink(x, slope) == (x == 0)
+    assert not op.kink(0.0, 1.0)  # slope 1: the identity, no kink
+    assert "slope" in op.kink_rule
+
+
+# (name, x, value, derivative): checked against torch 2.13 (float64), torch.nn.functional's
+# gelu (approximate="none"), silu, elu (alpha 1) and softsign, and torch.erf, erfc, asinh,
+# acosh, atanh, log1p, expm1. (Far out PyTorch's float64 gelu cancels: gelu(-10) is -0.0
+# there, where x*Phi(x) is -7.6e-23 and erfc gives it: see the extremes below.)
+TORCH_POINTS = [
+    ("gelu", 0.0, 0.0, 0.5), ("gelu", -1.0, -0.15865525393145702, -0.08331547058768635),
+    ("gelu", 1.0, 0.841344746068543, 1.0833154705876864),
+    ("silu", 0.0, 0.0, 0.5), ("silu", -1.0, -0.2689414213699951, 0.07232948812851325),
+    ("silu", 1.0, 0.7310585786300049, 0.9276705118714869),
+    ("elu", 0.0, 0.0, 1.0), ("elu", -0.0, -0.0, 1.0),
+    ("elu", -1.0, -0.6321205588285577, 0.36787944117144233), ("elu", 1.0, 1.0, 1.0),
+    ("softsign", 0.0, 0.0, 1.0), ("softsign", -0.0, -0.0, 1.0), ("softsign", -1.0, -0.5, 0.25),
+    ("softsign", 1.0, 0.5, 0.25),
+    ("erf", 0.0, 0.0, 1.1283791670955126), ("erf", 1.0, 0.8427007929497149, 0.4151074974205947),
+    ("erfc", 0.0, 1.0, -1.1283791670955126),
+    ("erfc", 1.0, 0.15729920705028513, -0.4151074974205947),
+    ("asinh", 0.0, 0.0, 1.0), ("asinh", 1.0, 0.881373587019543, 0.7071067811865475),
+    ("acosh", 1.0, 0.0, math.inf), ("acosh", 2.0, 1.3169578969248166, 0.5773502691896258),
+    ("atanh", 0.0, 0.0, 1.0), ("atanh", 0.5, 0.5493061443340548, 1.3333333333333333),
+    ("log1p", 0.0, 0.0, 1.0), ("log1p", 1.0, 0.6931471805599453, 0.5),
+    ("expm1", 0.0, 0.0, 1.0), ("expm1", 1.0, 1.7182818284590453, 2.7182818284590455),
+]
+
+
+@pytest.mark.parametrize(("name", "x", "value", "derivative"), TORCH_POINTS,
+                         ids=[f"{c[0]}({c[1]})" for c in TORCH_POINTS])
+def test_new_functions_at_torch_points(name, x, value, derivative):
+    op = op_named(name)
+    y = op.forward(x)
+    assert math.isclose(y, value, rel_tol=1e-15, abs_tol=1e-300)
+    assert math.copysign(1.0, y) == math.copysign(1.0, value)
+    (d,) = op.partials(x, y)
+    assert d == derivative or math.isclose(d, derivative, rel_tol=1e-14)
+    assert op.kink is None  # differentiable everywhere (elu and softsign at 0 too)
+
+
+def test_hypot_at_the_origin_is_nan_as_in_torch():
+    """torch.hypot's backward is x/hypot and y/hypot: 0/0 at the origin (torch 2.13: nan,
+    nan); a kink warning names the convention."""
+    hypot = op_named("hypot")
+    assert hypot.forward(0.0, 0.0) == 0.0
+    assert all(math.isnan(d) for d in hypot.partials(0.0, 0.0, 0.0))
+    assert hypot.kink(0.0, -0.0) and not hypot.kink(0.0, 1e-300)
+    assert hypot.partials(3.0, 4.0, 5.0) == (0.6, 0.8)
+    assert hypot.partials(0.0, 1.0, 1.0) == (0.0, 1.0)
+    r = gradcalc.gradients("OUT = hypot(A, B)", at={"A": 0, "B": 0})
+    assert all(math.isnan(g) for g in r.gradients.values())
+    assert [w.kind for w in r.warnings] == ["kink", "nonfinite", "nonfinite"]  # A's, B's
+    assert "hypot'(0, 0) = nan" in r.warnings[0].hint
+
+
+def test_cbrt_is_the_real_cube_root_with_an_infinite_slope_at_zero():
+    cbrt = op_named("cbrt")
+    for x, root in [(27.0, 3.0), (-8.0, -2.0), (0.125, 0.5), (-1e-300, -1e-100), (1e300, 1e100)]:
+        assert math.isclose(cbrt.forward(x), root, rel_tol=4e-16)
+    assert cbrt.forward(8.0) == 2.0 and cbrt.forward(-27.0) == -3.0
+    assert cbrt.forward(-0.0) == 0.0 and math.copysign(1.0, cbrt.forward(-0.0)) == -1.0
+    assert cbrt.partials(0.0, 0.0) == (math.inf,)  # like sqrt'(0)
+    assert cbrt.partials(-8.0, -2.0) == (1 / 12,)
+    assert cbrt.kink(0.0) and not cbrt.kink(1e-300)
+    assert cbrt.kink_rule == "cbrt'(0) = inf"
+    assert cbrt.exact is not None
+    assert cbrt.exact(Fraction(-27, 8)) == Fraction(-3, 2)
+    assert cbrt.exact(10**3000) == 10**1000 and cbrt.exact(10**3000 + 1) is None
+    assert cbrt.exact(2) is None
+
+
+def test_new_functions_are_stable_at_the_extremes():
+    f = {name: op_named(name).forward for name in (
+        "log1p", "expm1", "gelu", "silu", "elu", "softsign", "asinh", "acosh", "hypot",
+        "erfc")}
+    assert f["log1p"](1e-20) == 1e-20 and f["expm1"](1e-20) == 1e-20  # no 1 + x rounding
+    assert f["gelu"](1e308) == 1e308 and f["gelu"](-40.0) == -0.0  # no overflow, no NaN
+    assert -1e-297 < f["gelu"](-37.0) < 0  # erfc keeps the tail: 1 + erf(x) would be 0
+    assert math.isclose(f["gelu"](-10.0), -7.619853024160527e-23, rel_tol=1e-13)  # x*Phi(x)
+    assert f["silu"](-800.0) == -0.0 and f["silu"](800.0) == 800.0
+    assert f["elu"](-800.0) == -1.0
+    assert f["softsign"](1e308) == 1.0 and f["softsign"](-1e308) == -1.0
+    assert f["asinh"](1e308) == math.asinh(1e308) and f["acosh"](1e308) > 709
+    assert f["hypot"](1e308, 1e308) == math.sqrt(2) * 1e308
+    assert 0 < f["erfc"](26.0) < 1e-290
+    with pytest.raises(OverflowError):
+        f["hypot"](1.7e308, 1.7e308)
+    with pytest.raises(OverflowError):
+        op_named("leaky_relu").forward(-1e300, 1e300)
+    with pytest.raises(OverflowError):
+        f["expm1"](710.0)
+    for name, x in [("log1p", -1.0), ("acosh", 0.5), ("atanh", 1.0), ("atanh", -1.0)]:
+        with pytest.raises(ValueError):
+            op_named(name).forward(x)
+    # where the forward rule refuses, IEEE arithmetic's infinity or NaN (as PyTorch's)
+    assert extended_value(op_named("log1p"), -1.0) == -math.inf
+    assert extended_value(op_named("atanh"), 1.0) == math.inf
+    assert extended_value(op_named("atanh"), -1.0) == -math.inf
+    assert math.isnan(extended_value(op_named("acosh"), 0.5))
+    assert extended_value(op_named("leaky_relu"), -1e300, 1e300) == -math.inf
+    assert extended_value(op_named("hypot"), 1.7e308, 1.7e308) == math.inf

@@ -45,6 +45,13 @@ TANH_NETWORK = ("W11 = 0.5; W12 = -0.3; W21 = 0.8; W22 = 0.2; B1 = 0.1; B2 = -0.
 JOG_PROGRAMS = ["I0 = 1.5; I1 = 0.7; N0 = I0; OUT = (I1 - I0) + I1 + I0",
                 "I0 = -1; I1 = 1.5; N0 = (I1 * 0.5 + I0); OUT = (I0 + N0) + I1 + I0"]
 
+# A function of three operands whose operands all go elsewhere too: two ports under one
+# connector (they shared a column and the drawing failed), and one under hung constants.
+THREE_OPERANDS = ["A = 0.5; N0 = (A + A); N1 = (A / 2); OUT = (clamp(A, N0, N1)) + N0 + A",
+                  "A = 0.5; N0 = A + A; N1 = A/2; C = clamp(A, N0, N1); OUT = C + N0 + A + N1",
+                  "A = 0.5; N0 = A + A; OUT = clamp(A, N0, 2) + N0 + A",
+                  "A = 0.5; N0 = A + A; C = clamp(A, N0, 3); OUT = C + N0 + A"]
+
 N, E, S, W = picture.N, picture.E, picture.S, picture.W
 OPPOSITE = {N: S, S: N, E: W, W: E}
 STEP = {N: (-1, 0), S: (1, 0), E: (0, 1), W: (0, -1)}
@@ -730,11 +737,30 @@ def test_checker_catches_broken_drawings() -> None:
 @example(TANH_NETWORK)
 @example(JOG_PROGRAMS[0])
 @example(JOG_PROGRAMS[1])
+@example(THREE_OPERANDS[0])
 def test_random_drawings_connect_every_edge(text: str) -> None:
     dag, output, values, grads = evaluate_or_reject(text)
     for compact in (False, True):
         for unicode in (True, False):
             check_drawing(dag, output, values, grads, compact, Style(unicode))
+
+
+@pytest.mark.parametrize("program", THREE_OPERANDS)
+def test_three_operands_through_ports(program: str) -> None:
+    """Every view of a function of three operands, read back and checked like the random
+    programs' (the full drawing puts its ports every other column: ▲ ▲)."""
+    dag, output, values, grads = evaluated(program)
+    for compact in (False, True):
+        for unicode in (True, False):
+            check_drawing(dag, output, values, grads, compact, Style(unicode))
+    check_tree(program)
+    check_table(program)
+    check_dot(program)
+    check_mermaid(program)
+    full = draw(dag, output, values, grads)
+    assert "(clamp)" in full
+    if "N1" in program:
+        assert " ▲ ▲" in full
 
 
 @property_settings(30)

@@ -15,7 +15,7 @@ from fractions import Fraction
 
 import pytest
 import sympy
-from helpers import DOMAINS, SETTINGS, close, run
+from helpers import DOMAINS, SETTINGS, close, property_settings, run
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from sympy.parsing.sympy_parser import parse_expr
@@ -26,6 +26,7 @@ from gradcalc.algebra import Algebra
 from gradcalc.api import leaf_values
 from gradcalc.derivatives import check_gradients, hessian, jacobian
 from gradcalc.errors import GradcalcError
+from gradcalc.ops import CONSTANTS as NAMED_CONSTANTS
 from gradcalc.ops import FUNCTIONS, OPS, op_named
 from gradcalc.symbolic import symbolic_gradients
 
@@ -284,7 +285,7 @@ def _rule_values(op, point: tuple[float, ...], result_as_symbol: bool) -> list[f
     X = Algebra()
     names = [f"x{i}" for i in range(op.arity)]
     operands = [X.symbol(n) for n in names]
-    values = dict(zip(names, point, strict=True))
+    values = {**NAMED_CONSTANTS, **dict(zip(names, point, strict=True))}  # erf's rule has pi
     if result_as_symbol:  # as for a named value: the rule sees the name's symbol
         y = X.symbol("y")
         values["y"] = op.forward(*point)
@@ -333,6 +334,15 @@ def test_rule_matches_numeric_partials(name, data):
     # base is 0 by PyTorch's convention in the numbers; its formula y*log(x) has no value
     # there: see test_pow_formula_at_a_zero_base.)
     ("pow", (0.0, 2.0), 0), ("pow", (0.0, 3.0), 0),
+    # PyTorch's conventions (tests/test_ops.py): leaky_relu'(0) is the slope; clamp gives x
+    # the gradient on a bound, lo only below lo < hi, hi above hi or where hi < lo
+    ("leaky_relu", (0.0, 0.1), None), ("leaky_relu", (0.0, -0.5), None),
+    ("leaky_relu", (-2.0, 0.2), None), ("clamp", (0.0, 0.0, 1.0), None),
+    ("clamp", (1.0, 0.0, 1.0), None), ("clamp", (1.0, 1.0, 1.0), None),
+    ("clamp", (0.0, 1.0, 1.0), None), ("clamp", (2.0, 1.0, 1.0), None),
+    ("clamp", (1.0, 1.0, 0.0), None), ("clamp", (-1.0, 0.0, 1.0), None),
+    # differentiable, with a rule in two pieces (elu) or through abs (softsign) at 0
+    ("elu", (0.0,), None), ("softsign", (0.0,), None), ("gelu", (0.0,), None),
 ])
 def test_rule_matches_numeric_partials_at_kinks(name, point, which):
     op = op_named(name)
@@ -343,6 +353,72 @@ def test_rule_matches_numeric_partials_at_kinks(name, point, which):
             assert got == numeric, (name, point, as_symbol)
         else:
             assert got[which] == numeric[which], (name, point, as_symbol)
+
+
+# The newer functions' rules against SymPy: each partial as printed, read back by SymPy, is
+# SymPy's derivative of the function's definition (PyTorch's, for the activations), compared
+# at 30 digits where the function is smooth.
+def _sympy_cbrt(x: sympy.Expr) -> sympy.Expr:
+    return sympy.sign(x) * sympy.Abs(x) ** sympy.Rational(1, 3)
+
+
+def _sympy_hypot(a: sympy.Expr, b: sympy.Expr) -> sympy.Expr:
+    return sympy.sqrt(a**2 + b**2)
+
+
+SYMPY_DEFINITIONS = {
+    "log1p": lambda x: sympy.log(1 + x),
+    "expm1": lambda x: sympy.exp(x) - 1,
+    "cbrt": _sympy_cbrt,
+    "hypot": _sympy_hypot,
+    "erf": sympy.erf,
+    "erfc": sympy.erfc,
+    "asinh": sympy.asinh,
+    "acosh": sympy.acosh,
+    "atanh": sympy.atanh,
+    "gelu": lambda x: x * (1 + sympy.erf(x / sympy.sqrt(2))) / 2,
+    "silu": lambda x: x / (1 + sympy.exp(-x)),
+    "elu": lambda x: sympy.Piecewise((x, x > 0), (sympy.exp(x) - 1, True)),
+    "leaky_relu": lambda x, s: sympy.Piecewise((x, x > 0), (s * x, True)),
+    "clamp": lambda x, lo, hi: sympy.Min(sympy.Max(x, lo), hi),
+    "softsign": lambda x: x / (1 + sympy.Abs(x)),
+}
+
+#: What the printed rules call, for SymPy.
+RULE_FUNCTIONS = {
+    "exp": sympy.exp, "log": sympy.log, "sqrt": sympy.sqrt, "abs": sympy.Abs,
+    "erf": sympy.erf, "erfc": sympy.erfc, "min": sympy.Min, "pi": sympy.pi,
+    "sigmoid": lambda x: 1 / (1 + sympy.exp(-x)), "heaviside": sympy.Heaviside,
+    "cbrt": _sympy_cbrt, "hypot": _sympy_hypot,
+}
+
+
+def test_every_new_function_has_a_sympy_definition():
+    new = {"log1p", "expm1", "cbrt", "hypot", "erf", "erfc", "asinh", "acosh", "atanh", "gelu",
+           "silu", "elu", "leaky_relu", "clamp", "softsign"}
+    assert new <= set(DOMAINS) and set(SYMPY_DEFINITIONS) == new
+
+
+@pytest.mark.parametrize("name", sorted(SYMPY_DEFINITIONS))
+@property_settings(15)
+@given(data=st.data())
+def test_new_rules_match_sympy(name, data):
+    op = op_named(name)
+    point = data.draw(DOMAINS[name], label="operands")
+    X = Algebra()
+    names = [f"x{i}" for i in range(op.arity)]
+    operands = [X.symbol(n) for n in names]
+    symbols = sympy.symbols(names, real=True)  # (Abs's derivative: sign)
+    theirs = SYMPY_DEFINITIONS[name](*symbols)
+    at = {s: sympy.Float(repr(v), 30) for s, v in zip(symbols, point, strict=True)}
+    local = {**RULE_FUNCTIONS, **dict(zip(names, symbols, strict=True))}
+    for i, partial in enumerate(op.rule(X, *operands, X.call(name, *operands))):
+        text = X.text(partial)
+        ours = parse_expr(text.replace("^", "**"), local_dict=local)
+        expected = complex(sympy.diff(theirs, symbols[i]).evalf(30, subs=at))
+        got = complex(ours.evalf(30, subs=at))
+        assert abs(got - expected) <= 1e-20 * max(1.0, abs(expected)), (
+            name, point, i, text, got, expected)
 
 
 # =============================================================================================
