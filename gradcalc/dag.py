@@ -129,6 +129,8 @@ class Dag:
     merged: int = 0
     #: what the build noticed and the results should say (names that look alike)
     warnings: list[Diagnostic] = field(default_factory=list)
+    #: the nodes made from the body of a program's function (their span is the call)
+    inlined: set[int] = field(default_factory=set)
 
     def __len__(self) -> int:
         return len(self.ops)
@@ -143,7 +145,9 @@ class Dag:
         return len(self.operand_ids)
 
     def describe(self, node: int) -> str:
-        """A short human name for a node: its name, its constant, or its source text."""
+        """A short human name for a node: its name, its constant, or its source text; a node
+        made from the body of a program's function, whose text is the call, is its operation
+        in that call (``^ in f(A, B)``)."""
         name = self.names[node]
         if name is not None:
             return name
@@ -153,7 +157,7 @@ class Dag:
         if start >= 0 and end - start <= 40:
             text = self.source.text[start:end]
             if "\n" not in text:
-                return text
+                return f"{self.ops[node].label} in {text}" if node in self.inlined else text
         return f"({self.ops[node].label})"
 
     def span(self, node: int) -> Span | None:
@@ -431,16 +435,23 @@ class _Builder:
             op = self._check(node) if kind == CALL else op_named(words[payloads[node]])
             operands = _take_last(results, op.arity)
             start, end = span or (nodes.starts[node], nodes.ends[node])
-            if root_name is not None:
-                results.append(self.dag.append(op, operands, start, end, root_name))
-                continue
-            fresh = len(self.dag)
-            found = self.shared.find_or_add(op, operands, fresh)
-            if found == fresh:
-                self.dag.append(op, operands, start, end)
-            else:
-                self.dag.merged += 1
-            results.append(found)
+            results.append(self._add(op, operands, start, end, root_name, span is not None))
+
+    def _add(self, op: Op, operands: tuple[int, ...], start: int, end: int, name: str | None,
+             from_body: bool) -> int:
+        """A named node of its own, or the unnamed node with ``op`` and ``operands`` (shared
+        when there is one already); ``from_body``: it is made from a function's body."""
+        if name is not None:
+            return self.dag.append(op, operands, start, end, name)
+        fresh = len(self.dag)
+        found = self.shared.find_or_add(op, operands, fresh)
+        if found == fresh:
+            self.dag.append(op, operands, start, end)
+            if from_body:
+                self.dag.inlined.add(fresh)
+        else:
+            self.dag.merged += 1
+        return found
 
     def _count_inlined(self, function: Function, span: tuple[int, int]) -> None:
         self.inlined += function.size

@@ -220,3 +220,13 @@ def test_the_command_line_with_functions() -> None:
 def test_inputs_are_the_statements_names_not_parameters() -> None:
     dag = build(parse("f(x, y) = x*y; OUT = f(A, B)"))
     assert list(dag.inputs) == ["A", "B"] and set(INPUTS) >= set(dag.inputs)
+
+
+def test_nodes_from_a_body_are_described_as_their_operation_in_the_call() -> None:
+    dag = build(parse("f(x, y) = x^2 + y\nOUT = f(A, B)*3"))
+    described = sorted(dag.describe(node) for node in range(len(dag)))
+    assert "^ in f(A, B)" in described and "OUT" in described
+    done = run("f(x, y) = x^2 + y; OUT = f(A, B)*3", "--at", "A=2,B=1", "--explain")
+    assert done.exit_code == 0, done.stderr
+    assert "(^ in f(A, B))  waits for 1: (+ in f(A, B))" in done.stdout
+    assert "(+ in f(A, B))  waits for 1: OUT" in done.stdout
