@@ -15,8 +15,9 @@ import math
 
 import pytest
 from helpers import central_difference, property_settings, run
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
+from test_engine import enumerate_paths, prepared
 from test_oracles import INPUTS, Case, Node, cases, text
 
 import gradcalc
@@ -230,3 +231,48 @@ def test_nodes_from_a_body_are_described_as_their_operation_in_the_call() -> Non
     assert done.exit_code == 0, done.stderr
     assert "(^ in f(A, B))  waits for 1: (+ in f(A, B))" in done.stdout
     assert "(+ in f(A, B))  waits for 1: OUT" in done.stdout
+
+
+@st.composite
+def function_programs(draw: st.DrawFn) -> tuple[str, dict[str, float]]:
+    """Two functions of random bodies (the second calls the first), called on the inputs
+    and on each other's results."""
+    def body(params: list[str], depth: int, calls: str | None) -> str:
+        if depth == 0 or draw(st.integers(0, 3)) == 0:
+            return draw(st.sampled_from([*params, "0.5", "2"]))
+        kind = draw(st.integers(0, 4 if calls else 3))
+        if kind == 4:
+            return f"{calls}({body(params, depth - 1, None)}, {body(params, depth - 1, None)})"
+        if kind == 3:
+            return f"{draw(st.sampled_from(UNARY_FUNCTIONS))}({body(params, depth - 1, calls)})"
+        op = draw(st.sampled_from("+-*"))
+        return f"({body(params, depth - 1, calls)} {op} {body(params, depth - 1, calls)})"
+
+    f = body(["x", "y"], 3, None)
+    g = body(["z"], 3, "f")
+    uses = [draw(st.sampled_from(["f(A, B)", "f(B, A)", "g(A)", "g(C)", "f(g(B), C)",
+                                  "g(f(A, A))", "A"])) for _ in range(3)]
+    program = (f"g(z) = {g}\nf(x, y) = {f}\nT = {uses[0]} * {uses[1]}\n"
+               f"OUT = T + {uses[2]} + T*A")
+    at = {name: draw(st.floats(-1.5, 1.5).map(lambda v: round(v, 2))) for name in "ABC"}
+    return program, at
+
+
+UNARY_FUNCTIONS = ["sin", "cos", "tanh", "sigmoid", "atan"]
+
+
+@property_settings(150)
+@given(function_programs())
+def test_functions_match_path_enumeration(case: tuple[str, dict[str, float]]) -> None:
+    # The independent oracle of test_engine: every path's product of local derivatives,
+    # summed, on the graph the calls were inlined into.
+    program, at = case
+    dag, output, at, vals = prepared(program, at)
+    assume(dag.inputs)
+    result = gradcalc.gradients(dag, at=at)
+    total, _, magnitude = enumerate_paths(dag, vals, output)
+    assert result.value == vals[output]
+    for name, gradient in result.gradients.items():
+        node = dag.named[name]
+        assert math.isclose(gradient, total[node], rel_tol=1e-9,
+                            abs_tol=1e-12 * max(1.0, magnitude[node])), (name, program)
