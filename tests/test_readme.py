@@ -46,15 +46,18 @@ def readme_examples(text: str) -> list[Example]:
                                     output[:-1] if elided else output, elided))
         current, output = None, []
 
+    indent = 0  # a block inside a list item is indented: so are its lines
     for number, line in enumerate(text.splitlines(), 1):
-        if line.startswith("```"):
+        stripped = line.lstrip(" ")
+        if stripped.startswith("```"):
             close()
             in_block = not in_block
-        elif in_block and line.startswith("$ "):
+            indent = len(line) - len(stripped)
+        elif in_block and stripped.startswith("$ "):
             close()
-            current = (number, line[2:])
+            current = (number, stripped[2:])
         elif current is not None:
-            output.append(line)
+            output.append(line[indent:])
     return examples
 
 
