@@ -228,8 +228,10 @@ class StatementShapes:
         if self._statements == WINDOW:
             self.cold = 2 * self._hits < WINDOW
             self._statements = self._hits = 0
+        if end - pos > MAX_PIECE:
+            return None
         piece = text[pos:end]
-        if end - pos > MAX_PIECE or not piece.isascii():
+        if not piece.isascii():
             return None  # (a name beyond ASCII is normalised by the parser: left to it)
         parts = self._slots.split(piece)
         if len(parts) == 1:
