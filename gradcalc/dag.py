@@ -286,7 +286,7 @@ class _Builder:
             if bare:
                 self.bare = name
             self.output = name
-        self.functions = collect(program, self.statements, self.error, self._check)
+        collect(program, self.statements, self.error, self._check, self.functions)
 
     def _name_span(self, name: str) -> Span:
         statement = self.statements[name]

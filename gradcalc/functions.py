@@ -47,10 +47,12 @@ class Function:
 
 
 def collect(program: Program, variables: dict[str, Statement], error: ErrorMaker,
-            check_registry_call: Callable[[int], object]) -> dict[str, Function]:
-    """The program's functions by name, checked: names that clash, parameters, free names in
-    bodies, calls (known function, number of arguments) and recursion."""
-    functions: dict[str, Function] = {}
+            check_registry_call: Callable[[int], object],
+            functions: dict[str, Function]) -> None:
+    """Fill ``functions`` with the program's functions by name, checked: names that clash,
+    parameters, free names in bodies, calls (known function, number of arguments) and
+    recursion. ``functions`` is filled before the bodies are checked, so that
+    ``check_registry_call`` (which raises for an unknown function) can suggest them."""
     nodes = program.nodes
     for statement in program.statements:
         if statement.params is None:
@@ -78,7 +80,6 @@ def collect(program: Program, variables: dict[str, Statement], error: ErrorMaker
         _check_parameters(program, function, functions, error)
         _check_body(program, function, functions, error, check_registry_call)
     _check_recursion(program, functions, error)
-    return functions
 
 
 def _check_parameters(program: Program, function: Function, functions: dict[str, Function],

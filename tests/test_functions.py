@@ -197,6 +197,9 @@ def test_an_unknown_function_suggests_the_programs_own() -> None:
     with pytest.raises(GradcalcError) as caught:
         gradcalc.gradients("square(x) = x*x; OUT = squar(A)", at={"A": 1.0})
     assert caught.value.hint == "did you mean square?"
+    with pytest.raises(GradcalcError) as caught:  # in a body, before the functions are built
+        gradcalc.gradients("f(x) = squar(x) + 1; square(y) = y*y; OUT = f(A)", at={"A": 1.0})
+    assert caught.value.hint == "did you mean square?"
 
 
 def test_expansion_is_bounded() -> None:
