@@ -9,7 +9,7 @@ README's "Limits"), and every walk is a loop.
 
 A :class:`Statement` names the root of its expression. For tools and tests, :meth:`Program.tree`
 gives the same program as a tree of objects (:class:`Num`, :class:`Name`, :class:`Apply`,
-:class:`Assign`, :class:`Output`), and :func:`from_tree` makes a program of such a tree; both
+:class:`Vector`, :class:`Index`, :class:`Assign`, :class:`Output`, :class:`Define`), and :func:`from_tree` makes a program of such a tree; both
 convert with explicit stacks, so a 100,000-deep expression is a normal input.
 """
 
@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 
 from gradcalc.errors import Source, Span
 
-__all__ = ["APPLY", "CALL", "NAME", "NUM", "Apply", "Assign", "Define", "Expr", "Name", "Num",
-           "Output", "Postfix", "Program", "Statement", "from_tree", "walk"]
+__all__ = ["APPLY", "CALL", "INDEX", "NAME", "NUM", "VECTOR", "Apply", "Assign", "Define",
+           "Expr", "Index", "Name", "Num", "Output", "Postfix", "Program", "Statement", "Vector",
+           "from_tree", "walk"]
 
 #: The kinds of node in a :class:`Postfix`.
-NUM, NAME, APPLY, CALL = 0, 1, 2, 3
+NUM, NAME, APPLY, CALL, VECTOR, INDEX = 0, 1, 2, 3, 4, 5
 
 
 @dataclass(slots=True, eq=False, repr=False)
@@ -34,9 +35,11 @@ class Postfix:
     """Expression nodes in postfix order (each after its operands), as parallel arrays.
 
     For node ``i``: ``kinds[i]`` is :data:`NUM`, :data:`NAME`, :data:`APPLY` (an operator; the
-    word is its registry name) or :data:`CALL` (a function call; the word is the name as
-    written). ``payloads[i]`` indexes ``numbers`` for a number and ``words`` otherwise;
-    ``arities[i]`` is the number of operands. ``starts``/``ends`` are the node's source span
+    word is its registry name, or ``matmul`` for ``@``), :data:`CALL` (a function call; the
+    word is the name as written), :data:`VECTOR` (a literal ``[a, b]``, its elements the
+    operands) or :data:`INDEX` (``V[2]``: one operand, the payload is the index itself, and
+    the mark is the index as written). ``payloads[i]`` indexes ``numbers`` for a number and
+    ``words`` for names, operators and calls; ``arities[i]`` is the number of operands. ``starts``/``ends`` are the node's source span
     (parentheses around it included) and ``marks``/``mark_ends`` the span of its operator
     symbol, of a call's function name, or of a number's literal without the sign folded into it.
     Offsets fit in 32 bits: a program is at most 1 GiB (``parse.PROGRAM_CEILING``).
@@ -149,6 +152,13 @@ class Program:
                 made.append(Num(nodes.numbers[payload], nodes.number_text(node, text), span))
             elif kind == NAME:
                 made.append(Name(nodes.words[payload], span))
+            elif kind == INDEX:
+                made.append(Index(made.pop(), payload, span, self.mark(node)))
+            elif kind == VECTOR:
+                count = nodes.arities[node]
+                elements = made[len(made) - count:]
+                del made[len(made) - count:]
+                made.append(Vector(elements, span))
             else:
                 count = nodes.arities[node]
                 operands = made[len(made) - count:]
@@ -208,7 +218,37 @@ class Apply:
     call: bool = False
 
 
-Expr = Num | Name | Apply
+@dataclass(slots=True, eq=False, repr=False)
+class Vector:
+    """A literal ``[a, b, c]``; a matrix is a vector of vectors of one length."""
+
+    elements: list[Expr]
+    span: Span
+
+
+@dataclass(slots=True, eq=False, repr=False)
+class Index:
+    """An element (or a row) of a vector or matrix: ``target[index]``, 0-based, negative
+    indices counting from the end; ``index_span`` locates the index as written."""
+
+    target: Expr
+    index: int
+    span: Span
+    index_span: Span
+
+
+Expr = Num | Name | Apply | Vector | Index
+
+
+def _children(node: Expr) -> list[Expr]:
+    kind = type(node)
+    if kind is Apply:
+        return node.args  # type: ignore[union-attr]
+    if kind is Vector:
+        return node.elements  # type: ignore[union-attr]
+    if kind is Index:
+        return [node.target]  # type: ignore[union-attr]
+    return []
 
 
 @dataclass(slots=True, eq=False, repr=False)
@@ -247,8 +287,7 @@ def walk(expr: Expr) -> Iterator[Expr]:
     while stack:
         node = pop()
         yield node
-        if type(node) is Apply:
-            push(reversed(node.args))
+        push(reversed(_children(node)))
 
 
 def from_tree(statements: list[Assign | Output | Define], source: Source | None = None
@@ -267,8 +306,7 @@ def from_tree(statements: list[Assign | Output | Define], source: Source | None 
         while stack:
             node = stack.pop()
             order.append(node)
-            if type(node) is Apply:
-                stack.extend(node.args)
+            stack.extend(_children(node))
         for node in reversed(order):
             span = node.span
             if type(node) is Num:
@@ -279,6 +317,12 @@ def from_tree(statements: list[Assign | Output | Define], source: Source | None 
             elif type(node) is Name:
                 nodes.add(NAME, nodes.word(node.id), 0, span.start, span.end, span.start,
                           span.start)
+            elif type(node) is Vector:
+                nodes.add(VECTOR, 0, len(node.elements), span.start, span.end, span.start,
+                          span.start + 1)
+            elif type(node) is Index:
+                nodes.add(INDEX, node.index, 1, span.start, span.end, node.index_span.start,
+                          node.index_span.end)
             else:
                 assert type(node) is Apply
                 nodes.add(CALL if node.call else APPLY, nodes.word(node.op), len(node.args),

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
-from gradcalc.ast import CALL, NAME, NUM, Program, Statement
+from gradcalc import tensor
+from gradcalc.ast import APPLY, CALL, INDEX, NAME, NUM, VECTOR, Program, Statement
 from gradcalc.confusable import lookalikes
 from gradcalc.errors import (
     ArityError,
@@ -27,6 +28,7 @@ from gradcalc.errors import (
     Diagnostic,
     LimitError,
     NameResolutionError,
+    ShapeError,
     Source,
     Span,
     closest,
@@ -37,6 +39,7 @@ from gradcalc.gcpause import paused_gc
 from gradcalc.names import fresh
 from gradcalc.ops import CONST, CONSTANTS, FUNCTIONS, IDENTITY, INPUT, Op, op_named
 from gradcalc.order import dependency_order
+from gradcalc.tensor import ARRAY_FUNCTIONS, ArrayFunction, Mismatch, Tensor, Value
 
 __all__ = ["Dag", "build"]
 
@@ -131,6 +134,9 @@ class Dag:
     warnings: list[Diagnostic] = field(default_factory=list)
     #: the nodes made from the body of a program's function (their span is the call)
     inlined: set[int] = field(default_factory=set)
+    #: the program's vectors and matrices by name (their elements are in ``named`` as
+    #: ``W[0]``, ``M[1][2]``; those set to numbers are in ``inputs``)
+    tensors: dict[str, Tensor] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.ops)
@@ -190,24 +196,31 @@ class Dag:
         return node
 
 
-def build(program: Program) -> Dag:
+def build(program: Program, shapes: Mapping[str, tuple[int, ...]] | None = None) -> Dag:
     """Turn a parsed program into a :class:`Dag`.
 
     Checks names (assigned once; not a constant or a function), function names and argument
-    counts, and that no name depends on itself. Statements may appear in any order; the graph
-    follows their dependencies.
+    counts, shapes of vectors and matrices, and that no name depends on itself. Statements may
+    appear in any order; the graph follows their dependencies. ``shapes`` gives inputs the
+    program does not assign a shape (``{"X": (3,)}``: X is a vector of 3 inputs).
     """
     with paused_gc():
-        return _Builder(program).run()
+        return _Builder(program, shapes or {}).run()
 
 
 class _OutOfOrder(Exception):
     """A name was used before its statement: build again in dependency order."""
 
 
+#: Words that make a program one of arrays (see ``_Builder.arrays``); ``max`` and ``min`` of
+#: one argument are array functions too, but a scalar program may use the binary ones.
+_ARRAY_WORDS = frozenset(["matmul", *ARRAY_FUNCTIONS]) - set(FUNCTIONS)
+
+
 class _Builder:
-    def __init__(self, program: Program) -> None:
+    def __init__(self, program: Program, shapes: Mapping[str, tuple[int, ...]]) -> None:
         self.program = program
+        self.shapes = shapes
         self.nodes = program.nodes
         self.source = program.source
         self.dag = Dag(source=program.source)
@@ -219,6 +232,11 @@ class _Builder:
         self.functions: dict[str, Function] = {}  # the program's own functions
         self.calls: dict[tuple[str, tuple[int, ...]], int] = {}  # (function, operands) -> node
         self.inlined = 0  # nodes of function bodies expanded so far
+        kinds = program.nodes.kinds
+        # vectors or matrices may occur: expressions take the general path (_expr_inlining)
+        self.arrays = bool(shapes) or VECTOR in kinds or INDEX in kinds \
+            or not _ARRAY_WORDS.isdisjoint(program.nodes.words)
+        self.literal: set[int] = set()  # the numbers of a literal a statement assigns
 
     def error(self, cls: type[Exception], message: str, span: Span, hint: str | None = None
               ) -> Exception:
@@ -253,8 +271,16 @@ class _Builder:
         used = bytearray(len(dag))
         for operand in dag.operand_ids:
             used[operand] = 1
-        return [name for name in self.statements
-                if name not in dag.inputs and not used[dag.named[name]]]
+        out = []
+        for name in self.statements:
+            found = dag.tensors.get(name)
+            if found is None:
+                if name not in dag.inputs and not used[dag.named[name]]:
+                    out.append(name)
+            elif not any(used[i] for i in found.ids) \
+                    and not all(dag.ops[i] is INPUT for i in found.ids):
+                out.append(name)
+        return out
 
     # --- names and order -----------------------------------------------------------------
 
@@ -271,7 +297,7 @@ class _Builder:
                 bare = False
             name = statement.name
             assert name is not None
-            if name in CONSTANTS or name in FUNCTIONS:
+            if name in CONSTANTS or name in FUNCTIONS or name in ARRAY_FUNCTIONS:
                 what = "the constant " + name if name in CONSTANTS else f"{name}: it is a function"
                 raise self.error(NameResolutionError, f"cannot assign to {what}",
                                  program.name_span(statement), hint="choose another name")
@@ -286,7 +312,7 @@ class _Builder:
             if bare:
                 self.bare = name
             self.output = name
-        collect(program, self.statements, self.error, self._check, self.functions)
+        collect(program, self.statements, self.error, self._check_call, self.functions)
 
     def _name_span(self, name: str) -> Span:
         statement = self.statements[name]
@@ -323,20 +349,78 @@ class _Builder:
         assert name is not None
         kind = self.nodes.kinds[root]
         name_span = self._name_span(name)
+        dag.name_spans[name] = name_span
         if kind == NUM:
             dag.add(INPUT, (), name_span, name, self.nodes.numbers[self.nodes.payloads[root]])
             dag.inputs[name] = len(dag) - 1
-        elif kind == NAME:  # `C = B` or `C = pi`: C is a node of its own
-            dag.add(IDENTITY, (self._expr(root),), self.program.span(root), name)
+            return
+        mark = len(dag)
+        if kind == NAME:  # `C = B` or `C = pi`: C is a node (or an array) of its own
+            value = self._expr(root)
         else:
-            self._expr(root, name)
-        dag.name_spans[name] = name_span
+            if kind == VECTOR:  # its numbers are inputs, as in `A = 2`
+                self.literal = self._literal_numbers(root)
+            value = self._expr(root, name)
+            self.literal = set()
+        if type(value) is not int or dag.names[value] != name:
+            self._bind(name, value, mark, self.program.span(root), name_span)
 
-    def _expr(self, root: int, name: str | None = None) -> int:
+    def _literal_numbers(self, root: int) -> set[int]:
+        """The numbers written as elements of the literal ``root``, or of its rows."""
+        nodes = self.nodes
+        found: set[int] = set()
+        pending, depth = [root], 0
+        while pending and depth < tensor.MAX_RANK:
+            rows: list[int] = []
+            for literal in pending:
+                end = literal - 1
+                for _ in range(nodes.arities[literal]):
+                    kind = nodes.kinds[end]
+                    if kind == NUM:
+                        found.add(end)
+                    elif kind == VECTOR:
+                        rows.append(end)
+                    end = nodes.first(end) - 1
+            pending, depth = rows, depth + 1
+        return found
+
+    def _bind(self, name: str, value: Value, mark: int, span: Span, name_span: Span) -> None:
+        """Give ``name`` to ``value``, made by the statement whose nodes start at ``mark``: a
+        node made there that nothing else uses takes the name (an input if it is a literal's
+        number); any other gets a node of its own (an identity), as every name has."""
+        dag = self.dag
+        used = set(dag.operand_ids[dag.operand_starts[mark]:])
+        ops, names = dag.ops, dag.names
+
+        def claim(node: int, element: str) -> int:
+            op = ops[node]
+            if node >= mark and names[node] is None and node not in used and op is not CONST:
+                used.add(node)  # (an element twice in one array gets a second node)
+                names[node] = element
+                dag.named[element] = node
+                if op is INPUT:
+                    dag.inputs[element] = node
+                found = dag.span(node)
+                dag.name_spans[element] = found if found is not None else name_span
+                return node
+            dag.name_spans[element] = name_span
+            return dag.add(IDENTITY, (node,), span, element)
+
+        if type(value) is int:
+            claim(value, name)
+            dag.name_spans[name] = name_span
+            return
+        assert isinstance(value, Tensor)
+        elements = tensor.element_names(name, value.shape)
+        dag.tensors[name] = Tensor(value.shape, tuple(
+            claim(node, element) for node, element in zip(value.ids, elements, strict=True)))
+
+    def _expr(self, root: int, name: str | None = None) -> Any:
         """Add the expression ending at node ``root`` to the graph, sharing identical unnamed
-        sub-expressions; return its id. With ``name``, the root is that name's own node:
-        never shared, never merged."""
-        if self.functions:
+        sub-expressions; return its id (a :class:`~gradcalc.tensor.Tensor` of ids for an
+        array). With ``name``, a scalar root is that name's own node: never shared, never
+        merged."""
+        if self.functions or self.arrays:
             return self._expr_inlining(root, name)
         nodes = self.nodes
         kinds, payloads, starts, ends = nodes.kinds, nodes.payloads, nodes.starts, nodes.ends
@@ -357,6 +441,8 @@ class _Builder:
                 push(self._constant(node, numbers[payloads[node]]))
                 continue
             op = self._check(node) if kind == CALL else op_named(words[payloads[node]])
+            if op.__class__ is not Op:  # an array function, and no arrays: wrong, somehow
+                raise self._shape_error(node, op.expand, None, _take_last(results, op.arity))
             if op.arity == 2:
                 second = take()
                 operands: tuple[int, ...] = (take(), second)
@@ -381,16 +467,18 @@ class _Builder:
             return results[0]
         kind = kinds[root]
         op = self._check(root) if kind == CALL else op_named(words[payloads[root]])
+        if op.__class__ is not Op:
+            raise self._shape_error(root, op.expand, None, tuple(results))
         return dag.append(op, tuple(results), starts[root], ends[root], name)
 
-    def _expr_inlining(self, root: int, name: str | None = None) -> int:
-        """:meth:`_expr` for a program with functions of its own: each call's body is added
-        with its parameters bound to the call's operands (one frame per call being expanded,
-        on an explicit stack). A body's nodes take the span of the call written in the
+    def _expr_inlining(self, root: int, name: str | None = None) -> Value:
+        """:meth:`_expr` for a program with functions of its own or arrays: each call's body
+        is added with its parameters bound to the call's operands (one frame per call being
+        expanded, on an explicit stack), and array operations are expanded into scalar nodes
+        (:mod:`gradcalc.tensor`). A body's nodes take the span of the call written in the
         statement; a call already expanded with the same operands is that same node."""
         nodes = self.nodes
         kinds, payloads, words = nodes.kinds, nodes.payloads, nodes.words
-        top = (nodes.starts[root], nodes.ends[root])
         # a frame: [next node, last node, parameters, results, span, name, key of the call]
         frames: list[list[Any]] = [[nodes.first(root), root, None, [], None, name, None]]
         while True:
@@ -401,11 +489,8 @@ class _Builder:
                 result = results[0]
                 if key is not None:
                     self.calls[key] = result
-                if named is not None and self.dag.names[result] != named:
-                    # the body is a parameter or a constant: the name needs a node of its own
-                    result = self.dag.append(IDENTITY, (result,), *top, named)
                 if not frames:
-                    return result
+                    return result  # type: ignore[no-any-return]
                 frames[-1][3].append(result)
                 continue
             frame[0] = node + 1
@@ -415,7 +500,8 @@ class _Builder:
                 results.append(params[word] if params and word in params else self._name(node))
                 continue
             if kind == NUM:
-                results.append(self._constant(node, nodes.numbers[payloads[node]]))
+                results.append(self._literal_input(node) if node in self.literal
+                               else self._constant(node, nodes.numbers[payloads[node]]))
                 continue
             root_name = named if node == last else None
             function = self.functions.get(words[payloads[node]]) if kind == CALL else None
@@ -423,19 +509,83 @@ class _Builder:
                 check_arity(self.program, node, function, self.error)
                 operands = _take_last(results, len(function.params))
                 found = None if root_name else self.calls.get((function.name, operands))
-                if found is not None:
+                if found is not None and self._unnamed(found):
                     results.append(found)
                     continue
-                self._count_inlined(function, top)
+                self._count_inlined(function, (nodes.starts[node], nodes.ends[node])
+                                    if span is None else span)
                 frames.append([function.first, function.root,
                                dict(zip(function.params, operands, strict=True)), [],
                                span or (nodes.starts[node], nodes.ends[node]), root_name,
                                None if root_name else (function.name, operands)])
                 continue
-            op = self._check(node) if kind == CALL else op_named(words[payloads[node]])
-            operands = _take_last(results, op.arity)
-            start, end = span or (nodes.starts[node], nodes.ends[node])
-            results.append(self._add(op, operands, start, end, root_name, span is not None))
+            results.append(self._operation(node, kind, results, span, root_name))
+
+    def _operation(self, node: int, kind: int, results: list[Any],
+                   span: tuple[int, int] | None, name: str | None) -> Value:
+        """The value of operator, call, literal or index ``node``, its operands taken from
+        the end of ``results``; ``span``: it is in a function's body, called there."""
+        nodes = self.nodes
+        start, end = span or (nodes.starts[node], nodes.ends[node])
+        if kind == INDEX:
+            return self._arrays(node, span, tensor.index, results.pop(), nodes.payloads[node])
+        operands = _take_last(results, nodes.arities[node])
+        if kind == VECTOR:
+            return self._arrays(node, span, tensor.stack, operands)
+        word = nodes.words[nodes.payloads[node]]
+        maker = _Maker(self, start, end, span is not None)
+        if kind == APPLY and word == "matmul":
+            return self._arrays(node, span, tensor.matmul, *operands, maker)
+        op = self._check_call(node) if kind == CALL else op_named(word)
+        if type(op) is ArrayFunction:
+            return self._arrays(node, span, op.expand, maker, *operands)
+        assert isinstance(op, Op)
+        if all(type(operand) is int for operand in operands):
+            return self._add(op, operands, start, end, name, span is not None)
+        return self._arrays(node, span, tensor.elementwise, op, operands, maker)
+
+    def _arrays(self, node: int, span: tuple[int, int] | None, operation: Callable[..., Value],
+                *arguments: Any) -> Value:
+        """``operation(*arguments)``, its shape errors positioned at ``node`` (in a function's
+        body: at the call, ``span``)."""
+        try:
+            return operation(*arguments)
+        except Mismatch as exc:
+            raise self._positioned(node, span, exc) from None
+
+    def _shape_error(self, node: int, operation: Callable[..., Value],
+                     span: tuple[int, int] | None, operands: tuple[Any, ...]) -> Exception:
+        try:
+            operation(_Maker(self, -1, -1, False), *operands)
+        except Mismatch as exc:
+            return self._positioned(node, span, exc)
+        raise AssertionError("an array function took numbers")  # pragma: no cover
+
+    def _positioned(self, node: int, span: tuple[int, int] | None, exc: Mismatch
+                    ) -> Exception:
+        nodes, program = self.nodes, self.program
+        if span is not None:
+            where = self.source.span_at(*span)
+        elif nodes.kinds[node] == INDEX:
+            where = program.mark(node)
+        elif exc.operand is not None:
+            where = program.span(_operand_roots(nodes, node)[exc.operand])
+        else:
+            where = program.span(node)
+        return self.error(ShapeError, exc.message, where, exc.hint)
+
+    def _unnamed(self, value: Value) -> bool:
+        """No part of ``value`` was given a name since it was made (a call's result may be
+        reused only then: a name's node is never shared)."""
+        names = self.dag.names
+        if type(value) is int:
+            return names[value] is None
+        return all(names[i] is None for i in value.ids)  # type: ignore[union-attr]
+
+    def _literal_input(self, node: int) -> int:
+        """A number of the literal a statement assigns: an input (named by ``_bind``)."""
+        return self.dag.add(INPUT, (), self.program.span(node),
+                            value=self.nodes.numbers[self.nodes.payloads[node]])
 
     def _add(self, op: Op, operands: tuple[int, ...], start: int, end: int, name: str | None,
              from_body: bool) -> int:
@@ -472,6 +622,15 @@ class _Builder:
                                       else self.nodes.number_text(node, self.source.text))
         return found
 
+    def made_constant(self, value: float, start: int, end: int) -> int:
+        """A constant an array operation needs (``mean``'s count), written at ``start``."""
+        key = (value, math.copysign(1.0, value))
+        found = self.constants.get(key)
+        if found is None:
+            found = self.constants[key] = self.dag.append(CONST, (), start, end, value=value)
+            self.dag.labels[found] = str(int(value)) if value.is_integer() else repr(value)
+        return found
+
     def _name(self, node: int) -> int:
         name, dag = self.nodes.words[self.nodes.payloads[node]], self.dag
         found = dag.named.get(name)
@@ -479,29 +638,52 @@ class _Builder:
             return found
         if name in CONSTANTS:
             return self._constant(node, CONSTANTS[name], name)
-        if name in FUNCTIONS or name in self.functions:
+        found_array = dag.tensors.get(name)
+        if found_array is not None:
+            return found_array  # type: ignore[return-value]
+        if name in FUNCTIONS or name in self.functions or name in ARRAY_FUNCTIONS:
             raise self.error(NameResolutionError, f"{name} is a function, not a value",
                              self.program.span(node), hint=f"call it with an argument: {name}(...)")
         if name in self.statements:
             raise _OutOfOrder
         span = self.program.span(node)
+        shape = self.shapes.get(name)
+        if shape:  # an input given as an array (--at 'X=[1, 2]')
+            dag.name_spans[name] = span
+            made = []
+            for element in tensor.element_names(name, shape):
+                dag.name_spans[element] = span
+                dag.inputs[element] = dag.add(INPUT, (), span, element)
+                made.append(dag.inputs[element])
+            dag.tensors[name] = Tensor(shape, tuple(made))
+            return dag.tensors[name]  # type: ignore[return-value]
         dag.name_spans[name] = span
         dag.inputs[name] = dag.add(INPUT, (), span, name)
         return dag.inputs[name]
 
-    def _check(self, node: int) -> Op:
-        """The registry function a call names, checked (name and number of arguments)."""
+    def _check(self, node: int) -> Any:
+        """The registry function (or array function) a call names, checked (name and number
+        of arguments)."""
+        return self._check_call(node)
+
+    def _check_call(self, node: int) -> Op | ArrayFunction:
         nodes = self.nodes
         name, count = nodes.words[nodes.payloads[node]], nodes.arities[node]
         op = FUNCTIONS.get(name)
-        if op is None:
+        array = ARRAY_FUNCTIONS.get(name)
+        if array is not None and (op is None or count == array.arity):
+            callee: Op | ArrayFunction = array
+        elif op is None:
             raise self._unknown_function(name, node)
-        if count != op.arity:
-            params = ", ".join("xyzw"[: op.arity])
-            takes = f"{op.arity} argument" + ("s" if op.arity != 1 else "")
-            raise self.error(ArityError, f"{name} takes {takes}, got {count}",
+        else:
+            callee = op
+        if count != callee.arity:
+            params = ", ".join("xyzw"[: callee.arity])
+            takes = f"{callee.arity} argument" + ("s" if callee.arity != 1 else "")
+            also = f" (or 1 array)" if op is not None and array is not None else ""
+            raise self.error(ArityError, f"{name} takes {takes}{also}, got {count}",
                              self.program.span(node), hint=f"write {name}({params})")
-        return op
+        return callee
 
     def _unknown_function(self, name: str, node: int) -> Exception:
         span = self.program.mark(node)
@@ -509,7 +691,7 @@ class _Builder:
             kind = "a constant" if name in CONSTANTS else "a variable"
             return self.error(NameResolutionError, f"{name} is {kind}, not a function",
                               span, hint=f"to multiply, write {name}*(...)")
-        known = [*FUNCTIONS, *self.functions]
+        known = list(dict.fromkeys([*FUNCTIONS, *ARRAY_FUNCTIONS, *self.functions]))
         close = closest(name, known)
         hint = (f"did you mean {close}?" if close
                 else "known functions: " + ", ".join(sorted(known)))
@@ -525,10 +707,11 @@ class _Shared:
     tuples took about 130 (a 10 MiB program has millions of nodes). Probing follows CPython's
     dict (``index*5 + 1 + perturb``), which stays short where linear probing clusters."""
 
-    __slots__ = ("count", "ids", "mask", "ops", "slots", "starts")
+    __slots__ = ("count", "ids", "mask", "names", "ops", "slots", "starts")
 
     def __init__(self, dag: Dag) -> None:
         self.ops, self.starts, self.ids = dag.ops, dag.operand_starts, dag.operand_ids
+        self.names = dag.names
         self.slots = array("i", [-1]) * 64
         self.mask = 63
         self.count = 0
@@ -545,7 +728,9 @@ class _Shared:
         while found >= 0:
             if self.ops[found] is op:
                 start = self.starts[found]
-                if tuple(self.ids[start : start + len(operands)]) == operands:
+                # (a node an array statement named after it was entered is no longer shared)
+                if tuple(self.ids[start : start + len(operands)]) == operands \
+                        and self.names[found] is None:
                     return found
             perturb >>= 5
             index = (index * 5 + perturb + 1) & mask
@@ -576,7 +761,32 @@ _HASH_BITS = (1 << 64) - 1
 _QUADRUPLE_BELOW = 1 << 20
 
 
-def _take_last(results: list[int], count: int) -> tuple[int, ...]:
+class _Maker:
+    """The builder as :class:`gradcalc.tensor.Nodes`: unnamed scalar nodes and constants,
+    written where the array operation being expanded is."""
+
+    __slots__ = ("builder", "end", "from_body", "start")
+
+    def __init__(self, builder: _Builder, start: int, end: int, from_body: bool) -> None:
+        self.builder, self.start, self.end, self.from_body = builder, start, end, from_body
+
+    def scalar(self, op: Op, operands: tuple[int, ...]) -> int:
+        return self.builder._add(op, operands, self.start, self.end, None, self.from_body)
+
+    def constant(self, value: float) -> int:
+        return self.builder.made_constant(value, self.start, self.end)
+
+
+def _operand_roots(nodes: Any, node: int) -> list[int]:
+    """The root nodes of ``node``'s operands, in order."""
+    roots, end = [], node - 1
+    for _ in range(nodes.arities[node]):
+        roots.append(end)
+        end = nodes.first(end) - 1
+    return roots[::-1]
+
+
+def _take_last(results: list[Any], count: int) -> tuple[Any, ...]:
     """Remove the last ``count`` ids from the stack ``results``; return them in order."""
     operands = tuple(results[-count:])
     del results[-count:]

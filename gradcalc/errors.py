@@ -22,6 +22,7 @@ __all__ = [
     "EvaluationError",
     "GradcalcError",
     "InputError",
+    "ShapeError",
     "LimitError",
     "NameResolutionError",
     "ParseError",
@@ -271,6 +272,13 @@ class ArityError(GradcalcError):
     """A function is called with the wrong number of arguments."""
 
     kind = "arity"
+
+
+class ShapeError(GradcalcError):
+    """Vectors or matrices of shapes an operation cannot combine (``[1, 2] + [1, 2, 3]``),
+    an index out of range, or an array where a number must be."""
+
+    kind = "shape"
 
 
 class InputError(GradcalcError):

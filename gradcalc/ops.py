@@ -386,6 +386,29 @@ _define(Op(
     smooth=(((-30, 30),),)))
 
 
+def _logaddexp(a: float, b: float) -> float:
+    if math.isnan(a) or math.isnan(b):
+        return nan
+    high = a if a >= b else b
+    if math.isinf(high):
+        return high  # inf with anything, or both -inf
+    return high + math.log1p(math.exp(-abs(a - b)))
+
+
+def _logaddexp_partials(a: float, b: float, y: float) -> tuple[float, float]:
+    gap = a - b
+    if math.isnan(gap):
+        return (nan, nan)
+    return (_sigmoid(gap), _sigmoid(-gap))
+
+
+# log(exp(a) + exp(b)) without overflow: logsumexp and softmax over a vector are made of it.
+_define(Op(
+    "logaddexp", 2, _logaddexp, _logaddexp_partials,
+    rule=lambda X, a, b, y: (X.call("sigmoid", X.sub(a, b)), X.call("sigmoid", X.sub(b, a))),
+    smooth=(((-30, 30), (-30, 30)),)))
+
+
 def _max_partials(a: float, b: float, y: float) -> tuple[float, float]:
     if a > b:
         return (1.0, 0.0)

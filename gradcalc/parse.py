@@ -30,7 +30,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gradcalc.ast import APPLY, CALL, NAME, NUM, Postfix, Program, Statement
+from gradcalc.ast import APPLY, CALL, INDEX, NAME, NUM, VECTOR, Postfix, Program, Statement
 from gradcalc.errors import GradcalcError, LimitError, ParseError, Source, Span
 from gradcalc.gcpause import paused_gc
 from gradcalc.replay import StatementShapes
@@ -259,6 +259,7 @@ class _ToPostfix:
     mul = _binary("mul")
     div = _binary("div")
     pow = _binary("pow")
+    matmul = _binary("matmul")
 
     def number(self, children: list[Token]) -> int:
         (token,) = children
@@ -303,6 +304,41 @@ class _ToPostfix:
         name, _, count, right = children
         return self.nodes.add(CALL, self.nodes.word(_identifier(name)), count, name[2],
                               right[3], name[2], name[3])
+
+    def vector(self, children: list[Any]) -> int:
+        left, count, right = children
+        return self.nodes.add(VECTOR, 0, count, left[2], right[3], left[2], left[3])
+
+    def index(self, children: list[Any]) -> int:
+        """``target[i, j]``: the indices, parsed as expressions, must be whole numbers written
+        as literals; their NUM nodes (the last ones written) become the payloads of INDEX
+        nodes, one per index (``M[0, 1]`` is ``M[0][1]``)."""
+        target, _, count, right = children
+        nodes = self.nodes
+        found: list[tuple[int, int, int]] = []  # (index, start, end), last first
+        end = len(nodes) - 1
+        for _ in range(count):
+            start = nodes.first(end)
+            value = nodes.numbers[nodes.payloads[end]] if nodes.kinds[end] == NUM else None
+            if start != end or value is None or not value.is_integer() \
+                    or abs(value) > INDEX_LIMIT:
+                raise ParseError(
+                    "an index must be a whole number" if value is None
+                    or not value.is_integer() else f"the index {value:.0f} is too large",
+                    self.source.span_at(nodes.starts[start], nodes.ends[end]),
+                    hint="write the element's position as a number: V[0] is the first, "
+                    "V[-1] the last, M[0, 1] a matrix's element")
+            found.append((int(value), nodes.starts[end], nodes.ends[end]))
+            end = start - 1
+        del nodes.numbers[len(nodes.numbers) - count:]
+        for column in (nodes.payloads, nodes.arities, nodes.starts, nodes.ends, nodes.marks,
+                       nodes.mark_ends):
+            del column[len(column) - count:]
+        del nodes.kinds[len(nodes.kinds) - count:]
+        node = target
+        for value, start, stop in reversed(found):
+            node = nodes.add(INDEX, value, 1, nodes.starts[target], right[3], start, stop)
+        return node
 
     def assign(self, children: list[Any]) -> Statement:
         name, _, root = children
@@ -692,6 +728,9 @@ def _next_statement(text: str, end: int) -> int:
 #: grows linearly with the size of a program (measured in the README, "Limits"); the bound keeps
 #: a program from taking the machine's memory by accident, and ``max_size`` raises it.
 PROGRAM_LIMIT = 1 << 20
+#: The largest index ``V[i]`` may write (an index beyond any vector's length is refused
+#: when the graph is built; this only keeps it a machine integer).
+INDEX_LIMIT = 1 << 30
 #: Programs of at least this many characters replay the statements of a shape already seen
 #: (:func:`_run_shaped`); below it, the keys cost more than they save.
 SHAPED_FROM = 1 << 12
@@ -770,7 +809,7 @@ _PHRASES = {
     "$END": "the end of the program",
 }
 #: The operators as hints list them, by their ASCII spellings.
-_OPERATOR_SPELLINGS = "+-*/^"
+_OPERATOR_SPELLINGS = "+-*/^@"
 
 
 class _Vocabulary:
@@ -787,8 +826,9 @@ class _Vocabulary:
         for spelling in _grammar_terminals()[1]:
             self.spellings.setdefault(named(spelling), spelling)
         self.lpar, self.rpar, self.equal = named("("), named(")"), named("=")
+        self.rbrack = named("]")
         self.operators = {named(spelling) for spelling in _OPERATOR_SPELLINGS}
-        self.operand_starts = {"NUMBER", "NAME", self.lpar}
+        self.operand_starts = {"NUMBER", "NAME", self.lpar, named("[")}
 
     def describe(self, terminal: str) -> str | None:
         """How a message names ``terminal`` ("a number", "'('"), None if it cannot."""
@@ -811,22 +851,23 @@ def _describe(token: Token) -> str:
     return f"'{text}'"
 
 
-def _unclosed_paren(text: str, upto: int) -> int | None:
-    """Offset of the last '(' before ``upto`` that is not closed, ignoring comments."""
-    open_parens: list[int] = []
+def _unclosed_paren(text: str, upto: int) -> tuple[int, str] | None:
+    """Offset and character of the last '(' or '[' before ``upto`` that is not closed,
+    ignoring comments."""
+    open_brackets: list[tuple[int, str]] = []
     in_comment = False
     for i, ch in enumerate(text[:upto]):
         if in_comment:
             in_comment = ch != "\n"
         elif ch == "#":
             in_comment = True
-        elif ch == "(":
-            open_parens.append(i)
-        elif ch == ")" and open_parens:
-            open_parens.pop()
+        elif ch in "([":
+            open_brackets.append((i, ch))
+        elif ch in ")]" and open_brackets:
+            open_brackets.pop()
         elif ch in ";\n":
-            open_parens.clear()
-    return open_parens[-1] if open_parens else None
+            open_brackets.clear()
+    return open_brackets[-1] if open_brackets else None
 
 
 def _syntax_error(exc: _Unexpected, source: Source) -> ParseError:
@@ -854,7 +895,8 @@ def _bad_character(pos: int, source: Source) -> ParseError:
     if char == "=" and pos > 0 and text[pos - 1] == "=":
         hint = "gradcalc has no comparisons; '=' assigns a name"
     elif char == ",":
-        hint = "',' only separates the arguments of a function call; use ';' between statements"
+        hint = ("',' only separates a call's arguments and a vector's elements; use ';' "
+                "between statements")
     elif unicodedata.category(char) in ("Cf", "Zl", "Zp"):
         # invisible, or a bidirectional control that reorders how the line looks
         hint = (f"U+{ord(char):04X} ({unicodedata.name(char, 'a format character')}) is "
@@ -868,9 +910,10 @@ def _statement_cut_short(exc: _Unexpected, source: Source, pos: int, span: Span
     assert exc.token is not None
     unclosed = _unclosed_paren(source.text, pos)
     if unclosed is not None:
-        where = source.span_at(unclosed)
-        message = f"the '(' at {where.line}:{where.column} is never closed"
-        return ParseError(message, span, source, hint="add the missing ')'")
+        where = source.span_at(unclosed[0])
+        message = f"the '{unclosed[1]}' at {where.line}:{where.column} is never closed"
+        return ParseError(message, span, source,
+                          hint=f"add the missing '{')' if unclosed[1] == '(' else ']'}'")
     if exc.expected & _machine().vocabulary.operand_starts:
         previous = _previous_token_text(source.text, pos)
         return ParseError(f"missing operand after {previous!r}" if previous
@@ -887,6 +930,8 @@ def _misplaced(exc: _Unexpected, source: Source, pos: int, span: Span) -> ParseE
     kind = token[0]
     if kind == words.rpar and _unclosed_paren(source.text, pos) is None:
         return ParseError("unmatched ')'", span, source, hint="remove it or add the matching '('")
+    if kind == words.rbrack and _unclosed_paren(source.text, pos) is None:
+        return ParseError("unmatched ']'", span, source, hint="remove it or add the matching '['")
     if kind == words.rpar and expected & words.operand_starts:
         return ParseError("missing operand before ')'", span, source,
                           hint="parentheses and function calls need something inside")

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gradcalc.ast import CALL, NAME, NUM, Postfix, Statement
+from gradcalc.ast import CALL, INDEX, NAME, NUM, Postfix, Statement
 
 __all__ = ["LEARN_AT", "MAX_PIECE", "MAX_SEEN", "MAX_SHAPES", "WINDOW", "StatementShapes"]
 
@@ -188,7 +188,9 @@ def _learn(nodes: Postfix, first: int, statement: Statement, parts: list[str],
                 if nodes.words[payload] != slots[slot] or not slots[slot].isidentifier():
                     return None
                 sources.append((1, slot))
-            else:  # an operator: its registry name, the same in every statement of the shape
+            elif kind == INDEX:
+                return None  # (its payload is the index, read from text no slot stands for)
+            else:  # an operator's registry name, or a literal's 0: the same in every statement
                 sources.append((0, payload))
         if statement.name is None:
             name_slot = -1

@@ -124,8 +124,16 @@ DOMAINS: dict[str, st.SearchStrategy[tuple[float, ...]]] = {
     op.name: domain(op) for op in OPS if op.smooth}
 
 # Independent forward rules for the ops that math and operator do not have by their name.
+def _logaddexp(a: float, b: float) -> float:
+    import mpmath
+
+    with mpmath.workdps(40):
+        return float(mpmath.log(mpmath.exp(a) + mpmath.exp(b)))
+
+
 _REFERENCES: dict[str, Callable[..., float]] = {
     "id": lambda x: x,
+    "logaddexp": _logaddexp,
     "div": operator.truediv,
     "abs": abs,
     "relu": lambda x: max(x, 0.0),

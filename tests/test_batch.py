@@ -32,11 +32,12 @@ import gradcalc
 from gradcalc.batch import Problem, problems, solve_line, solve_problem
 from gradcalc.ops import FUNCTIONS
 from gradcalc.status import ExitStatus
+from gradcalc.tensor import ARRAY_FUNCTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = ["line", "output", "value", "gradients", "values", "inputs", "warnings", "error"]
 ERROR_KEYS = ["message", "line", "column", "kind", "hint"]
-KNOWN_FUNCTIONS = "known functions: " + ", ".join(sorted(FUNCTIONS))
+KNOWN_FUNCTIONS = "known functions: " + ", ".join(sorted({*FUNCTIONS, *ARRAY_FUNCTIONS}))
 ASSIGNED_TWICE_HINT = ("it was first assigned at 1:1; every name is assigned once (use a new "
                        "name for a new value)")
 

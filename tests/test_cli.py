@@ -102,7 +102,10 @@ def test_warnings_go_to_stderr() -> None:
         (["OUT = (A+ * 2"], 2, "error: missing operand before '*'", "<program>:1:11"),
         (["OUT = sine(A)", "--at", "A=1"], 2, "error: unknown function 'sine'", "<program>:1:7"),
         (["A = B; B = A"], 2, "error: circular definition: A → B → A", "<program>:1:12"),
-        (["OUT = max(A)"], 2, "error: max takes 2 arguments, got 1", "<program>:1:7"),
+        (["OUT = max(A, B, C)"], 2, "error: max takes 2 arguments (or 1 array), got 3",
+         "<program>:1:7"),
+        (["OUT = max(A)"], 2, "error: max takes a vector or matrix, not a number",
+         "<program>:1:11"),
         (["OUT = log(A)", "--at", "A=-1"], 1, "error: log(-1) is undefined: log needs a positive "
          "argument", "<program>:1:7"),
         (["OUT = sqrt(A - 2)", "--at", "A=1"], 1, "error: sqrt(-1) is undefined: sqrt needs a "

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import gradcalc
-from gradcalc.errors import ArityError, CycleError, GradcalcError
+from gradcalc.errors import ArityError, CycleError, GradcalcError, ShapeError
 from gradcalc.errors import NameResolutionError as Names
 
 
@@ -95,7 +95,10 @@ def error(text: str, cls: type[GradcalcError]) -> GradcalcError:
         ("B = 2; OUT = B(3)", Names, (1, 14), "B is a variable, not a function",
          "B*(...)"),
         ("OUT = pi(3)", Names, (1, 7), "pi is a constant, not a function", None),
-        ("OUT = max(A)", ArityError, (1, 7), "max takes 2 arguments, got 1", "max(x, y)"),
+        ("OUT = max(A, B, C)", ArityError, (1, 7), "max takes 2 arguments (or 1 array), got 3",
+         "max(x, y)"),
+        ("OUT = max(A)", ShapeError, (1, 11), "max takes a vector or matrix, not a number",
+         "max([1, 2, 3])"),
         ("OUT = sin(A, B)", ArityError, (1, 7), "sin takes 1 argument, got 2", "sin(x)"),
         ("A = A + 1", CycleError, (1, 5), "A is defined in terms of itself", "new name"),
         ("A = B*2\nB = C+1\nC = A", CycleError, (3, 5), "circular definition: A → B → C → A", None),

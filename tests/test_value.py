@@ -310,6 +310,7 @@ DOMAINS: dict[str, st.SearchStrategy[tuple[float, ...]]] = {
     "clamp": st.tuples(reals(-3, 3), reals(-3, 3), reals(-3, 3)).filter(
         lambda p: min(abs(p[0] - p[1]), abs(p[0] - p[2]), abs(p[1] - p[2])) > 1e-3),
     "softsign": st.tuples(reals(-10, 10)),
+    "logaddexp": st.tuples(reals(-20, 20), reals(-20, 20)),
 }
 
 REFERENCE = {  # independent forward rules, to check the values themselves
@@ -324,7 +325,7 @@ REFERENCE = {  # independent forward rules, to check the values themselves
     # the newer functions: mpmath or PyTorch's definitions written out (tests/helpers.py)
     **{name: reference(name) for name in (
         "ln", "log1p", "expm1", "cbrt", "hypot", "erf", "erfc", "asinh", "acosh", "atanh",
-        "gelu", "silu", "elu", "leaky_relu", "clamp", "softsign")},
+        "gelu", "silu", "elu", "leaky_relu", "clamp", "softsign", "logaddexp")},
 }
 
 # PyTorch-style method name -> registry function name
