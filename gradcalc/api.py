@@ -12,21 +12,27 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from gradcalc import engine
+from gradcalc import engine, tensor
 from gradcalc.ast import NUM, Program
 from gradcalc.dag import Dag, build
 from gradcalc.errors import Diagnostic, InputError, argument, closest, values_example
 from gradcalc.gcpause import paused_gc
+from gradcalc.ops import INPUT
 from gradcalc.parse import PROGRAM_LIMIT, parse
 
 if TYPE_CHECKING:
     from gradcalc.symbolic import Formula
 
-__all__ = ["Result", "Stats", "compile_program", "constant_value", "gradients"]
+__all__ = ["ArrayValue", "Result", "Stats", "array_shapes", "compile_program", "constant_value",
+           "element_names", "expand", "gradients"]
+
+#: A value for an input: a number, or (for a vector or matrix) a list of numbers or of rows.
+ArrayValue: TypeAlias = "float | Sequence[float] | Sequence[Sequence[float]]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,23 +85,81 @@ class Result:
 
 
 def compile_program(program: str | Program | Dag, name: str = "<program>",
-                    max_size: int = PROGRAM_LIMIT) -> Dag:
+                    max_size: int = PROGRAM_LIMIT,
+                    shapes: Mapping[str, tuple[int, ...]] | None = None) -> Dag:
     """Parse and build ``program`` (text, a parsed :class:`Program`, or an already built
     :class:`Dag`, returned as is) into the graph the engine runs on. Text over ``max_size``
     bytes is refused with a :class:`~gradcalc.errors.LimitError`: compile it here with a
-    larger ``max_size`` and pass the result to :func:`gradients` and the others."""
+    larger ``max_size`` and pass the result to :func:`gradients` and the others. ``shapes``
+    makes inputs the program does not assign vectors or matrices (:func:`array_shapes`)."""
     if isinstance(program, Dag):
         return program
     if isinstance(program, Program):
-        return build(program)
-    return build(parse(program, name, max_size=max_size))
+        return build(program, shapes)
+    return build(parse(program, name, max_size=max_size), shapes)
 
 
-def constant_value(text: str, name: str = "<value>") -> float:
+def array_shapes(at: Mapping[str, ArrayValue]) -> dict[str, tuple[int, ...]]:
+    """The shapes of the array values in ``at`` (``{"X": [1, 2]}`` gives ``{"X": (2,)}``),
+    for :func:`compile_program`; a ragged or too deeply nested list is an ``InputError``."""
+    return {name: _shape(name, value) for name, value in at.items()
+            if isinstance(value, (list, tuple))}
+
+
+def _shape(name: str, value: Sequence[Any]) -> tuple[int, ...]:
+    if not value:
+        raise InputError(f"the value of {name} is an empty list",
+                         hint="a vector has at least one element: [1, 2, 3]")
+    rows = [isinstance(item, (list, tuple)) for item in value]
+    if not any(rows):
+        return (len(value),)
+    width = len(value[0]) if rows[0] else -1
+    if not all(rows) or any(len(row) != width for row in value) or width == 0 \
+            or any(isinstance(x, (list, tuple)) for row in value for x in row):
+        raise InputError(f"the value of {name} is not a vector or a matrix",
+                         hint="a matrix is a list of rows of one length: [[1, 2], [3, 4]]")
+    return (len(value), width)
+
+
+def element_names(dag: Dag, name: str) -> list[str]:
+    """The names ``name`` stands for in ``dag``: a vector or matrix its elements (``W`` is
+    ``W[0]``, ``W[1]``, ...), a row its row's (``M[1]``), ``M[0, 1]`` and ``W[-1]`` the element
+    they index (``M[0][1]``, ``W[2]``); any other name itself."""
+    name = name.strip()
+    found = dag.tensors.get(name)
+    if found is not None:
+        return tensor.element_names(name, found.shape)
+    written = re.fullmatch(r"([^\[\]\s]+)\s*((?:\[[-+\d\s,]*\]\s*)+)", name)
+    if written is None or written[1] not in dag.tensors:
+        return [name]
+    base, shape = written[1], dag.tensors[written[1]].shape
+    try:
+        indices = [int(i) for i in re.findall(r"[^\[\],\s]+", written[2])]
+    except ValueError:
+        return [name]
+    if len(indices) > len(shape) or len(indices) != len(re.findall(r"[-+]?\d+", written[2])):
+        return [name]
+    for axis, index in enumerate(indices):
+        if not -shape[axis] <= index < shape[axis]:
+            raise InputError(f"{name}: index {index} is out of range for "
+                             f"{tensor.describe_shape(shape)} {base}")
+        indices[axis] = index % shape[axis]
+    prefix = base + "".join(f"[{i}]" for i in indices)
+    return tensor.element_names(prefix, shape[len(indices):])
+
+
+def expand(dag: Dag, names: Iterable[str]) -> list[str]:
+    """``names`` with every array replaced by its elements (:func:`element_names`), each
+    name once, in order."""
+    return unique(n for given in names for n in element_names(dag, given))
+
+
+def constant_value(text: str, name: str = "<value>") -> float | list[Any]:
     """The value of a constant expression: numbers, ``pi``, ``e``, operators and registry
-    functions (``pi/4``, ``1/3``, ``2^-10``, ``sqrt(2)``), as ``--at`` takes it. A name, more
-    than one statement or a definition is an :class:`~gradcalc.errors.InputError`; the text
-    goes through the grammar, so its errors are the program's (``ParseError``,
+    functions (``pi/4``, ``1/3``, ``2^-10``, ``sqrt(2)``), as ``--at`` takes it; a vector or
+    matrix literal (``[1, pi/2]``) gives a list (of rows). A name, more than one statement or
+    a definition is an :class:`~gradcalc.errors.InputError`; the text goes through the
+    grammar, so its errors are the program's (``ParseError``, ``ShapeError``,
     ``EvaluationError`` for ``1/0``), positioned in ``text`` (called ``name``)."""
     program = parse(text, name)
     source = program.source
@@ -108,19 +172,27 @@ def constant_value(text: str, name: str = "<value>") -> float:
     if nodes.kinds[statement.root] == NUM:  # (a number alone would be an input)
         return nodes.numbers[nodes.payloads[statement.root]]
     dag = build(program)
-    if dag.inputs:
-        first = next(iter(dag.inputs))
-        raise InputError(f"a value cannot use names: {', '.join(dag.inputs)}",
-                         dag.name_spans[first], source,
+    array = dag.tensors.get(dag.output)
+    ids = array.ids if array is not None else (dag.named[dag.output],)
+    own = set(ids)  # a literal's numbers are inputs of the literal itself: not names
+    foreign = [n for n, i in dag.inputs.items() if i not in own]
+    if foreign:
+        raise InputError(f"a value cannot use names: {', '.join(foreign)}",
+                         dag.name_spans[foreign[0]], source,
                          hint="give each input its own value; a value may use pi and e")
-    output = dag.named[dag.output]
-    values = engine.forward(dag, list(dag.values), engine.cone(dag, [output]))
-    return values[output]
+    values = engine.forward(dag, list(dag.values), engine.cone(dag, list(ids)))
+    if array is None:
+        return values[ids[0]]
+    flat = [values[i] for i in ids]
+    if len(array.shape) == 1:
+        return flat
+    width = array.shape[1]
+    return [flat[row * width : (row + 1) * width] for row in range(array.shape[0])]
 
 
 def gradients(
     program: str | Program | Dag,
-    at: Mapping[str, float] | None = None,
+    at: Mapping[str, ArrayValue] | None = None,
     wrt: Iterable[str] | None = None,
     of: str | None = None,
     stats: bool = False,
@@ -130,10 +202,13 @@ def gradients(
 ) -> Result:
     """Evaluate ``program`` and differentiate its output by reverse mode.
 
-    ``at`` gives input values (overriding values set in the program). ``wrt`` names the
-    gradients wanted (inputs or named intermediates); by default every input the output
-    depends on, then every named intermediate it depends on. ``of`` picks the output (default:
-    the last assigned name). ``stats=True`` adds :class:`Stats`. ``on_step`` is called with each
+    ``at`` gives input values (overriding values set in the program): a number, or a list
+    (of rows) for a vector or matrix, which also makes an input the program does not assign
+    an array of that shape. ``wrt`` names the gradients wanted (inputs or named
+    intermediates; a vector or matrix stands for its elements); by default every input the
+    output depends on, then every named intermediate it depends on. ``of`` picks the output
+    (default: the last assigned name); it must be a number (for a vector's Jacobian, see
+    :func:`gradcalc.jacobian`). ``stats=True`` adds :class:`Stats`. ``on_step`` is called with each
     backward step in processing order; ``record=True`` keeps the steps in
     ``result.backward_pass.steps`` (what :func:`gradcalc.explain.explain` reads).
 
@@ -147,13 +222,13 @@ def gradients(
     evaluated at that point.
     """
     with paused_gc():
-        return _gradients(compile_program(program), at, wrt, of, stats, on_step, symbolic,
-                          record)
+        dag = compile_program(program, shapes=array_shapes(at or {}))
+        return _gradients(dag, at, wrt, of, stats, on_step, symbolic, record)
 
 
 def _gradients(
     dag: Dag,
-    at: Mapping[str, float] | None,
+    at: Mapping[str, ArrayValue] | None,
     wrt: Iterable[str] | None,
     of: str | None,
     stats: bool,
@@ -161,14 +236,14 @@ def _gradients(
     symbolic: bool | None,
     record: bool = False,
 ) -> Result:
-    output_name = of if of is not None else dag.output
+    output_name = scalar_output(dag, of)
     output = lookup(dag, output_name, "output")
     values = leaf_values(dag, at or {})
     within = engine.cone(dag, [output])
     if wrt is None:
         targets = default_targets(dag, output, within)
     else:
-        targets = {name: lookup(dag, name, "gradient") for name in unique(wrt)}
+        targets = {name: lookup(dag, name, "gradient") for name in expand(dag, wrt)}
 
     question = engine.plan(dag, output, targets, within)
     needed = question.needed
@@ -277,6 +352,22 @@ def question_notes(dag: Dag, of: str | None, output: str,
     return notes
 
 
+def scalar_output(dag: Dag, of: str | None) -> str:
+    """The output's name: ``of`` (an element written as ``M[0, 1]`` is ``M[0][1]``), else the
+    program's output; an ``InputError`` if it is a vector or matrix."""
+    name = dag.output if of is None else of
+    names = element_names(dag, name)
+    if len(names) == 1 and name not in dag.tensors:
+        return names[0]
+    shape = dag.tensors[name].shape if name in dag.tensors else (len(names),)
+    raise InputError(
+        f"the output {name} is {tensor.describe_shape(shape)}: a gradient is of a number",
+        dag.name_spans.get(name), dag.source,
+        hint=f"reduce it to a number (sum({name}), {name}[0]), or ask for its Jacobian with "
+        f"{argument('of', name)}" if of is None else
+        f"ask for its Jacobian with {argument('of', name)} (gradcalc.jacobian)")
+
+
 def unique(names: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
@@ -291,9 +382,12 @@ def lookup(dag: Dag, name: str, role: str) -> int:
     raise InputError(f"the {role} {name!r} is not a name in the program", hint=hint)
 
 
-def leaf_values(dag: Dag, at: Mapping[str, float]) -> list[float | None]:
+def leaf_values(dag: Dag, at: Mapping[str, ArrayValue]) -> list[float | None]:
     values = list(dag.values)
     for name, value in at.items():
+        if name in dag.tensors or isinstance(value, (list, tuple)):
+            _array_value(dag, name, value, values)
+            continue
         node = dag.inputs.get(name)
         if node is None:
             if name in dag.named:
@@ -304,17 +398,53 @@ def leaf_values(dag: Dag, at: Mapping[str, float]) -> list[float | None]:
                     hint="only inputs take values; the inputs are " + ", ".join(dag.inputs)
                     if dag.inputs else "this program has no inputs")
             lookup(dag, name, "input")
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise InputError(f"the value of {name} must be a number, not {value!r}")
-        try:
-            value = float(value)
-        except OverflowError:
-            raise InputError(f"the value of {name} is too large for a 64-bit float (about "
-                             "1.8e308 at most)") from None
-        if not math.isfinite(value):
-            raise InputError(f"the value of {name} must be a finite number, not {value}")
-        values[node] = value
+        values[node] = _number(name, value)
     return values
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InputError(f"the value of {name} must be a number, not {value!r}")
+    try:
+        value = float(value)
+    except OverflowError:
+        raise InputError(f"the value of {name} is too large for a 64-bit float (about "
+                         "1.8e308 at most)") from None
+    if not math.isfinite(value):
+        raise InputError(f"the value of {name} must be a finite number, not {value}")
+    return value
+
+
+def _array_value(dag: Dag, name: str, value: ArrayValue, values: list[float | None]) -> None:
+    """Set the elements of the vector or matrix ``name`` from the list ``value``."""
+    array = dag.tensors.get(name)
+    if array is None:
+        if name not in dag.named:
+            lookup(dag, name, "input")
+        raise InputError(f"{name} is a number in the program, not a vector or matrix",
+                         hint=f"give it one number: {name}=2")
+    shape = _shape(name, value) if isinstance(value, (list, tuple)) else ()
+    if shape != array.shape:
+        raise InputError(f"{name} is {tensor.describe_shape(array.shape)} in the program, "
+                         f"the value given is {tensor.describe_shape(shape)}",
+                         hint=f"give {name} {tensor.describe_shape(array.shape)}, e.g. "
+                         f"{name}=" + _example(array.shape))
+    flat = list(value) if len(shape) == 1 else [x for row in value for x in row]  # type: ignore
+    for element, node, item in zip(tensor.element_names(name, shape), array.ids, flat,
+                                   strict=True):
+        if dag.ops[node] is not INPUT:
+            span = dag.name_spans[element]
+            raise InputError(f"{element} is not an input: the program computes it "
+                             f"(at {span.line}:{span.column})",
+                             hint="only the elements set to numbers take values")
+        values[node] = _number(element, item)
+
+
+def _example(shape: tuple[int, ...]) -> str:
+    row = "[" + ", ".join(str(i + 1) for i in range(min(shape[-1], 3))) + \
+        (", ...]" if shape[-1] > 3 else "]")
+    return row if len(shape) == 1 else "[" + ", ".join([row] * min(shape[0], 2)) + \
+        (", ...]" if shape[0] > 2 else "]")
 
 
 def default_targets(dag: Dag, output: int, within: bytearray) -> dict[str, int]:

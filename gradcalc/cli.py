@@ -22,7 +22,16 @@ import typer
 from typer.core import TyperCommand
 
 from gradcalc import __version__
-from gradcalc.api import Result, compile_program, gradients, output_note, unique
+from gradcalc.api import (
+    ArrayValue,
+    Result,
+    array_shapes,
+    compile_program,
+    expand,
+    gradients,
+    output_note,
+    unique,
+)
 from gradcalc.dag import Dag
 from gradcalc.errors import (
     Diagnostic,
@@ -299,7 +308,11 @@ def run(
     text, name = _read_program(program, limit)
     fmt = output_format or (Format.table if sys.stdout.isatty() else Format.plain)
     try:
-        dag = compile_program(text, name, max_size=limit)
+        dag = compile_program(text, name, max_size=limit, shapes=array_shapes(values))
+        if view is None and len(expand(dag, outputs)) > 1:  # --of names a vector: Jacobian
+            view = "several --of"
+            _refuse_without_effect(view, stats, symbolic, ascii_only, value, names,
+                                   output_format)
         if view in ("--hessian", "--check", "several --of"):
             note = output_note(dag, outputs[0] if outputs else None)  # None with --of
             if note is not None:
@@ -667,12 +680,13 @@ def _split(option: str, values: list[str] | None) -> list[str]:
 
 
 def _top_level_split(value: str) -> list[str]:
-    """``value`` cut at the commas outside parentheses: ``A=atan2(1, 2),B=3`` is two items."""
+    """``value`` cut at the commas outside parentheses and brackets: ``A=atan2(1, 2),B=3`` and
+    ``W=[1, 2],B=3`` are two items each."""
     parts, depth, start = [], 0, 0
     for index, char in enumerate(value):
-        if char == "(":
+        if char in "([":
             depth += 1
-        elif char == ")":
+        elif char in ")]":
             depth = max(0, depth - 1)
         elif char == "," and depth == 0:
             parts.append(value[start:index])
@@ -681,13 +695,14 @@ def _top_level_split(value: str) -> list[str]:
     return parts
 
 
-def _parse_at(values: list[str]) -> dict[str, float]:
-    at: dict[str, float] = {}
+def _parse_at(values: list[str]) -> dict[str, ArrayValue]:
+    at: dict[str, ArrayValue] = {}
     for item in _split("--at", values):
         name, sep, value = item.partition("=")
         name, value = name.strip(), value.strip()
         if not sep or not name:
             raise _usage(f"--at expects NAME=VALUE, got {item!r}", "for example --at A=2")
+        number: Any
         if _number().fullmatch(value):
             number = float(value)
         elif value and value.lstrip("+-").lower() not in ("nan", "inf", "infinity"):
@@ -700,12 +715,19 @@ def _parse_at(values: list[str]) -> dict[str, float]:
                 _fail(exc)
         else:
             number = math.nan
-        if not math.isfinite(number):
+        if not all(map(math.isfinite, _flat(number))):
             raise _usage(f"--at {name}: {value!r} is not a finite number",
                          "write a number such as 2, -0.5 or 1e-3, or an expression of "
                          "numbers such as pi/4")
         at[name] = number
     return at
+
+
+def _flat(value: Any) -> list[float]:
+    """The numbers of a value: a number, a vector's elements, a matrix's rows'."""
+    if not isinstance(value, list):
+        return [value]
+    return [x for item in value for x in (item if isinstance(item, list) else [item])]
 
 
 def _usage(message: str, hint: str) -> typer.Exit:

@@ -22,7 +22,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from gradcalc import engine
-from gradcalc.api import compile_program, default_targets, leaf_values, lookup, unique
+from gradcalc.api import (
+    ArrayValue,
+    array_shapes,
+    compile_program,
+    default_targets,
+    expand,
+    leaf_values,
+    lookup,
+    scalar_output,
+    unique,
+)
 from gradcalc.api import gradients as _gradients
 from gradcalc.dag import Dag
 from gradcalc.errors import Diagnostic, GradcalcError, InputError
@@ -67,22 +77,24 @@ def _add_warnings(into: list[Diagnostic], found: Iterable[Diagnostic]) -> None:
             into.append(d)
 
 
-def jacobian(program: str | Dag, outputs: Iterable[str], at: Mapping[str, float] | None = None,
+def jacobian(program: str | Dag, outputs: Iterable[str],
+             at: Mapping[str, ArrayValue] | None = None,
              wrt: Iterable[str] | None = None) -> Matrix:
     """d(output)/d(name) for several outputs: one row per output, one column per requested
-    name (default: the inputs any of the outputs depend on). The forward pass runs once; the
+    name (default: the inputs any of the outputs depend on); a vector or matrix among the
+    outputs or the names stands for its elements. The forward pass runs once; the
     counting pass and the backward pass once per output. With numbers, ``warnings`` holds the
     kinks each backward pass met and where each infinite or NaN entry arose."""
     with paused_gc():
-        dag = compile_program(program)
-        names = unique(outputs)
+        dag = compile_program(program, shapes=array_shapes(at or {}))
+        names = expand(dag, outputs)
         nodes = [lookup(dag, name, "output") for name in names]
         values = leaf_values(dag, at or {})
         everything = engine.cone(dag, nodes)
         if wrt is None:
             columns = [n for n, i in dag.inputs.items() if everything[i]]
         else:
-            columns = unique(wrt)
+            columns = expand(dag, wrt)
             for column in columns:
                 lookup(dag, column, "gradient")
         targets = {n: dag.named[n] for n in columns}
@@ -103,7 +115,7 @@ def jacobian(program: str | Dag, outputs: Iterable[str], at: Mapping[str, float]
         return matrix
 
 
-def hessian(program: str | Dag, at: Mapping[str, float] | None = None,
+def hessian(program: str | Dag, at: Mapping[str, ArrayValue] | None = None,
             wrt: Iterable[str] | None = None, of: str | None = None) -> Matrix:
     """Second derivatives d²(output)/d(row)d(column) over the requested names (default: the
     inputs the output depends on): reverse over reverse. The gradient is built as a graph
@@ -119,15 +131,15 @@ def hessian(program: str | Dag, at: Mapping[str, float] | None = None,
     infinite or NaN entry, the operation whose derivative made it so. A derivative that is
     infinite at the point (``sqrt'(0)``) gives infinite or NaN entries, not an error."""
     with paused_gc():
-        dag = compile_program(program)
-        output_name = of if of is not None else dag.output
+        dag = compile_program(program, shapes=array_shapes(at or {}))
+        output_name = scalar_output(dag, of)
         output = lookup(dag, output_name, "output")
         values = leaf_values(dag, at or {})
         within = engine.cone(dag, [output])
         if wrt is None:
             names = [n for n in default_targets(dag, output, within) if n in dag.inputs]
         else:
-            names = unique(wrt)
+            names = expand(dag, wrt)
             for name in names:
                 if name not in dag.inputs:
                     lookup(dag, name, "gradient")
@@ -259,16 +271,16 @@ class Checks(list[Check]):
         return (Checks, (list(self), self.warnings))
 
 
-def check_gradients(program: str | Dag, at: Mapping[str, float] | None = None,
+def check_gradients(program: str | Dag, at: Mapping[str, ArrayValue] | None = None,
                     wrt: Iterable[str] | None = None, of: str | None = None) -> Checks:
     """Each requested input's gradient against a central finite difference of the output,
     with a step of about cbrt(machine epsilon) times the input's size (named intermediates
     cannot be perturbed alone, so only inputs are checked). The result is a list of
     :class:`Check` whose ``warnings`` are those of the gradient computation (:class:`Checks`)."""
     with paused_gc():
-        dag = compile_program(program)
+        dag = compile_program(program, shapes=array_shapes(at or {}))
         if wrt is not None:
-            wrt = unique(wrt)
+            wrt = expand(dag, wrt)
             for name in wrt:
                 if name not in dag.inputs:
                     lookup(dag, name, "gradient")  # an unknown name: its own error

@@ -10,8 +10,9 @@ from typing import Any
 from gradcalc.api import Result
 from gradcalc.errors import Diagnostic
 from gradcalc.fmt import json_count, json_number
+from gradcalc.tensor import Tensor, element_names
 
-__all__ = ["diagnostic_object", "names", "to_json_object", "where"]
+__all__ = ["diagnostic_object", "grouped", "names", "to_json_object", "where"]
 
 
 def to_json_object(result: Result, share: bool = True) -> dict[str, Any]:
@@ -26,12 +27,13 @@ def to_json_object(result: Result, share: bool = True) -> dict[str, Any]:
             gradients[name] = formula.local if share else formula.text
         else:
             gradients[name] = json_number(result.gradients[name])
+    arrays = result.dag.tensors if result.dag is not None else {}
     data: dict[str, Any] = {
         "output": result.output,
         "value": None if result.value is None else json_number(result.value),
-        "gradients": gradients,
-        "values": {n: json_number(v) for n, v in result.values.items()},
-        "inputs": {n: json_number(v) for n, v in result.inputs.items()},
+        "gradients": grouped(gradients, arrays),
+        "values": grouped({n: json_number(v) for n, v in result.values.items()}, arrays),
+        "inputs": grouped({n: json_number(v) for n, v in result.inputs.items()}, arrays),
         "warnings": [diagnostic_object(w) for w in result.warnings],
     }
     if share and where(result) is not None:
@@ -56,6 +58,33 @@ def to_json_object(result: Result, share: bool = True) -> dict[str, Any]:
             "paths": {n: json_count(p) for n, p in s.paths.items()},
         }
     return data
+
+
+def grouped(entries: dict[str, Any], arrays: dict[str, Tensor]) -> dict[str, Any]:
+    """``entries`` with every vector or matrix whose elements are all there given as one
+    list (of rows), under the array's name, where its first element was: ``{"W[0]": 1,
+    "W[1]": 2}`` is ``{"W": [1, 2]}``; an array only partly there keeps its elements' names."""
+    if not arrays or not entries:
+        return entries
+    owner: dict[str, str] = {}
+    for name, array in arrays.items():
+        elements = element_names(name, array.shape)
+        if elements[0] in entries and all(e in entries for e in elements):
+            owner.update(dict.fromkeys(elements, name))
+    if not owner:
+        return entries
+    out: dict[str, Any] = {}
+    for key, value in entries.items():
+        name = owner.get(key)
+        if name is None:
+            out[key] = value
+        elif name not in out:
+            array = arrays[name]
+            flat = [entries[e] for e in element_names(name, array.shape)]
+            width = array.shape[-1]
+            out[name] = flat if len(array.shape) == 1 else [
+                flat[row * width : (row + 1) * width] for row in range(array.shape[0])]
+    return out
 
 
 def diagnostic_object(d: Diagnostic) -> dict[str, Any]:
