@@ -398,6 +398,7 @@ def leaf_values(dag: Dag, at: Mapping[str, ArrayValue]) -> list[float | None]:
                     hint="only inputs take values; the inputs are " + ", ".join(dag.inputs)
                     if dag.inputs else "this program has no inputs")
             lookup(dag, name, "input")
+        assert node is not None
         values[node] = _number(name, value)
     return values
 

@@ -9,7 +9,8 @@ README's "Limits"), and every walk is a loop.
 
 A :class:`Statement` names the root of its expression. For tools and tests, :meth:`Program.tree`
 gives the same program as a tree of objects (:class:`Num`, :class:`Name`, :class:`Apply`,
-:class:`Vector`, :class:`Index`, :class:`Assign`, :class:`Output`, :class:`Define`), and :func:`from_tree` makes a program of such a tree; both
+:class:`Vector`, :class:`Index`, :class:`Assign`, :class:`Output`, :class:`Define`), and
+:func:`from_tree` makes a program of such a tree; both
 convert with explicit stacks, so a 100,000-deep expression is a normal input.
 """
 
@@ -39,9 +40,10 @@ class Postfix:
     word is the name as written), :data:`VECTOR` (a literal ``[a, b]``, its elements the
     operands) or :data:`INDEX` (``V[2]``: one operand, the payload is the index itself, and
     the mark is the index as written). ``payloads[i]`` indexes ``numbers`` for a number and
-    ``words`` for names, operators and calls; ``arities[i]`` is the number of operands. ``starts``/``ends`` are the node's source span
-    (parentheses around it included) and ``marks``/``mark_ends`` the span of its operator
-    symbol, of a call's function name, or of a number's literal without the sign folded into it.
+    ``words`` for names, operators and calls; ``arities[i]`` is the number of operands.
+    ``starts``/``ends`` are the node's source span (parentheses around it included) and
+    ``marks``/``mark_ends`` the span of its operator symbol, of a call's function name, or
+    of a number's literal without the sign folded into it.
     Offsets fit in 32 bits: a program is at most 1 GiB (``parse.PROGRAM_CEILING``).
     """
 

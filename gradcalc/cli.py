@@ -294,9 +294,13 @@ def run(
     view = _the_view(graph is not None, explain, dot, mermaid, hessian, check, len(outputs) > 1)
     if batch is not None:
         _refuse_with_batch(program, view, stats, symbolic, ascii_only, value, outputs)
+        arrays = [name for name, given in values.items() if isinstance(given, list)]
+        if arrays:
+            raise _usage(f"--at {arrays[0]}: a vector or matrix value does not apply to "
+                         "--batch", "set it in each line's program, as in W = [1, 2, 3]")
         from gradcalc.cli_batch import run_batch
 
-        run_batch(batch, input_kind or InputKind.text, values, names,
+        run_batch(batch, input_kind or InputKind.text, values, names,  # type: ignore[arg-type]
                   outputs[0] if outputs else None, output_format, jobs or 1, fail_fast, limit)
         return
     _refuse_without_batch(input_kind, jobs, fail_fast)
@@ -370,7 +374,7 @@ def _print_view(result: Result, view: str | None, graph: str | None, fmt: Format
         _print_results(result, fmt, value)
 
 
-def _print_nothing_to_differentiate(dag: Dag, values: dict[str, float], outputs: list[str],
+def _print_nothing_to_differentiate(dag: Dag, values: dict[str, ArrayValue], outputs: list[str],
                                      fmt: Format) -> None:
     """The output depends on no input: answer as the default view does, value and note."""
     result = gradients(dag, at=values, of=outputs[0] if outputs else None)
@@ -380,7 +384,7 @@ def _print_nothing_to_differentiate(dag: Dag, values: dict[str, float], outputs:
     _print_results(result, fmt, value=False)
 
 
-def _print_checks(dag: Dag, values: dict[str, float], names: list[str] | None,
+def _print_checks(dag: Dag, values: dict[str, ArrayValue], names: list[str] | None,
                   outputs: list[str], fmt: Format) -> None:
     from gradcalc import derivatives, render
 
@@ -400,7 +404,7 @@ def _print_checks(dag: Dag, values: dict[str, float], names: list[str] | None,
         raise typer.Exit(ExitStatus.FAILED)
 
 
-def _print_constant_outputs(dag: Dag, values: dict[str, float], outputs: list[str],
+def _print_constant_outputs(dag: Dag, values: dict[str, ArrayValue], outputs: list[str],
                             matrix: Matrix, fmt: Format) -> None:
     """The Jacobian of outputs that depend on no input has no columns: say so, and give
     each output's value (in JSON, next to the empty matrix)."""
@@ -493,7 +497,7 @@ def _refuse_without_effect(view: str | None, stats: bool, symbolic: bool, ascii_
                      f"{view} prints its own language")
 
 
-def _print_matrix_view(dag: Dag, values: dict[str, float], names: list[str] | None,
+def _print_matrix_view(dag: Dag, values: dict[str, ArrayValue], names: list[str] | None,
                        outputs: list[str], hessian: bool, check: bool, fmt: Format) -> None:
     from gradcalc import derivatives, render
 

@@ -32,6 +32,7 @@ from gradcalc.errors import (
     Source,
     Span,
     closest,
+    on_command_line,
 )
 from gradcalc.fmt import LEADS_TO
 from gradcalc.functions import INLINE_LIMIT, Function, check_arity, collect
@@ -440,7 +441,7 @@ class _Builder:
             if kind == NUM:
                 push(self._constant(node, numbers[payloads[node]]))
                 continue
-            op = self._check(node) if kind == CALL else op_named(words[payloads[node]])
+            op: Any = self._check(node) if kind == CALL else op_named(words[payloads[node]])
             if op.__class__ is not Op:  # an array function, and no arrays: wrong, somehow
                 raise self._shape_error(node, op.expand, None, _take_last(results, op.arity))
             if op.arity == 2:
@@ -467,7 +468,7 @@ class _Builder:
             return results[0]
         kind = kinds[root]
         op = self._check(root) if kind == CALL else op_named(words[payloads[root]])
-        if op.__class__ is not Op:
+        if op.__class__ is not Op:  # (an array function of numbers: a shape error)
             raise self._shape_error(root, op.expand, None, tuple(results))
         return dag.append(op, tuple(results), starts[root], ends[root], name)
 
@@ -490,7 +491,7 @@ class _Builder:
                 if key is not None:
                     self.calls[key] = result
                 if not frames:
-                    return result  # type: ignore[no-any-return]
+                    return result
                 frames[-1][3].append(result)
                 continue
             frame[0] = node + 1
@@ -564,15 +565,26 @@ class _Builder:
     def _positioned(self, node: int, span: tuple[int, int] | None, exc: Mismatch
                     ) -> Exception:
         nodes, program = self.nodes, self.program
+        culprit = None  # the operand at fault, if one is
+        if nodes.kinds[node] == INDEX:
+            culprit = node - 1
+        elif exc.operand is not None:
+            culprit = _operand_roots(nodes, node)[exc.operand]
         if span is not None:
             where = self.source.span_at(*span)
         elif nodes.kinds[node] == INDEX:
             where = program.mark(node)
-        elif exc.operand is not None:
-            where = program.span(_operand_roots(nodes, node)[exc.operand])
         else:
-            where = program.span(node)
-        return self.error(ShapeError, exc.message, where, exc.hint)
+            where = program.span(node if culprit is None else culprit)
+        hint = exc.hint
+        if culprit is not None and nodes.kinds[culprit] == NAME and span is None:
+            name = nodes.words[nodes.payloads[culprit]]
+            if name in self.dag.inputs and self.dag.values[self.dag.inputs[name]] is None:
+                example = (f"--at '{name}=[1, 2, 3]'" if on_command_line()
+                           else f"at={{'{name}': [1, 2, 3]}}")
+                hint = (f"{name} is an input, a number unless its value is a vector or "
+                        f"matrix: give one, as in {example}")
+        return self.error(ShapeError, exc.message, where, hint)
 
     def _unnamed(self, value: Value) -> bool:
         """No part of ``value`` was given a name since it was made (a call's result may be
@@ -680,7 +692,7 @@ class _Builder:
         if count != callee.arity:
             params = ", ".join("xyzw"[: callee.arity])
             takes = f"{callee.arity} argument" + ("s" if callee.arity != 1 else "")
-            also = f" (or 1 array)" if op is not None and array is not None else ""
+            also = " (or 1 array)" if op is not None and array is not None else ""
             raise self.error(ArityError, f"{name} takes {takes}{also}, got {count}",
                              self.program.span(node), hint=f"write {name}({params})")
         return callee

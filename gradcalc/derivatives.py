@@ -31,7 +31,6 @@ from gradcalc.api import (
     leaf_values,
     lookup,
     scalar_output,
-    unique,
 )
 from gradcalc.api import gradients as _gradients
 from gradcalc.dag import Dag

@@ -22,14 +22,15 @@ __all__ = [
     "EvaluationError",
     "GradcalcError",
     "InputError",
-    "ShapeError",
     "LimitError",
     "NameResolutionError",
     "ParseError",
+    "ShapeError",
     "Source",
     "Span",
     "argument",
     "closest",
+    "on_command_line",
     "speaking_as_command_line",
     "values_example",
 ]
@@ -144,6 +145,11 @@ def values_example(names: Iterable[str]) -> str:
     if _command_line:
         return " ".join(f"--at {n}=VALUE" for n in names)
     return "at={" + ", ".join(f"'{n}': VALUE" for n in names) + "}"
+
+
+def on_command_line() -> bool:
+    """Whether messages are being made for the command line (:func:`speaking_as_command_line`)."""
+    return _command_line
 
 
 @contextlib.contextmanager

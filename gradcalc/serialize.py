@@ -75,14 +75,14 @@ def grouped(entries: dict[str, Any], arrays: dict[str, Tensor]) -> dict[str, Any
         return entries
     out: dict[str, Any] = {}
     for key, value in entries.items():
-        name = owner.get(key)
-        if name is None:
+        whole = owner.get(key)
+        if whole is None:
             out[key] = value
-        elif name not in out:
-            array = arrays[name]
-            flat = [entries[e] for e in element_names(name, array.shape)]
+        elif whole not in out:
+            array = arrays[whole]
+            flat = [entries[e] for e in element_names(whole, array.shape)]
             width = array.shape[-1]
-            out[name] = flat if len(array.shape) == 1 else [
+            out[whole] = flat if len(array.shape) == 1 else [
                 flat[row * width : (row + 1) * width] for row in range(array.shape[0])]
     return out
 

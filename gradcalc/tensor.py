@@ -164,7 +164,7 @@ def _spread(value: Value, shape: tuple[int, ...]) -> Sequence[int]:
     """The ids of ``value`` broadcast to ``shape``, row-major."""
     size = math.prod(shape)
     if type(value) is int:
-        return [value] * size  # type: ignore[list-item]
+        return [value] * size
     assert isinstance(value, Tensor)
     if value.shape == shape:
         return value.ids
