@@ -15,10 +15,10 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Se
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-from gradcalc.api import compile_program, gradients
+from gradcalc.api import compile_program, expand, gradients
 from gradcalc.errors import GradcalcError, InputError
 from gradcalc.parse import PROGRAM_LIMIT, parse, size_text
-from gradcalc.serialize import to_json_object
+from gradcalc.serialize import flat, to_json_object
 from gradcalc.shapes import Shapes
 
 __all__ = ["BinaryInput", "Part", "Problem", "line_writer", "problems", "solve_line",
@@ -152,7 +152,7 @@ def solve_problem(problem: Problem, at: Mapping[str, float] | None = None,
             program, line_wrt, line_of = problem.text, wrt, of
             dag = compile_program(parse(program, "<batch>", problem.line, max_size))
             values = {n: v for n, v in (at or {}).items() if n in dag.inputs}
-        names = [n for n in line_wrt if n in dag.named] if line_wrt else None
+        names = [n for n in expand(dag, line_wrt) if n in dag.named] if line_wrt else None
         result = gradients(dag, at=values, wrt=names, of=line_of)
     except GradcalcError as exc:
         return _failure(problem.line, exc.message, exc.line, exc.column, exc.kind, exc.hint)
@@ -398,6 +398,7 @@ def _solve_into(done: Part, items: Iterable[Problem], render: str, at: Mapping[s
             done.failures[len(done.texts)] = dict(result)
         done.inputs.update(result["inputs"])
         done.gradients.update(result["gradients"])
+        done.gradients.update(flat(result["gradients"]))
         done.texts.append(write(result))
 
 

@@ -26,6 +26,7 @@ from gradcalc.cli import (
     _usage,
 )
 from gradcalc.errors import Diagnostic, GradcalcError, InputError
+from gradcalc.serialize import flat
 from gradcalc.status import ExitStatus
 
 if TYPE_CHECKING:
@@ -206,8 +207,11 @@ class _Unused:
     def update(self, result: dict[str, Any]) -> None:
         if self.at:
             self.at.difference_update(result["inputs"])
-        if self.wrt:
-            self.wrt.difference_update(result["gradients"])
+        if self.wrt:  # (an array's gradients are grouped under its name)
+            names = result["gradients"]  # (a set of names, from a worker's part)
+            self.wrt.difference_update(names)
+            if isinstance(names, dict):
+                self.wrt.difference_update(flat(names))
 
     def report(self, failed: bool) -> None:
         for option, unused, what in (("--at", self.at, "input"), ("--wrt", self.wrt, "name")):

@@ -218,8 +218,8 @@ class GradcalcError(Exception):
     """Base class of every error a user's program or arguments can cause.
 
     ``kind`` names the class of error in machine output (``syntax``, ``name``, ``cycle``,
-    ``arity``, ``input``, ``domain``, ``overflow``, ``limit``); ``exit_code`` is what the CLI
-    exits with.
+    ``arity``, ``shape``, ``input``, ``domain``, ``overflow``, ``limit``); ``exit_code`` is
+    what the CLI exits with.
     """
 
     kind = "error"

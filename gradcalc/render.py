@@ -15,7 +15,7 @@ from gradcalc.api import Result, Stats
 from gradcalc.dag import Dag
 from gradcalc.errors import argument
 from gradcalc.fmt import Glyphs, format_count, format_number, json_number
-from gradcalc.serialize import diagnostic_object, to_json_object
+from gradcalc.serialize import diagnostic_object, flat, to_json_object
 from gradcalc.serialize import names as _names
 from gradcalc.serialize import where as _where
 
@@ -465,7 +465,7 @@ class BatchTable:
             if result["error"] is not None and len(self.waiting) < self._MAX_WAITING:
                 self.waiting.append(result)
                 return
-            self.names = list(result["gradients"])
+            self.names = list(flat(result["gradients"]))
         self._flush()
         self._row(result)
 
@@ -487,7 +487,7 @@ class BatchTable:
 
     def _row(self, result: dict[str, Any]) -> None:
         assert self.names is not None
-        grads = result["gradients"]
+        grads = flat(result["gradients"])
         other = _other_cell({n: g for n, g in grads.items() if n not in self.names})
         error = result["error"]
         self.writer.writerow([
@@ -533,7 +533,7 @@ def batch_plain(result: dict[str, Any]) -> str:
     if error is not None:
         where = f" (column {error['column']})" if error.get("column") else ""
         return f"{result['line']} error: {_one_line(error['message'])}{where}\n"
-    grads = " ".join(f"{n}={_solid(_cell(g))}" for n, g in result["gradients"].items())
+    grads = " ".join(f"{n}={_solid(_cell(g))}" for n, g in flat(result["gradients"]).items())
     value = "?" if result["value"] is None else _cell(result["value"])
     return f"{result['line']} {result['output']} {value} {grads}".rstrip() + "\n"
 
@@ -548,7 +548,7 @@ def batch_table(results: list[dict[str, Any]]) -> RenderableType:
     rows = []
     for result in results:
         error = result["error"]
-        grads = "  ".join(f"{n}={_cell(g)}" for n, g in result["gradients"].items())
+        grads = "  ".join(f"{n}={_cell(g)}" for n, g in flat(result["gradients"]).items())
         rows.append((Text(str(result["line"])), Text(result["output"] or ""),
                      Text(_cell(result["value"])), Text(grads),
                      Text(error["message"], style="red") if error else ""))

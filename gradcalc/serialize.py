@@ -12,7 +12,7 @@ from gradcalc.errors import Diagnostic
 from gradcalc.fmt import json_count, json_number
 from gradcalc.tensor import Tensor, element_names
 
-__all__ = ["diagnostic_object", "grouped", "names", "to_json_object", "where"]
+__all__ = ["diagnostic_object", "flat", "grouped", "names", "to_json_object", "where"]
 
 
 def to_json_object(result: Result, share: bool = True) -> dict[str, Any]:
@@ -84,6 +84,24 @@ def grouped(entries: dict[str, Any], arrays: dict[str, Tensor]) -> dict[str, Any
             width = array.shape[-1]
             out[whole] = flat if len(array.shape) == 1 else [
                 flat[row * width : (row + 1) * width] for row in range(array.shape[0])]
+    return out
+
+
+def flat(entries: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of :func:`grouped`: an array's list (of rows) as one entry per element,
+    ``{"W": [1, 2]}`` as ``{"W[0]": 1, "W[1]": 2}``, for the formats with one name a cell."""
+    if not any(type(value) is list for value in entries.values()):  # (the usual case)
+        return entries
+    out: dict[str, Any] = {}
+    for key, value in entries.items():
+        if type(value) is not list:
+            out[key] = value
+            continue
+        for i, item in enumerate(value):
+            if type(item) is list:
+                out.update((f"{key}[{i}][{j}]", x) for j, x in enumerate(item))
+            else:
+                out[f"{key}[{i}]"] = item
     return out
 
 

@@ -16,7 +16,8 @@ from gradcalc import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.gc"))
-EXPECT = re.compile(r"#\s*expect:\s*(?:d/d(?P<wrt>\w+)|(?P<out>\w+))\s*=\s*(?P<value>\S+)\s*$")
+EXPECT = re.compile(
+    r"#\s*expect:\s*(?:d/d(?P<wrt>\w+(?:\[-?\d+\])*)|(?P<out>\w+))\s*=\s*(?P<value>\S+)\s*$")
 
 
 def expectations(path: Path) -> tuple[tuple[str, float] | None, dict[str, float]]:
