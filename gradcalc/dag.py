@@ -40,7 +40,7 @@ from gradcalc.gcpause import paused_gc
 from gradcalc.names import fresh
 from gradcalc.ops import CONST, CONSTANTS, FUNCTIONS, IDENTITY, INPUT, Op, op_named
 from gradcalc.order import dependency_order
-from gradcalc.tensor import ARRAY_FUNCTIONS, ArrayFunction, Mismatch, Tensor, Value
+from gradcalc.tensor import ARRAY_FUNCTIONS, ArrayFunction, Mismatch, Tensor, TooLarge, Value
 
 __all__ = ["Dag", "build"]
 
@@ -135,6 +135,9 @@ class Dag:
     warnings: list[Diagnostic] = field(default_factory=list)
     #: the nodes made from the body of a program's function (their span is the call)
     inlined: set[int] = field(default_factory=set)
+    #: the nodes made by expanding an array operation (``W @ X``, ``sum(V)``), as ranges
+    #: ``(first, last)`` of ids in increasing order: their span is the operation's
+    expanded: list[tuple[int, int]] = field(default_factory=list)
     #: the program's vectors and matrices by name (their elements are in ``named`` as
     #: ``W[0]``, ``M[1][2]``; those set to numbers are in ``inputs``)
     tensors: dict[str, Tensor] = field(default_factory=dict)
@@ -164,8 +167,15 @@ class Dag:
         if start >= 0 and end - start <= 40:
             text = self.source.text[start:end]
             if "\n" not in text:
-                return f"{self.ops[node].label} in {text}" if node in self.inlined else text
+                return (f"{self.ops[node].label} in {text}"
+                        if node in self.inlined or self._in_expansion(node) else text)
         return f"({self.ops[node].label})"
+
+    def _in_expansion(self, node: int) -> bool:
+        import bisect
+
+        at = bisect.bisect_right(self.expanded, (node, len(self.ops))) - 1
+        return at >= 0 and self.expanded[at][0] <= node <= self.expanded[at][1]
 
     def span(self, node: int) -> Span | None:
         """Where ``node`` is written in the source (None for a node written nowhere)."""
@@ -238,6 +248,7 @@ class _Builder:
         self.arrays = bool(shapes) or VECTOR in kinds or INDEX in kinds \
             or not _ARRAY_WORDS.isdisjoint(program.nodes.words)
         self.literal: set[int] = set()  # the numbers of a literal a statement assigns
+        self.array_nodes = 0  # nodes array operations made so far (tensor.ARRAY_LIMIT)
 
     def error(self, cls: type[Exception], message: str, span: Span, hint: str | None = None
               ) -> Exception:
@@ -255,7 +266,7 @@ class _Builder:
             self.shared = _Shared(self.dag)
             self.constants.clear()
             self.calls.clear()
-            self.inlined = 0
+            self.inlined = self.array_nodes = 0
             for name in self._order():
                 self._build_statement(self.statements[name])
         del self.shared, self.constants
@@ -549,10 +560,14 @@ class _Builder:
                 *arguments: Any) -> Value:
         """``operation(*arguments)``, its shape errors positioned at ``node`` (in a function's
         body: at the call, ``span``)."""
+        first = len(self.dag)
         try:
-            return operation(*arguments)
+            value = operation(*arguments)
         except Mismatch as exc:
             raise self._positioned(node, span, exc) from None
+        if len(self.dag) > first:
+            self.dag.expanded.append((first, len(self.dag) - 1))
+        return value
 
     def _shape_error(self, node: int, operation: Callable[..., Value],
                      span: tuple[int, int] | None, operands: tuple[Any, ...]) -> Exception:
@@ -584,7 +599,8 @@ class _Builder:
                            else f"at={{'{name}': [1, 2, 3]}}")
                 hint = (f"{name} is an input, a number unless its value is a vector or "
                         f"matrix: give one, as in {example}")
-        return self.error(ShapeError, exc.message, where, hint)
+        return self.error(LimitError if isinstance(exc, TooLarge) else ShapeError,
+                          exc.message, where, hint)
 
     def _unnamed(self, value: Value) -> bool:
         """No part of ``value`` was given a name since it was made (a call's result may be
@@ -783,7 +799,59 @@ class _Maker:
         self.builder, self.start, self.end, self.from_body = builder, start, end, from_body
 
     def scalar(self, op: Op, operands: tuple[int, ...]) -> int:
-        return self.builder._add(op, operands, self.start, self.end, None, self.from_body)
+        return self.many(op, [operands])[0]
+
+    def fold(self, op: Op, ids: Sequence[int]) -> int:
+        result = ids[0]
+        if len(ids) > 1:
+            self._count(len(ids) - 1)
+            emit = self._emitter(op)
+            for item in ids[1:]:
+                result = emit((result, item))
+        return result
+
+    def many(self, op: Op, operands: Sequence[tuple[int, ...]]) -> list[int]:
+        self._count(len(operands))
+        return list(map(self._emitter(op), operands))
+
+    def _count(self, made: int) -> None:
+        builder = self.builder
+        builder.array_nodes += made
+        if builder.array_nodes > tensor.ARRAY_LIMIT:
+            raise TooLarge(f"the array operations make more than {tensor.ARRAY_LIMIT:,} nodes",
+                           hint="an operation makes a node per element (a product 2n^3 for "
+                           "n^2 elements): work on smaller arrays")
+
+    def _emitter(self, op: Op) -> Callable[[tuple[int, ...]], int]:
+        """A function making the unnamed node ``op(*operands)`` (or finding it: shared), with
+        the graph's arrays bound to locals: the loops of ``many`` and ``fold`` call it for
+        each element, where ``_Builder._add`` would cost three calls more."""
+        builder, start, end = self.builder, self.start, self.end
+        dag = builder.dag
+        find_or_add = builder.shared.find_or_add
+        ops, names, values = dag.ops, dag.names, dag.values
+        operand_starts, operand_ids = dag.operand_starts, dag.operand_ids
+        span_starts, span_ends = dag.spans.starts, dag.spans.ends
+        inlined = dag.inlined if self.from_body else None
+
+        def emit(operands: tuple[int, ...]) -> int:
+            fresh = len(ops)
+            found = find_or_add(op, operands, fresh)
+            if found != fresh:
+                dag.merged += 1
+                return found
+            ops.append(op)
+            operand_ids.extend(operands)
+            operand_starts.append(len(operand_ids))
+            names.append(None)
+            span_starts.append(start)
+            span_ends.append(end)
+            values.append(None)
+            if inlined is not None:
+                inlined.add(fresh)
+            return fresh
+
+        return emit
 
     def constant(self, value: float) -> int:
         return self.builder.made_constant(value, self.start, self.end)

@@ -29,14 +29,15 @@ from typing import Protocol
 
 from gradcalc.ops import Op, op_named
 
-__all__ = ["ARRAY_FUNCTIONS", "MAX_ELEMENTS", "MAX_RANK", "ArrayFunction", "Mismatch", "Tensor",
-           "describe", "element_names", "elementwise", "index", "matmul", "shape_of", "stack"]
+__all__ = ["ARRAY_FUNCTIONS", "ARRAY_LIMIT", "MAX_RANK", "ArrayFunction", "Mismatch", "Tensor",
+           "TooLarge", "describe", "element_names", "elementwise", "index", "matmul", "shape_of",
+           "stack"]
 
 #: Arrays have at most this many dimensions: vectors and matrices.
 MAX_RANK = 2
-#: An array made by an operation (a broadcast, a product) has at most this many elements;
-#: a literal is bounded by the program's size.
-MAX_ELEMENTS = 16_000_000
+#: The array operations of a program make at most this many scalar nodes in all (a literal's
+#: elements are bounded by the program's size; ``M @ M`` makes 2n^3 nodes of n^2 written).
+ARRAY_LIMIT = 4_000_000
 
 
 @dataclass(frozen=True, slots=True, eq=True)
@@ -65,11 +66,22 @@ class Mismatch(Exception):
         self.message, self.hint, self.operand = message, hint, operand
 
 
+class TooLarge(Mismatch):
+    """The array operations would make more than :data:`ARRAY_LIMIT` nodes."""
+
+
 class Nodes(Protocol):
     """What an expansion needs from the builder: unnamed scalar nodes (shared when they exist)
-    and constants, both written where the operation being expanded is written."""
+    and constants, all written where the operation being expanded is written. ``many`` and
+    ``fold`` make many nodes in one call (the builder's loop, not one call a node)."""
 
     def scalar(self, op: Op, operands: tuple[int, ...]) -> int: ...
+
+    def many(self, op: Op, operands: Sequence[tuple[int, ...]]) -> list[int]:
+        """A node of ``op`` for each tuple of operands."""
+
+    def fold(self, op: Op, ids: Sequence[int]) -> int:
+        """``op`` over ``ids`` from the left, ``((a op b) op c) op d``: ``a`` for one id."""
 
     def constant(self, value: float) -> int: ...
 
@@ -186,14 +198,15 @@ def elementwise(op: Op, operands: Sequence[Value], nodes: Nodes) -> Value:
         return nodes.scalar(op, tuple(operands))  # type: ignore[arg-type]
     _check_size(math.prod(shape))
     columns = [_spread(v, shape) for v in operands]
-    scalar = nodes.scalar
-    return Tensor(shape, tuple(scalar(op, args) for args in zip(*columns, strict=True)))
+    return Tensor(shape, tuple(nodes.many(op, list(zip(*columns, strict=True)))))
 
 
 def _check_size(size: int) -> None:
-    if size > MAX_ELEMENTS:
-        raise Mismatch(f"the result would have {size:,} elements, more than the "
-                       f"{MAX_ELEMENTS:,} an array may have")
+    if size > ARRAY_LIMIT:
+        raise TooLarge(f"this operation would make {size:,} nodes, more than the "
+                       f"{ARRAY_LIMIT:,} the array operations of a program may make",
+                       hint="an operation makes a node per element (a product 2n^3 for n^2 "
+                       "elements): work on smaller arrays")
 
 
 # --- products and reductions -----------------------------------------------------------------
@@ -204,18 +217,12 @@ _EXP, _SQRT, _SUB = op_named("exp"), op_named("sqrt"), op_named("sub")
 
 def _fold(op: Op, ids: Sequence[int], nodes: Nodes) -> int:
     """``op`` over the elements from the left: ``((a op b) op c) op d``."""
-    result, scalar = ids[0], nodes.scalar
-    for item in ids[1:]:
-        result = scalar(op, (result, item))
-    return result
+    return nodes.fold(op, ids)
 
 
 def _dot(left: Sequence[int], right: Sequence[int], nodes: Nodes) -> int:
-    scalar = nodes.scalar
-    result = scalar(_MUL, (left[0], right[0]))
-    for a, b in zip(left[1:], right[1:], strict=True):
-        result = scalar(_ADD, (result, scalar(_MUL, (a, b))))
-    return result
+    """The products, then their sum from the left."""
+    return nodes.fold(_ADD, nodes.many(_MUL, list(zip(left, right, strict=True))))
 
 
 def matmul(left: Value, right: Value, nodes: Nodes) -> Value:
@@ -266,12 +273,12 @@ def _prod(nodes: Nodes, x: Value) -> Value:
 def _mean(nodes: Nodes, x: Value) -> Value:
     ids = _array(x, "mean").ids
     total = _fold(_ADD, ids, nodes)
-    return total if len(ids) == 1 else nodes.scalar(_DIV, (total, nodes.constant(len(ids))))
+    return total if len(ids) == 1 else nodes.scalar(_DIV, (total, nodes.constant(float(len(ids)))))
 
 
 def _norm(nodes: Nodes, x: Value) -> Value:
     two = nodes.constant(2.0)
-    squares = [nodes.scalar(_POW, (item, two)) for item in _array(x, "norm").ids]
+    squares = nodes.many(_POW, [(item, two) for item in _array(x, "norm").ids])
     return nodes.scalar(_SQRT, (_fold(_ADD, squares, nodes),))
 
 
@@ -299,8 +306,8 @@ def _logsumexp(nodes: Nodes, x: Value) -> Value:
 def _softmax(nodes: Nodes, x: Value) -> Value:
     vector = _array(x, "softmax", vector=True)
     total = _fold(op_named("logaddexp"), vector.ids, nodes)
-    return Tensor(vector.shape, tuple(
-        nodes.scalar(_EXP, (nodes.scalar(_SUB, (item, total)),)) for item in vector.ids))
+    shifted = nodes.many(_SUB, [(item, total) for item in vector.ids])
+    return Tensor(vector.shape, tuple(nodes.many(_EXP, [(item,) for item in shifted])))
 
 
 @dataclass(frozen=True, slots=True)
