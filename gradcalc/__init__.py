@@ -31,12 +31,13 @@ __version__ = "0.1.0"
 # quiet exit 130, not a traceback), and ``import gradcalc`` costs little.
 _HOMES = {
     "Result": "api", "Stats": "api", "compile_program": "api", "gradients": "api",
-    "constant_value": "api",
+    "constant_value": "api", "element_names": "api",
     "Program": "ast",
     "Dag": "dag", "build": "dag",
     "ArityError": "errors", "CycleError": "errors", "Diagnostic": "errors",
     "EvaluationError": "errors", "GradcalcError": "errors", "InputError": "errors",
     "LimitError": "errors", "NameResolutionError": "errors", "ParseError": "errors",
+    "ShapeError": "errors",
     "Source": "errors", "Span": "errors",
     "Value": "value", "zero_grad": "value", "FUNCTION_NAMES": "value",
     "solve_line": "batch",  # the batch layer loads the output formats: only on demand
@@ -44,7 +45,14 @@ _HOMES = {
 }
 
 if TYPE_CHECKING:
-    from gradcalc.api import Result, Stats, compile_program, constant_value, gradients
+    from gradcalc.api import (
+        Result,
+        Stats,
+        compile_program,
+        constant_value,
+        element_names,
+        gradients,
+    )
     from gradcalc.ast import Program
     from gradcalc.batch import solve_line
     from gradcalc.dag import Dag, build
@@ -59,6 +67,7 @@ if TYPE_CHECKING:
         LimitError,
         NameResolutionError,
         ParseError,
+        ShapeError,
         Source,
         Span,
     )
@@ -103,6 +112,7 @@ __all__ = [
     "ParseError",
     "Program",
     "Result",
+    "ShapeError",
     "Source",
     "Span",
     "Stats",
@@ -111,6 +121,7 @@ __all__ = [
     "check_gradients",
     "compile_program",
     "constant_value",
+    "element_names",
     "gradients",
     "hessian",
     "jacobian",

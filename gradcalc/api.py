@@ -331,7 +331,8 @@ def output_note(dag: Dag, of: str | None) -> Diagnostic | None:
     shown = ", ".join(dag.outputs) if len(dag.outputs) <= 8 else (
         ", ".join(dag.outputs[:7]) + f", ... ({len(dag.outputs)} in all)")
     return Diagnostic(
-        "outputs", f"several outputs ({shown}); differentiating {dag.output}, the last assigned",
+        "outputs", f"several outputs ({shown}); differentiating {dag.output}, the last "
+        + ("assigned" if dag.output == dag.outputs[-1] else "that is a number"),
         hint=f"choose the output with {argument('of', 'NAME')}; give several for the Jacobian")
 
 
@@ -384,6 +385,8 @@ def lookup(dag: Dag, name: str, role: str) -> int:
 
 def leaf_values(dag: Dag, at: Mapping[str, ArrayValue]) -> list[float | None]:
     values = list(dag.values)
+    if dag.tensors:
+        _given_once(dag, at)
     for name, value in at.items():
         if name in dag.tensors or isinstance(value, (list, tuple)):
             _array_value(dag, name, value, values)
@@ -401,6 +404,16 @@ def leaf_values(dag: Dag, at: Mapping[str, ArrayValue]) -> list[float | None]:
         assert node is not None
         values[node] = _number(name, value)
     return values
+
+
+def _given_once(dag: Dag, at: Mapping[str, ArrayValue]) -> None:
+    """No element is given a value twice (``X`` and ``X[0]``): which would win is a guess."""
+    arrays = [name for name in at if name in dag.tensors]
+    for name in arrays:
+        for element in tensor.element_names(name, dag.tensors[name].shape):
+            if element in at:
+                raise InputError(f"{element} is given a value twice: alone and in {name}",
+                                 hint=f"give {name} whole, or its elements one by one")
 
 
 def _number(name: str, value: Any) -> float:

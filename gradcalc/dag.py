@@ -26,6 +26,7 @@ from gradcalc.errors import (
     ArityError,
     CycleError,
     Diagnostic,
+    InputError,
     LimitError,
     NameResolutionError,
     ShapeError,
@@ -215,6 +216,12 @@ def build(program: Program, shapes: Mapping[str, tuple[int, ...]] | None = None)
     appear in any order; the graph follows their dependencies. ``shapes`` gives inputs the
     program does not assign a shape (``{"X": (3,)}``: X is a vector of 3 inputs).
     """
+    for name, shape in (shapes or {}).items():
+        if not (isinstance(shape, tuple) and 1 <= len(shape) <= tensor.MAX_RANK
+                and all(type(n) is int and n > 0 for n in shape)):
+            raise InputError(f"the shape of {name} must be (n,) or (rows, columns) of "
+                             f"positive whole numbers, not {shape!r}",
+                             hint="gradcalc has vectors and matrices")
     with paused_gc():
         return _Builder(program, shapes or {}).run()
 
@@ -271,8 +278,11 @@ class _Builder:
                 self._build_statement(self.statements[name])
         del self.shared, self.constants
         self.dag.warnings = lookalikes(self.program)
-        self.dag.outputs = self._sinks()
-        self.dag.output = self.dag.outputs[-1] if self.dag.outputs else self.output
+        dag = self.dag
+        dag.outputs = self._sinks()
+        # the last candidate that is a number (a gradient is of a number), else the last
+        numbers = [name for name in dag.outputs if name not in dag.tensors]
+        dag.output = (numbers or dag.outputs or [self.output])[-1]
         return self.dag
 
     def _sinks(self) -> list[str]:
@@ -402,18 +412,26 @@ class _Builder:
         number); any other gets a node of its own (an identity), as every name has."""
         dag = self.dag
         used = set(dag.operand_ids[dag.operand_starts[mark]:])
-        ops, names = dag.ops, dag.names
+        claimed: set[int] = set()
+        ops, names, spans = dag.ops, dag.names, dag.spans
 
         def claim(node: int, element: str) -> int:
             op = ops[node]
+            if node in claimed:
+                # the same expression twice (`[sin(A), sin(A)]`, merged): each element is a
+                # node of its own, as `V0 = sin(A); V1 = sin(A)` are; an identity of the
+                # first would hand the second's gradient to it
+                node = dag.append(op, dag.args[node], spans.starts[node], spans.ends[node],
+                                  element)
+                dag.name_spans[element] = dag.span(node) or name_span
+                return node
             if node >= mark and names[node] is None and node not in used and op is not CONST:
-                used.add(node)  # (an element twice in one array gets a second node)
+                claimed.add(node)
                 names[node] = element
                 dag.named[element] = node
                 if op is INPUT:
                     dag.inputs[element] = node
-                found = dag.span(node)
-                dag.name_spans[element] = found if found is not None else name_span
+                dag.name_spans[element] = dag.span(node) or name_span
                 return node
             dag.name_spans[element] = name_span
             return dag.add(IDENTITY, (node,), span, element)

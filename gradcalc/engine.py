@@ -24,13 +24,14 @@ written once, the rules come from :mod:`gradcalc.ops`.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 import operator
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import compress, islice
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from gradcalc.dag import Dag
 from gradcalc.errors import Diagnostic, EvaluationError
@@ -516,18 +517,41 @@ def path_counts(plan: Plan) -> list[int]:
     return paths
 
 
+#: At most this many different non-differentiable points get a warning each; one more
+#: warning counts the rest.
+MAX_KINKS = 10
+
+
 def kinks(dag: Dag, vals: Sequence[float], visited: Iterable[int]) -> list[Diagnostic]:
-    """Warnings for visited nodes evaluated exactly at a non-differentiable point."""
-    found = []
-    ops, args = dag.ops, dag.args  # (only nodes of a kinking operation: few)
-    for node in visited:
+    """Warnings for visited nodes evaluated exactly at a non-differentiable point. The same
+    point at the same place (the steps of ``max(V)`` over equal elements, ``relu(V)`` at
+    zeros) is one warning that says how many times; past :data:`MAX_KINKS` of them, one
+    warning counts the rest."""
+    found: dict[tuple[str, int, int], list[Any]] = {}  # -> [diagnostic, times]
+    ops, args, starts, ends = dag.ops, dag.args, dag.spans.starts, dag.spans.ends
+    for node in visited:  # (only nodes of a kinking operation: few, but an array's many)
         op = ops[node]
         if op.kink is not None and op.kink(*[vals[j] for j in args[node]]):
             shown = op.show([format_number(vals[j]) for j in args[node]])
-            found.append(Diagnostic(
-                "kink", f"{op.name} is not differentiable at {shown}",
-                dag.span(node), dag.source, hint=f"the convention used: {op.kink_rule}"))
-    return found
+            message = f"{op.name} is not differentiable at {shown}"
+            key = (message, starts[node], ends[node])
+            if key in found:
+                found[key][1] += 1
+            else:
+                found[key] = [Diagnostic("kink", message, dag.span(node), dag.source,
+                                         hint=f"the convention used: {op.kink_rule}"), 1]
+    out = []
+    for diagnostic, times in list(found.values())[:MAX_KINKS]:
+        if times > 1:
+            diagnostic = dataclasses.replace(diagnostic,
+                                             message=f"{diagnostic.message} ({times:,} times)")
+        out.append(diagnostic)
+    if len(found) > MAX_KINKS:
+        rest = sum(times for _, times in list(found.values())[MAX_KINKS:])
+        out.append(Diagnostic("kink", f"{rest:,} more non-differentiable points met",
+                              hint="the conventions used are in the warnings above and the "
+                              "README's table"))
+    return out
 
 
 def diagnose(done: Pass) -> list[Diagnostic]:

@@ -255,8 +255,9 @@ def matmul(left: Value, right: Value, nodes: Nodes) -> Value:
 def _array(value: Value, name: str, position: int = 0, vector: bool = False) -> Tensor:
     if type(value) is int or (vector and len(shape_of(value)) != 1):
         wanted = "a vector" if vector else "a vector or matrix"
+        example = "dot([1, 2], [3, 4])" if name == "dot" else f"{name}([1, 2, 3])"
         raise Mismatch(f"{name} takes {wanted}, not {describe(value)}",
-                       hint=f"{name} works on the elements of an array, as in {name}([1, 2, 3])"
+                       hint=f"{name} works on the elements of an array, as in {example}"
                        if type(value) is int else None, operand=position)
     assert isinstance(value, Tensor)
     return value

@@ -98,6 +98,8 @@ def error(text: str, cls: type[GradcalcError]) -> GradcalcError:
         ("OUT = max(A, B, C)", ArityError, (1, 7), "max takes 2 arguments (or 1 array), got 3",
          "max(x, y)"),
         ("OUT = max(A)", ShapeError, (1, 11), "max takes a vector or matrix, not a number",
+         "A is an input, a number unless its value is a vector or matrix"),
+        ("OUT = max(2)", ShapeError, (1, 11), "max takes a vector or matrix, not a number",
          "max([1, 2, 3])"),
         ("OUT = sin(A, B)", ArityError, (1, 7), "sin takes 1 argument, got 2", "sin(x)"),
         ("A = A + 1", CycleError, (1, 5), "A is defined in terms of itself", "new name"),
