@@ -316,20 +316,22 @@ class _ToPostfix:
         target, _, count, right = children
         nodes = self.nodes
         found: list[tuple[int, int, int]] = []  # (index, start, end), last first
+        bad: tuple[str, int, int] | None = None  # the first index refused, in the text
         end = len(nodes) - 1
         for _ in range(count):
             start = nodes.first(end)
             value = nodes.numbers[nodes.payloads[end]] if nodes.kinds[end] == NUM else None
-            if start != end or value is None or not value.is_integer() \
-                    or abs(value) > INDEX_LIMIT:
-                raise ParseError(
-                    "an index must be a whole number" if value is None
-                    or not value.is_integer() else f"the index {value:.0f} is too large",
-                    self.source.span_at(nodes.starts[start], nodes.ends[end]),
-                    hint="write the element's position as a number: V[0] is the first, "
-                    "V[-1] the last, M[0, 1] a matrix's element")
-            found.append((int(value), nodes.starts[end], nodes.ends[end]))
+            if start != end or value is None or not value.is_integer():
+                bad = ("an index must be a whole number", nodes.starts[end], nodes.ends[end])
+            elif abs(value) > INDEX_LIMIT:
+                bad = (f"the index {value:.6g} is too large", nodes.starts[end], nodes.ends[end])
+            else:
+                found.append((int(value), nodes.starts[end], nodes.ends[end]))
             end = start - 1
+        if bad is not None:  # (the root's span is its whole expression's)
+            raise ParseError(bad[0], self.source.span_at(bad[1], bad[2]),
+                             hint="write the element's position as a number: V[0] is the "
+                             "first, V[-1] the last, M[0, 1] a matrix's element")
         del nodes.numbers[len(nodes.numbers) - count:]
         for column in (nodes.payloads, nodes.arities, nodes.starts, nodes.ends, nodes.marks,
                        nodes.mark_ends):
@@ -350,16 +352,19 @@ class _ToPostfix:
         name, _, count, _, _, root = children
         nodes = self.nodes
         params: list[int] = []
+        bad: int | None = None  # the first parameter that is not a name, in the text
         end = nodes.first(root) - 1  # the arguments are the `count` subtrees before the body
         for _ in range(count):
             start = nodes.first(end)
             if start != end or nodes.kinds[end] != NAME:
-                raise ParseError(
-                    "a parameter must be a name",
-                    self.source.span_at(nodes.starts[start], nodes.ends[end]),
-                    hint=f"a definition names its parameters, as in {name[1]}(x, y) = x*y")
+                bad = end
             params.append(end)
             end = start - 1
+        if bad is not None:  # (the root's span is its whole expression's)
+            raise ParseError(
+                "a parameter must be a name",
+                self.source.span_at(nodes.starts[bad], nodes.ends[bad]),
+                hint=f"a definition names its parameters, as in {name[1]}(x, y) = x*y")
         text = _identifier(name)
         return Statement(text, name[2], root, tuple(reversed(params)),
                          -1 if len(text) == len(name[1]) else name[3])

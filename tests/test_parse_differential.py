@@ -14,7 +14,8 @@ loop copies) and once with its default contextual lexer. Required:
   line and column; for the basic lexer the same set of expected terminals) or the same
   offending character; a program that ends too early is rejected at the end by both;
 * the errors the reductions raise themselves (a number too large for a float, a bare
-  expression before the last statement) and the empty program come out the same.
+  expression before the last statement, a parameter that is not a name, an index that is not
+  a whole number written as one or is too large) and the empty program come out the same.
 
 Programs come from generators that follow the grammar's structure (valid ones) and from
 mutations of them and token soup (broken ones); the same generators run on a seeded
@@ -36,6 +37,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import cache
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +48,10 @@ from hypothesis import strategies as st
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedToken
 
-from gradcalc.ast import Apply, Assign, Define, Expr, Name, Num, Output, Statement
+from gradcalc.ast import Apply, Assign, Define, Expr, Index, Name, Num, Output, Statement, Vector
 from gradcalc.errors import ParseError, Span
 from gradcalc.parse import (
+    INDEX_LIMIT,
     NAME_PATTERN,
     NUMBER_PATTERN,
     _grammar_terminals,
@@ -104,6 +107,7 @@ class LarkToAst(Transformer):
     mul = _binary("mul")
     div = _binary("div")
     pow = _binary("pow")
+    matmul = _binary("matmul")
 
     def number(self, children: list[Token]) -> Num:
         (token,) = children
@@ -134,6 +138,26 @@ class LarkToAst(Transformer):
 
     def arguments(self, children: list[Any]) -> list[Expr]:
         return [c for c in children if not isinstance(c, Token)]  # drop the commas
+
+    def vector(self, children: list[Any]) -> Vector:
+        left, elements, right = children
+        return Vector(elements, _join(_tspan(left), _tspan(right)))
+
+    def index(self, children: list[Any]) -> Expr:
+        """``target[i, j]`` is ``target[i][j]``; every index a literal whole number (a sign
+        folds into it, and parentheses are no matter) of at most INDEX_LIMIT in magnitude.
+        The first one that is not is reported, at its whole span (as for parameters)."""
+        target, _, indices, right = children
+        for index in indices:
+            if not isinstance(index, Num) or not index.value.is_integer():
+                raise Rejected("an index must be a whole number", index.span)
+            if abs(index.value) > INDEX_LIMIT:
+                raise Rejected(f"the index {index.value:.6g} is too large", index.span)
+        span = _join(target.span, _tspan(right))
+        node = target
+        for index in indices:
+            node = Index(node, int(index.value), span, index.span)
+        return node
 
     def call(self, children: list[Any]) -> Apply:
         name, _, args, right = children
@@ -187,6 +211,12 @@ def canonical_expr(expr: Expr) -> tuple[Any, ...]:
             out.append(("num", node.text, node.value.hex(), node.span))
         elif isinstance(node, Name):
             out.append(("name", node.id, node.span))
+        elif isinstance(node, Vector):
+            out.append(("vector", len(node.elements), node.span))
+            stack.extend(reversed(node.elements))
+        elif isinstance(node, Index):
+            out.append(("index", node.index, node.span, node.index_span))
+            stack.append(node.target)
         else:
             out.append(("apply", node.op, node.call, len(node.args), node.span, node.op_span))
             stack.extend(reversed(node.args))
@@ -327,6 +357,7 @@ OPERATORS = {
     "TIMES": ["*", "\u00d7", "\u00b7"],
     "DIVIDE": ["/", "\u00f7"],
     "POWER": ["^", "**"],
+    "MATMUL": ["@"],
 }
 NAMES = ["A", "B", "x", "y1", "_", "_t0", "OUT", "sin", "cos", "pi", "e", "E", "e5", "E1",
          "inf", "nan", "a_b9"]
@@ -343,6 +374,13 @@ MANTISSAS += SPECIAL_NUMBERS
 # Whitespace between tokens: the ignored blanks and line continuations.
 BLANKS = ["", "", "", " ", " ", "  ", "\t", "\f", "\r", " \t", "\\\n", " \\\n  ", "\\\r\n",
           "\\ \t\n"]
+# Indices: whole numbers as the grammar writes them (a sign folds into the literal, and so do
+# parentheses: `V[(1)]`), up to INDEX_LIMIT in magnitude; the reductions refuse the others
+# (rarely drawn, or few programs with an index would get to the end).
+INDEX_LITERALS = ["0", "1", "2", "3", "7", "10", "00", "3.", "1.0", "2e0", "1e2", "0e5", "0.0",
+                  str(INDEX_LIMIT)] * 2  # (twice: weights for sampled_from)
+INDEX_SIGNS = ["", "", "", "", "-", "-", "\u2212", "+", "--", "-+", "+\u2212"]
+BAD_INDEX_LITERALS = ["1.5", ".5", "1e-3", "2.50", str(INDEX_LIMIT + 1), "2e9", "1e300"]
 COMMENTS = ["#", "# note", "#A = (1", "# \\", "## twice", "# \u03b8 \u00fc", "# x\r"]
 NEWLINES = ["\n", "\r\n"]
 
@@ -392,7 +430,7 @@ def sum_(c: Chooser, b: Budget) -> list[Piece]:
 def product(c: Chooser, b: Budget) -> list[Piece]:
     out = unary(c, b)
     for _ in range(b.take(c, 2)):
-        out += [operator(c, "TIMES", "DIVIDE"), *unary(c, b)]
+        out += [operator(c, "TIMES", "DIVIDE", "MATMUL"), *unary(c, b)]
     return out
 
 
@@ -402,14 +440,53 @@ def unary(c: Chooser, b: Budget) -> list[Piece]:
 
 
 def power(c: Chooser, b: Budget) -> list[Piece]:
-    out = atom(c, b)
+    out = postfix(c, b)
     if b.take(c, 1):
         out += [operator(c, "POWER"), *unary(c, b)]
     return out
 
 
+def postfix(c: Chooser, b: Budget) -> list[Piece]:
+    """An atom (any: a name, a call, a group, a vector, even a number) indexed zero or more
+    times, each time by one to three indices (`M[0][-1]`, `M[0, -1]`)."""
+    indexed = b.take(c, 2) if c.number(0, 2) == 0 else 0  # (before the atom takes the rest)
+    out = atom(c, b)
+    for _ in range(indexed):
+        out.append(("LSQB", "["))
+        for k in range(c.number(1, 3) if c.number(0, 2) == 0 else 1):
+            if k:
+                out.append(("COMMA", ","))
+            out += index(c)
+        out.append(("RSQB", "]"))
+    return out
+
+
+def index(c: Chooser) -> list[Piece]:
+    """A whole number with a sign folded in (or, rarely, what the reduction refuses: a
+    fraction or a number too large, a name, an expression, a vector)."""
+    how = c.number(0, 39)
+    if how == 0:
+        return [("NAME", name_text(c))]
+    if how == 1:  # an expression: the index must be a literal, not something worth one
+        return list(c.pick([
+            (("MINUS", "-"), ("NAME", "A")),  # (a minus folds into a number only)
+            (("LPAR", "("), ("NAME", "A"), ("PLUS", "+"), ("NUMBER", "1"), ("RPAR", ")")),
+            (("NUMBER", "1"), ("PLUS", "+"), ("NUMBER", "1")),
+            (("LSQB", "["), ("NUMBER", "0"), ("RSQB", "]")),
+            (("NAME", "V"), ("LSQB", "["), ("NUMBER", "0"), ("RSQB", "]")),
+            (("NAME", "f"), ("LPAR", "("), ("NUMBER", "1"), ("RPAR", ")")),
+        ]))
+    out: list[Piece] = [("PLUS" if sign == "+" else "MINUS", sign)
+                        for sign in c.pick(INDEX_SIGNS)]
+    literal = [("NUMBER", str(c.pick(BAD_INDEX_LITERALS if how == 2 else INDEX_LITERALS)))]
+    if how in (3, 4):
+        literal = [("LPAR", "("), *literal, ("RPAR", ")")]
+    return out + literal
+
+
 def atom(c: Chooser, b: Budget) -> list[Piece]:
-    kind = c.pick(["NUMBER", "NAME", "call", "group"] if b.left else ["NUMBER", "NAME"])
+    kind = c.pick(["NUMBER", "NAME", "call", "group", "vector"] if b.left
+                  else ["NUMBER", "NAME"])
     if kind == "NUMBER":
         return [("NUMBER", number_text(c))]
     if kind == "NAME":
@@ -417,10 +494,25 @@ def atom(c: Chooser, b: Budget) -> list[Piece]:
     b.left -= 1
     if kind == "group":
         return [("LPAR", "("), *sum_(c, b), ("RPAR", ")")]
+    if kind == "vector":
+        if c.number(0, 2) == 0:  # a matrix: rows of one length
+            columns = c.number(1, 3)
+            return vector(c, [vector(c, [sum_(c, b) for _ in range(columns)])
+                              for _ in range(c.number(1, 3))])
+        return vector(c, [sum_(c, b) for _ in range(1 + b.take(c, 3))])
     out = [("NAME", name_text(c)), ("LPAR", "("), *sum_(c, b)]
     for _ in range(b.take(c, 2)):
         out += [("COMMA", ","), *sum_(c, b)]
     return [*out, ("RPAR", ")")]
+
+
+def vector(c: Chooser, elements: list[list[Piece]]) -> list[Piece]:
+    out: list[Piece] = [("LSQB", "[")]
+    for k, element in enumerate(elements):
+        if k:
+            out.append(("COMMA", ","))
+        out += element
+    return [*out, ("RSQB", "]")]
 
 
 def separator(c: Chooser) -> list[Piece]:
@@ -435,6 +527,22 @@ def separator(c: Chooser) -> list[Piece]:
                 out.append(("COMMENT", c.pick(COMMENTS)))
             out.append(("_SEP", c.pick(NEWLINES)))
     return out
+
+
+def parameter(c: Chooser) -> list[Piece]:
+    """A name, or rarely what the grammar reads as an argument but the reduction refuses as a
+    parameter (or lets through: `(x)` and `+x` are names too)."""
+    if c.number(0, 7):
+        return [("NAME", name_text(c))]
+    return list(c.pick([
+        (("LPAR", "("), ("NAME", "x"), ("RPAR", ")")),
+        (("PLUS", "+"), ("NAME", "x")),
+        (("MINUS", "-"), ("NAME", "x")),
+        (("LPAR", "("), ("NAME", "x"), ("TIMES", "*"), ("NUMBER", "2"), ("RPAR", ")")),
+        (("NUMBER", "2"),),
+        (("LSQB", "["), ("NAME", "x"), ("RSQB", "]")),
+        (("NAME", "x"), ("LSQB", "["), ("NUMBER", "0"), ("RSQB", "]")),
+    ]))
 
 
 def program(c: Chooser) -> list[Piece]:
@@ -452,9 +560,9 @@ def program(c: Chooser) -> list[Piece]:
         if i == bare_at:
             out += sum_(c, budget)
         elif c.number(0, 4) == 0:  # a function's definition: f(x, y) = ...
-            out += [("NAME", name_text(c)), ("LPAR", "("), ("NAME", name_text(c))]
+            out += [("NAME", name_text(c)), ("LPAR", "("), *parameter(c)]
             for _ in range(c.number(0, 2)):
-                out += [("COMMA", ","), ("NAME", name_text(c))]
+                out += [("COMMA", ","), *parameter(c)]
             out += [("RPAR", ")"), ("EQUAL", "="), *sum_(c, budget)]
         else:
             out += [("NAME", name_text(c)), ("EQUAL", "="), *sum_(c, budget)]
@@ -491,12 +599,16 @@ def render(c: Chooser, pieces: list[Piece]) -> list[str]:
 FRAGMENTS = sorted({g for glyphs in OPERATORS.values() for g in glyphs} | {
     "(", ")", "=", ",", ";", "\n", "\r\n", "\\\n", "\\", "#x\n", "1", ".5", "1e5", "2.", "1e",
     "A", "e", "sin", "==", "$", "\u03b8", "\u00a0", "\x00", " ", ".", "'", "\r", "\t", "()",
-    "1e999", "A(", "*", "--", "**-", "\u2212\u2212", "e+1", "0x1F", "1_000"})
+    "1e999", "A(", "*", "--", "**-", "\u2212\u2212", "e+1", "0x1F", "1_000",
+    "[", "]", "[]", "][", "[[", "]]", "(]", "[)", "V[", "V[]", "V[1.5]", "V[A]", "V[-1]", "[1,",
+    ",]", "[0]", "[-0]", "@@", "@-", "[1, 2] @", "V[2e9]", "V[0,]", "V[,0]", "[[1], [2]]"})
 CHARACTERS = sorted(set("()=,;+-*/^#\\\n\r\t .eE019aZ_$@'\"!<>[]{}&|~`?:\x00\x0b\u00a0")
                     | {g for glyphs in OPERATORS.values() for g in glyphs if len(g) == 1}
                     | {"\u03b8", "\u2028", "\ufeff"})
 MUTATIONS = ["delete", "insert", "swap", "duplicate", "char-delete", "char-insert",
-             "char-replace"]
+             "char-replace", "bracket"]
+# The "bracket" mutation: a parenthesis becomes a square bracket or the other way round.
+OTHER_BRACKET = {"(": "[", "[": "(", ")": "]", "]": ")"}
 
 
 def mutate(c: Chooser, texts: list[str]) -> list[str]:
@@ -513,6 +625,11 @@ def mutate(c: Chooser, texts: list[str]) -> list[str]:
             texts[i], texts[j] = texts[j], texts[i]
         elif how == "duplicate":
             texts.insert(i, texts[i])
+        elif how == "bracket":
+            spots = [k for k, text in enumerate(texts) if text in OTHER_BRACKET]
+            if spots:
+                k = spots[c.number(0, len(spots) - 1)]
+                texts[k] = OTHER_BRACKET[texts[k]]
         elif how.startswith("char-") and texts[i]:
             piece = texts[i]
             k = c.number(0, len(piece) - 1)
@@ -569,6 +686,22 @@ def broken_programs(draw: Callable[[st.SearchStrategy[Any]], Any]) -> str:
 @example("OUT = -(2)^2 + 3\u00d7sin(x, -y)**-.5e+3 \u00f7 (1.)")
 @example("A = 1\r\n\\\r\n# c\r\nB = A \\ \t\n * 2;;\n\nOUT = B")
 @example("-0")
+@example("M = [[1, 2], [3, -4.]]\nV = [M[0, -1], M[1][\u22120], [7][0], 2[0], (M)[+1, --1]]\n"
+         "OUT = V @ M[0] @ [[1], [2]] + sin(M)[1] ** V[2]")
+@example("OUT = V[-0] + V[1073741824] + V[(2)] + V[1e2] + V[3.] + V[0.0]")
+@example("OUT = V[1073741825]")  # INDEX_LIMIT + 1
+@example("OUT = V[-2e9, 0]")
+@example("OUT = V[1.5]")
+@example("OUT = V[A]")
+@example("OUT = V[-A]")  # the minus folds into a number only: the span includes it
+@example("OUT = V[f(1)]")  # the span starts at the function's name, not at its argument
+@example("OUT = V[(A + 1)]")
+@example("OUT = V[[0]]")
+@example("OUT = V[A, 1.5]")  # the first index refused is reported
+@example("f(-x) = x")
+@example("f(g(x)) = x")
+@example("f(x[0], (y*2)) = x")  # the first parameter refused is reported
+@example("f((x), +y) = x*y")  # still names
 def test_well_formed_programs_parse_as_lark_parses_them(text: str) -> None:
     outcome = check_same(text)
     assert outcome[0] in ("program", "rejected"), (text, outcome)
@@ -585,6 +718,18 @@ def test_well_formed_programs_parse_as_lark_parses_them(text: str) -> None:
 @example("A = 1 2 $")  # the token before the bad character
 @example("A = 1; B = 1e999 $")  # the bad character before the too-large number's reduction
 @example("x \\\n")  # a line continuation at the very end
+@example("OUT = []")
+@example("OUT = V[]")
+@example("OUT = V[0,]")
+@example("OUT = [1, 2")  # never closed
+@example("OUT = V[0]]")  # never opened
+@example("OUT = (V[0)]")  # crossed
+@example("OUT = [1, 2)")
+@example("OUT = A @@ B")
+@example("OUT = A @")
+@example("OUT = @A")
+@example("V[0] = 1")  # an element is not a name to assign
+@example("f(x)[0] = 1")
 def test_broken_programs_fail_where_lark_fails(text: str) -> None:
     outcome = check_same(text)
     event(outcome[0] if outcome[0] != "syntax" else f"syntax error at {outcome[1]}")
@@ -598,6 +743,12 @@ def corpus() -> list[str]:
         "OUT = " + "sin(" * 500 + "A" + ")" * 500,
         "OUT = " + " + ".join(f"A{i}*{i}" for i in range(2000)),
         "OUT = 2" + "^2" * 1000,
+        "OUT = " + "[" * 2000 + "A" + "]" * 2000,
+        "OUT = V" + "[0]" * 1000 + "[-1, 2, -0]" * 300,
+        "OUT = " + "-" * 1000 + "(" * 1000 + "V" + ")[1]" * 1000,
+        "OUT = " + " @ ".join(f"[[A{i}, {i}], [-{i}, B[{i}]]]" for i in range(500)),
+        "M = [" + ", ".join("[" + ", ".join(f"{i * j}" for j in range(40)) + "]"
+                            for i in range(40)) + "]\nOUT = M[39, -1] @ M",
         ";" * 100 + "\n" * 100,
         "",
         "# only a comment",
@@ -608,6 +759,26 @@ def corpus() -> list[str]:
 @pytest.mark.parametrize("text", corpus(), ids=lambda t: repr(t[:20]))
 def test_examples_and_deep_programs_parse_as_lark_parses_them(text: str) -> None:
     check_same(text)
+
+
+def shapes(text: str, preorder: tuple[Any, ...]) -> list[str]:
+    """What vectors and indices make in a canonical expression of ``text`` (parents before
+    children, a node's first child right after it)."""
+    out = []
+    for node, child in pairwise(preorder):
+        if node[0] == "vector" and child[0] == "vector":
+            out.append("a matrix")
+        if node[0] == "index":
+            out.append({"index": "an index of an index", "vector": "an indexed vector",
+                        "num": "an indexed number", "name": "an indexed name",
+                        "apply": "an indexed call" if child[2] else "an indexed operation"
+                        }[child[0]])
+            if node[1] < 0:
+                out.append("a negative index")
+            span = child[{"num": 3, "apply": 4}.get(child[0], 2)]
+            if text[span.start] == "(":  # (a group's span includes its parentheses)
+                out.append("an indexed group")
+    return out
 
 
 def test_the_generators_reach_every_case() -> None:
@@ -630,26 +801,40 @@ def test_the_generators_reach_every_case() -> None:
                 nodes[statement[0]] += 1
                 nodes.update(node[1] if node[0] == "apply" and not node[2] else node[0]
                              for node in statement[-1])
+                nodes.update(shapes(text, statement[-1]))
         else:
             nodes[outcome[1]] += 1
     terminals = {t.name for t in lark_parser("basic").terminals} - {"__IGNORE_0"}
     assert terminals <= set(kinds) | {"LINE_CONTINUATION"}, terminals - set(kinds)
     assert glyphs == {g for spellings in OPERATORS.values() for g in spellings}
     for node in ("assign", "output", "define", "num", "name", "apply", "add", "sub", "mul", "div",
-                 "pow", "neg", "a bare expression can only be the last statement"):
+                 "pow", "neg", "vector", "index", "matmul", "a matrix", "an index of an index",
+                 "a negative index", "an indexed name", "an indexed call", "an indexed group",
+                 "an indexed vector", "an indexed number",
+                 "a bare expression can only be the last statement",
+                 "a parameter must be a name", "an index must be a whole number"):
         assert nodes[node] >= 5, (node, nodes)
     assert any(message.startswith("the number ") for message in nodes)
+    assert any(re.fullmatch(r"the index -?[\d.e+]+ is too large", message) for message in nodes)
 
     outcomes: Counter[Any] = Counter()
+    refusals: Counter[str] = Counter()
     for _ in range(600):
         outcome = check_same(broken_text(c))
         outcomes[outcome[0] if outcome[0] != "syntax" else outcome[1] or "character"] += 1
+        if outcome[0] == "rejected":
+            refusals[re.sub(r"-?[\d.]+(?:e[+-]?\d+)?", "N", outcome[1])] += 1
     # accepted, refused by a reduction, empty, bad characters, and every terminal out of
-    # place (but PLUS and MINUS, which are never out of place: they are signs too)
+    # place (but PLUS and MINUS, which are never out of place: they are signs too; and LSQB,
+    # never either: where no operand may start (a vector), one has just ended (and is indexed))
     for kind in ("program", "rejected", "empty", "character", "$END", "TIMES", "DIVIDE",
-                 "POWER", "NAME", "NUMBER", "LPAR", "RPAR", "EQUAL", "COMMA", "_SEP"):
+                 "POWER", "MATMUL", "NAME", "NUMBER", "LPAR", "RPAR", "RSQB", "EQUAL",
+                 "COMMA", "_SEP"):
         assert outcomes[kind] >= 3, (kind, outcomes)
     assert outcomes["program"] < 200  # mostly broken
+    # the fragments and mutations make what the reductions refuse in indices too (`V[1.5]`)
+    for message in ("an index must be a whole number", "the index N is too large"):
+        assert refusals[message] >= 3, (message, refusals)
 
 
 def test_the_generators_know_every_spelling_of_the_operators() -> None:
@@ -677,6 +862,17 @@ def test_the_comparison_is_not_vacuous() -> None:
         ("OUT = A )", "OUT = A ("),  # the offending terminal
         ("OUT = A $", "OUT = A  $"),  # the offending character's position
         ("A = 1; 2; OUT = 3", "A = 1; OUT = 1e999"),  # what a reduction refuses
+        ("OUT = [1, 2]", "OUT = [[1, 2]]"),  # vectors: nesting
+        ("OUT = [1, 2]", "OUT = [1, [2]]"),
+        ("OUT = [1, 2]", "OUT = [2, 1]"),  # (their elements)
+        ("OUT = V[0]", "OUT = V[1]"),  # indices: the index
+        ("OUT = V[0]", "OUT = V[-0]"),  # (the index's span)
+        ("OUT = V[0, 1]", "OUT = V[0][1]"),  # (the spans of the inner one)
+        ("OUT = V[0, 1]", "OUT = V[1, 0]"),  # (the order)
+        ("OUT = (V)[0]", "OUT = V[0]"),  # (the target's span)
+        ("OUT = A @ B", "OUT = A * B"),  # the operator
+        ("OUT = V[1.5]", "OUT = V[A]"),  # where a reduction refuses
+        ("OUT = V[2e9]", "OUT = V[3e9]"),  # (the message)
     ]
     for first, second in pairs:
         assert check_same(first) != check_same(second), (first, second)
@@ -739,14 +935,23 @@ def test_error_messages_name_every_terminal_lark_may_expect() -> None:
     parser = lark_parser("basic")
     words = _machine().vocabulary
     by_name = {t.name: t for t in parser.terminals}
-    for name, spelling in (("lpar", "("), ("rpar", ")"), ("equal", "=")):
+    for name, spelling in (("lpar", "("), ("rpar", ")"), ("equal", "="), ("rbrack", "]")):
         terminal = by_name[getattr(words, name)]
         assert re.fullmatch(terminal.pattern.to_regexp(), spelling), name
-    assert words.operators == {"PLUS", "MINUS", "TIMES", "DIVIDE", "POWER"}
+    assert words.operators == {"PLUS", "MINUS", "TIMES", "DIVIDE", "POWER", "MATMUL"}
+    # an operand starts with a number, a name, '(' or '[': what the tables expect after an
+    # operator, but the signs (operators themselves)
+    (lbrack,) = words.operand_starts - {"NUMBER", "NAME", words.lpar}
+    assert re.fullmatch(by_name[lbrack].pattern.to_regexp(), "["), lbrack
+    with pytest.raises(_Unexpected) as cut_short:
+        _run(_machine(), "OUT = x @")
+    assert cut_short.value.expected - {"PLUS", "MINUS"} == words.operand_starts
     ignored = set(parser.ignore_tokens)
     for name in set(by_name) - ignored | {"$END"}:
         assert words.describe(name), name
     assert words.describe("MINUS") == "'-'" and words.describe("POWER") == "'^'"
+    assert words.describe("MATMUL") == "'@'"
+    assert words.describe(lbrack) == "'['" and words.describe(words.rbrack) == "']'"
 
 
 def test_importing_the_parser_neither_imports_lark_nor_reads_the_grammar() -> None:

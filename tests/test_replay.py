@@ -13,6 +13,7 @@ import ast as python_ast
 import importlib
 import math
 import random
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,7 +25,7 @@ from hypothesis import strategies as st
 from test_parse_differential import broken_text, hypothesis_chooser, valid_text
 
 from gradcalc import replay
-from gradcalc.ast import Program
+from gradcalc.ast import INDEX, VECTOR, Program
 from gradcalc.errors import GradcalcError
 from gradcalc.parse import _machine, _run, _run_shaped, parse
 
@@ -113,6 +114,8 @@ def repeated_broken(draw: Callable[[st.SearchStrategy[Any]], Any]) -> str:
 @given(repeated_valid())
 @example(repeated("X1 = sin(X0)*2.5 + -3 - --0", 5))
 @example(repeated("A = -0\nB = +A ** -.5e3 \u00d7 (A)\nB", 3))
+@example(repeated("M = [[1, -2], [X0, 3.5]]\nV = [M[0, -1], -M[1][0], [X0][0]] @ M\n"
+                  "W = (V)[2] + sin(M)[1, 1] ** f(V)[-3]", 12))
 def test_repeated_programs_parse_the_same_replayed(text: str) -> None:
     check_same(text)
 
@@ -137,6 +140,68 @@ def test_most_statements_of_a_repeated_program_are_replayed() -> None:
     replayed = check_same(text)
     # seen LEARN_AT - 1 times, learned from the next one, replayed from then on
     assert replayed == len(lines) - replay.LEARN_AT
+
+
+@contextmanager
+def shapes_made() -> Iterator[list[replay.StatementShapes]]:
+    """The StatementShapes made while it is open (one per program parsed with shapes)."""
+    made: list[replay.StatementShapes] = []
+    original = replay.StatementShapes.__init__
+
+    def spy(self: replay.StatementShapes, nodes: Any) -> None:
+        original(self, nodes)
+        made.append(self)
+
+    replay.StatementShapes.__init__ = spy  # type: ignore[method-assign]
+    try:
+        yield made
+    finally:
+        replay.StatementShapes.__init__ = original  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("line", [
+    "V{i} = W[{k}] * X{i}",
+    "V{i} = W[-{k}] * X{i} # {k}",
+    "V{i} = M[{k}, {j}] + M[{j}][{k}] * X{i}",
+    "V{i} = [X{i}, {k}][{j}] @ W[1]",  # (the same index in every statement: still refused)
+])
+def test_statements_with_an_index_are_parsed_not_replayed(line: str) -> None:
+    # The shape of `W[3]` is the shape of `W[5]` (a number is a slot), but an index is no
+    # number node: its payload comes from text no template holds, so such a shape is never
+    # learned, and every statement gets its own indices.
+    rng = random.Random(11)
+    indices = [(rng.randint(0, 40), rng.randint(0, 9)) for _ in range(3 * replay.LEARN_AT)]
+    text = "".join(line.format(i=i, k=k, j=j) + "\n" for i, (k, j) in enumerate(indices))
+    with shapes_made() as made:
+        assert check_same(text) == 0
+    (shapes,) = made
+    assert shapes.replayed == 0
+    assert shapes._templates and all(template is None for template in shapes._templates.values())
+    # every statement's own indices, in order (`M[k, j]` is `M[k][j]`: k first)
+    nodes = parse(text).nodes
+    written = [nodes.payloads[node] for node in range(len(nodes)) if nodes.kinds[node] == INDEX]
+    expected = [int(number) for groups in re.findall(r"\[(-?\d+)\]|\[(-?\d+), (-?\d+)\]", text)
+                for number in groups if number]
+    assert written == expected
+
+
+@pytest.mark.parametrize("line", [
+    "V{i} = [X{i}, {k}] @ [[1, 2], [-3, {k}]] + W{i}",
+    "V{i} = [[X{i}], [-{k}.5]] @ [X{i}, sin([{k}, X{i}])] # {k}",
+    "V{i} = ([X{i}, {k}]) @ M",
+])
+def test_statements_with_vectors_and_matmul_are_replayed(line: str) -> None:
+    rng = random.Random(12)
+    count = 3 * replay.LEARN_AT
+    text = "".join(line.format(i=i, k=rng.randint(0, 10 ** rng.randint(1, 5))) + "\n"
+                   for i in range(count))
+    with shapes_made() as made:
+        replayed = check_same(text)
+    (shapes,) = made
+    # seen LEARN_AT - 1 times, learned from the next one, replayed from then on
+    assert replayed == shapes.replayed == count - replay.LEARN_AT
+    kinds = parse(text).nodes.kinds
+    assert VECTOR in kinds and INDEX not in kinds
 
 
 def test_a_number_too_large_in_a_replayed_statement_is_reported_where_it_is() -> None:

@@ -788,7 +788,7 @@ def test_free_input_shapes_reach_the_messages() -> None:
     ("V = [1, 2]; OUT = V[1+0]", "an index must be a whole number", (1, 21)),
     ("V = [1, 2]; OUT = V[pi]", "an index must be a whole number", (1, 21)),
     ("M = [[1, 2], [3, 4]]; OUT = M[0, 0.5]", "an index must be a whole number", (1, 34)),
-    ("V = [1, 2]; OUT = V[1e30]", "the index 1000000000000000019884624838656 is too large",
+    ("V = [1, 2]; OUT = V[1e30]", "the index 1e+30 is too large",
      (1, 21)),
 ])
 def test_an_index_must_be_a_whole_number_literal(program: str, message: str,
