@@ -66,6 +66,8 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # the venv has gradcalc installed (editable); this is a fallback
     sys.path.insert(0, str(REPO))
 
+from bench_core import git_state  # noqa: E402
+
 from gradcalc.api import gradients  # noqa: E402
 from gradcalc.dag import build  # noqa: E402
 from gradcalc.parse import parse  # noqa: E402
@@ -267,18 +269,6 @@ def _trim(report: str) -> list[str]:
     lines = report.strip("\n").splitlines()
     start = next((i for i, line in enumerate(lines) if "ncalls" in line), 0)
     return [line.rstrip() for line in lines[max(0, start - 2):] if line.strip()]
-
-
-def git_state() -> str:
-    try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--",
-                                "gradcalc", "grammar"], capture_output=True, text=True,
-                               check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    return head + (" + uncommitted changes in gradcalc/ or grammar/" if dirty else "")
 
 
 def code_digest() -> str:

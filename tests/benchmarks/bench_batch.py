@@ -41,6 +41,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_core import git_state
+
 REPO = Path(__file__).resolve().parents[2]
 FORMATS = ("jsonl", "csv", "plain")
 
@@ -169,18 +171,6 @@ def progress(text: str) -> None:
 
 def median(xs: list[float]) -> float:
     return statistics.median(xs)
-
-
-def git_state() -> str:
-    try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--",
-                                "gradcalc", "grammar"], capture_output=True, text=True,
-                               check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + (" + uncommitted changes in gradcalc/ or grammar/" if dirty else "")
 
 
 def main() -> None:
