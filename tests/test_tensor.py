@@ -1176,3 +1176,47 @@ def test_a_million_kinks_do_not_flood_the_warnings() -> None:
                            at={f"A{i}": 0 for i in range(n)})
     assert len(r.warnings) == 11
     assert r.warnings[-1].message == f"{n - 10:,} more non-differentiable points met"
+
+
+# --- symbolic formulas of array programs, against SymPy ----------------------------------------
+
+
+def test_symbolic_gradients_of_an_array_program_against_sympy() -> None:
+    """`--symbolic` over the expanded graph: every element's formula, read by SymPy (``W[0]``
+    as a symbol ``W_0``), equals SymPy's own derivative of the closed form."""
+    import sympy
+    from sympy.parsing.sympy_parser import parse_expr
+
+    program = ("W = [0.5, -1, 2]; M = [[1, 2, 0], [0.5, -1, 3]]; "
+               "OUT = sum(tanh(M @ W)) + logsumexp(W) + norm(W)*mean(W)")
+    result = gradcalc.gradients(program, symbolic=True)
+
+    def symbol(name: str) -> sympy.Symbol:
+        return sympy.Symbol(re.sub(r"\[(\d+)\]", r"_\1", name))
+
+    w = [symbol(f"W[{i}]") for i in range(3)]
+    m = [[symbol(f"M[{i}][{j}]") for j in range(3)] for i in range(2)]
+    closed = (sum(sympy.tanh(sum(m[i][j] * w[j] for j in range(3))) for i in range(2))
+              + sympy.log(sum(sympy.exp(x) for x in w))
+              + sympy.sqrt(sum(x**2 for x in w)) * sum(w) / 3)
+    functions = {"tanh": sympy.tanh, "exp": sympy.exp, "log": sympy.log, "sqrt": sympy.sqrt,
+                 "sigmoid": lambda x: 1 / (1 + sympy.exp(-x)),
+                 "logaddexp": lambda a, b: sympy.log(sympy.exp(a) + sympy.exp(b))}
+    point = {symbol(n): sympy.Rational(v).limit_denominator(100)
+             for n, v in result.inputs.items()}
+    assert len(result.formulas) == 9
+    for name, formula in result.formulas.items():
+        env: dict[str, object] = dict(functions)
+        value = None
+        for statement in formula.text.split("; "):
+            target, sep, expr = statement.partition(" = ")
+            source = re.sub(r"\[(\d+)\]", r"_\1", expr if sep else target).replace("^", "**")
+            env.update({t: sympy.Symbol(t) for t in re.findall(r"[A-Za-z_]\w*", source)
+                        if t not in env})
+            value = parse_expr(source, local_dict=env)
+            if sep:
+                env[re.sub(r"\[(\d+)\]", r"_\1", target)] = value
+        want = sympy.diff(closed, symbol(name))
+        assert value is not None
+        got, expected = (sympy.N(e.subs(point), 30) for e in (value, want))
+        assert abs(got - expected) <= 1e-25 * max(1, abs(expected)), (name, formula.text)
