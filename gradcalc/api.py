@@ -469,6 +469,15 @@ def default_targets(dag: Dag, output: int, within: bytearray) -> dict[str, int]:
     return targets
 
 
+def require_values(dag: Dag, values: Sequence[float | None], needed: Sequence[int],
+                   output: str) -> None:
+    """An ``InputError`` naming the inputs among ``needed`` (a flag per node) that have no
+    value in ``values``, and how to give them."""
+    missing = [n for n, i in dag.inputs.items() if needed[i] and values[i] is None]
+    if missing:
+        _missing_error(dag, missing, output)
+
+
 def _missing_error(dag: Dag, missing: list[str], output: str) -> None:
     names = ", ".join(missing)
     raise InputError(

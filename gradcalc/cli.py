@@ -289,9 +289,11 @@ def run(
     input and named intermediate, by reverse mode over a counted DAG."""
     outputs = _split("--of", of)
     names = _split("--wrt", wrt) if wrt else None
-    values = _parse_at(at or [])
+    values, ranges = _parse_at(at or [])
     limit = _parse_size(max_size) if max_size is not None else PROGRAM_LIMIT
     view = _the_view(graph is not None, explain, dot, mermaid, hessian, check, len(outputs) > 1)
+    if ranges:
+        _refuse_with_sweep(batch, view, stats, symbolic, ascii_only, value)
     if batch is not None:
         _refuse_with_batch(program, view, stats, symbolic, ascii_only, value, outputs)
         arrays = [name for name, given in values.items() if isinstance(given, list)]
@@ -305,12 +307,15 @@ def run(
         return
     _refuse_without_batch(input_kind, jobs, fail_fast)
     _refuse_without_effect(view, stats, symbolic, ascii_only, value, names, output_format)
-    if output_format in (Format.jsonl, Format.csv, Format.tsv):
-        raise _usage(f"--format {output_format.value} is for --batch",
-                     "for one program use table, plain or json")
+    if output_format in (Format.jsonl, Format.csv, Format.tsv) and not ranges:
+        raise _usage(f"--format {output_format.value} is for --batch and sweeps",
+                     "for one program at one point use table, plain or json")
     program = _program_argument(program)
     text, name = _read_program(program, limit)
     fmt = output_format or (Format.table if sys.stdout.isatty() else Format.plain)
+    if ranges:
+        return _sweep(program, text, name, limit, values, ranges, names, outputs,
+                      output_format or (Format.table if sys.stdout.isatty() else Format.plain))
     try:
         dag = compile_program(text, name, max_size=limit, shapes=array_shapes(values))
         if view is None and len(expand(dag, outputs)) > 1:  # --of names a vector: Jacobian
@@ -335,6 +340,36 @@ def run(
     for warning in result.warnings:
         _print_diagnostic(warning)
     _print_view(result, view, graph, fmt, not ascii_only and _unicode_stdout(), value)
+
+
+def _refuse_with_sweep(batch: str | None, view: str | None, stats: bool, symbolic: bool,
+                       ascii_only: bool, value: bool) -> None:
+    """A range in --at sweeps the program: the options that show one point are refused."""
+    flags = [flag for flag, on in (("--batch", batch is not None), (view, view is not None),
+                                   ("--stats", stats), ("--symbolic", symbolic),
+                                   ("--ascii", ascii_only), ("--value", value)) if on]
+    if flags:
+        raise _usage(f"a range in --at (a sweep) cannot be combined with {flags[0]}",
+                     "a sweep gives the value and the gradients at every point; run the "
+                     "other views at one point")
+
+
+def _sweep(program: str, text: str, name: str, limit: int, values: dict[str, ArrayValue],
+           ranges: dict[str, list[float]], names: list[str] | None, outputs: list[str],
+           fmt: Format) -> None:
+    from gradcalc.cli_sweep import print_sweep
+    from gradcalc.sweep import sweep
+
+    if len(outputs) > 1:
+        raise _usage("a sweep takes one --of", "sweep each output on its own")
+    try:
+        found = sweep(compile_program(text, name, max_size=limit, shapes=array_shapes(values)),
+                      ranges, values, names, outputs[0] if outputs else None)
+    except ParseError as exc:
+        _fail(_perhaps_a_missing_file(program, exc))
+    except GradcalcError as exc:
+        _fail(exc)
+    print_sweep(found, fmt)
 
 
 def _program_argument(program: str | None) -> str:
@@ -699,14 +734,19 @@ def _top_level_split(value: str) -> list[str]:
     return parts
 
 
-def _parse_at(values: list[str]) -> dict[str, ArrayValue]:
+def _parse_at(values: list[str]) -> tuple[dict[str, ArrayValue], dict[str, list[float]]]:
+    """The values of ``--at`` items, and the ranges among them (``X=-2:2:0.5``: a sweep)."""
     at: dict[str, ArrayValue] = {}
+    ranges: dict[str, list[float]] = {}
     for item in _split("--at", values):
         name, sep, value = item.partition("=")
         name, value = name.strip(), value.strip()
         if not sep or not name:
             raise _usage(f"--at expects NAME=VALUE, got {item!r}", "for example --at A=2")
         number: Any
+        if ":" in value:
+            ranges[name] = _range(name, value)
+            continue
         if _number().fullmatch(value):
             number = float(value)
         elif value and value.lstrip("+-").lower() not in ("nan", "inf", "infinity"):
@@ -724,7 +764,24 @@ def _parse_at(values: list[str]) -> dict[str, ArrayValue]:
                          "write a number such as 2, -0.5 or 1e-3, or an expression of "
                          "numbers such as pi/4")
         at[name] = number
-    return at
+    return at, ranges
+
+
+def _range(name: str, value: str) -> list[float]:
+    from gradcalc.api import constant_value
+    from gradcalc.sweep import range_points
+
+    def bound(text: str, where: str) -> float:
+        found = constant_value(text, where)
+        if isinstance(found, list) or not math.isfinite(found):
+            raise InputError(f"{where}: {text.strip()!r} is not a finite number",
+                             hint="a range's start, stop and step are numbers")
+        return found
+
+    try:
+        return range_points(name, value, bound)
+    except GradcalcError as exc:
+        _fail(exc)
 
 
 def _flat(value: Any) -> list[float]:

@@ -557,6 +557,22 @@ def batch_table(results: list[dict[str, Any]]) -> RenderableType:
                   box=None, pad_edge=False, header_style="bold")
 
 
+def rows_table(header: Sequence[str], rows: Sequence[Sequence[str]], keys: int
+               ) -> RenderableType:
+    """A block of a sweep's rows as a Rich table: numbers right-aligned, the last two columns
+    (warning, error) folded and the error in red; the first ``keys`` columns are the point."""
+    from rich.text import Text
+
+    last = len(header) - 1
+    columns = [(name, {"justify": "left" if i >= last - 1 else "right",
+                       "style": "bold" if i < keys else None})
+               for i, name in enumerate(header)]
+    cells = [[Text(cell, style="red") if i == last and cell else Text(cell)
+              for i, cell in enumerate(row)] for row in rows]
+    return _table(columns, cells, _Fit(fold=frozenset({last - 1, last}), key_label=True),
+                  box=None, pad_edge=False, header_style="bold")
+
+
 # --- Jacobians, Hessians, checks ------------------------------------------------------------
 
 
