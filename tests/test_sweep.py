@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
 
@@ -78,7 +79,7 @@ def test_a_step_range_reaches_its_stop_when_the_stop_is_on_the_grid(start: float
     found = range_points("X", f"{start!r}:{start + steps * step!r}:{step!r}",
                          constant_value)
     assert len(found) == steps + 1
-    assert all(b > a for a, b in zip(found, found[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(found))
 
 
 # --- rows against the one-point answer ---------------------------------------------------------
