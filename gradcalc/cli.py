@@ -82,7 +82,7 @@ class InputKind(str, enum.Enum):
 
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

@@ -587,3 +587,37 @@ def test_constant_value_from_python() -> None:
     assert gradcalc.constant_value("2^-10") == 2.0 ** -10
     with pytest.raises(gradcalc.InputError):
         gradcalc.constant_value("A + 1")
+
+
+# --- shell completion ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("shell", "marker"), [
+    ("bash", "complete -o default -F _gradcalc_completion gradcalc"),
+    ("zsh", "compdef _gradcalc_completion gradcalc"),
+    ("fish", "complete --command gradcalc"),
+])
+def test_show_completion_prints_the_script_for_each_shell(shell: str, marker: str) -> None:
+    # The shell is detected from the parent process; the tests name it instead, which Typer
+    # allows when detection is off as the command starts (a fresh process).
+    code = "import sys; sys.argv[0] = 'gradcalc'; from gradcalc.__main__ import main; main()"
+    r = subprocess.run([sys.executable, "-c", code, "--show-completion", shell],
+                       capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"})
+    assert r.returncode == 0, r.stderr
+    assert marker in r.stdout and "_GRADCALC_COMPLETE" in r.stdout
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({"_GRADCALC_COMPLETE": "complete_bash", "COMP_WORDS": "gradcalc --for", "COMP_CWORD": "1"},
+     ["--format"]),
+    ({"_GRADCALC_COMPLETE": "complete_bash", "COMP_WORDS": "gradcalc --format j",
+      "COMP_CWORD": "2"}, ["json", "jsonl"]),
+    ({"_GRADCALC_COMPLETE": "complete_bash", "COMP_WORDS": "gradcalc --input ",
+      "COMP_CWORD": "2"}, ["text", "jsonl"]),
+])
+def test_completion_offers_options_and_their_values(env: dict[str, str],
+                                                    expected: list[str]) -> None:
+    r = run(env=env)
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.split() == expected
