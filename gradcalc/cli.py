@@ -281,6 +281,9 @@ def run(
         f"{MEMORY_PER_BYTE} bytes per byte of program.", show_default=False)] = None,
     fail_fast: Annotated[bool, typer.Option(
         "--fail-fast", help="With --batch: stop at the first problem that fails.")] = False,
+    repl: Annotated[bool, typer.Option(
+        "--repl", help="Start an interactive session (also what gradcalc alone does on a "
+        "terminal): type statements and expressions, :help for the commands.")] = False,
     version: Annotated[bool, typer.Option(
         "--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = False,
@@ -292,17 +295,18 @@ def run(
     values, ranges = _parse_at(at or [])
     limit = _parse_size(max_size) if max_size is not None else PROGRAM_LIMIT
     view = _the_view(graph is not None, explain, dot, mermaid, hessian, check, len(outputs) > 1)
+    others = _set_flags(view=view, batch=batch, stats=stats, symbolic=symbolic, value=value,
+                        ascii=ascii_only, format=output_format, input=input_kind, jobs=jobs,
+                        max_size=max_size, fail_fast=fail_fast, range=ranges or None)
+    if repl or (program is None and not others and _interactive()):
+        return _session(program, others, values, names, outputs)
     if ranges:
         _refuse_with_sweep(batch, view, stats, symbolic, ascii_only, value)
     if batch is not None:
         _refuse_with_batch(program, view, stats, symbolic, ascii_only, value, outputs)
-        arrays = [name for name, given in values.items() if isinstance(given, list)]
-        if arrays:
-            raise _usage(f"--at {arrays[0]}: a vector or matrix value does not apply to "
-                         "--batch", "set it in each line's program, as in W = [1, 2, 3]")
         from gradcalc.cli_batch import run_batch
 
-        run_batch(batch, input_kind or InputKind.text, values, names,  # type: ignore[arg-type]
+        run_batch(batch, input_kind or InputKind.text, _numbers_only(values), names,
                   outputs[0] if outputs else None, output_format, jobs or 1, fail_fast, limit)
         return
     _refuse_without_batch(input_kind, jobs, fail_fast)
@@ -314,8 +318,7 @@ def run(
     text, name = _read_program(program, limit)
     fmt = output_format or (Format.table if sys.stdout.isatty() else Format.plain)
     if ranges:
-        return _sweep(program, text, name, limit, values, ranges, names, outputs,
-                      output_format or (Format.table if sys.stdout.isatty() else Format.plain))
+        return _sweep(program, text, name, limit, values, ranges, names, outputs, fmt)
     try:
         dag = compile_program(text, name, max_size=limit, shapes=array_shapes(values))
         if view is None and len(expand(dag, outputs)) > 1:  # --of names a vector: Jacobian
@@ -370,6 +373,90 @@ def _sweep(program: str, text: str, name: str, limit: int, values: dict[str, Arr
     except GradcalcError as exc:
         _fail(exc)
     print_sweep(found, fmt)
+
+
+def _numbers_only(values: dict[str, ArrayValue]) -> dict[str, float]:
+    """``--at`` values for ``--batch``, which takes numbers only."""
+    arrays = [name for name, given in values.items() if isinstance(given, list)]
+    if arrays:
+        raise _usage(f"--at {arrays[0]}: a vector or matrix value does not apply to "
+                     "--batch", "set it in each line's program, as in W = [1, 2, 3]")
+    return values  # type: ignore[return-value]
+
+
+def _set_flags(**given: object) -> list[str]:
+    """The options among ``given`` (by parameter name) that were set: a view by its name,
+    the others as ``--name``."""
+    return [str(value) if name == "view" else "a range in --at" if name == "range"
+            else "--" + name.replace("_", "-")
+            for name, value in given.items() if value not in (None, False)]
+
+
+def _interactive() -> bool:
+    return sys.stdin is not None and sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _session(program: str | None, others: list[str], values: dict[str, ArrayValue],
+             names: list[str] | None, outputs: list[str]) -> None:
+    """The interactive session (:mod:`gradcalc.repl`) with this command's printers."""
+    from gradcalc import repl
+
+    if program is not None or others:
+        raise _usage(f"--repl cannot be combined with {'PROGRAM' if program else others[0]}",
+                     "a session starts empty (use :load FILE); give --at, --wrt, --of "
+                     "to begin with them")
+    if len(outputs) > 1:
+        raise _usage("a session takes one --of", "choose the output; :of changes it")
+
+    def show(reply: repl.Reply) -> None:
+        for item in reply.diagnostics:
+            _print_diagnostic(item)
+        if reply.text:
+            sys.stdout.write(reply.text)
+        if reply.result is not None or reply.view == ":plot":
+            try:
+                _show_answer(reply, reply.extra if reply.result is not None
+                             else session_values())
+            except GradcalcError as exc:
+                _print_diagnostic(exc)
+            except typer.Exit:
+                pass  # (a refused view already said why: the session goes on)
+        sys.stdout.flush()
+
+    state: dict[str, Any] = {}
+
+    def session_values() -> dict[str, ArrayValue]:
+        return state["session"].at
+
+    def start(session: repl.Session) -> None:
+        session.at.update(values)
+        session.wrt, session.of = names, outputs[0] if outputs else None
+        state["session"] = session
+
+    repl.run(show, f"gradcalc {__version__}: type statements and expressions, :help for "
+             "the commands, Ctrl-D to leave.\n", start)
+
+
+def _show_answer(reply: Any, values: dict[str, ArrayValue]) -> None:
+    unicode = _unicode_stdout()
+    fmt = Format.table if sys.stdout.isatty() else Format.plain
+    result = reply.result
+    if reply.view in (":hessian", ":check"):
+        assert result.dag is not None
+        _print_matrix_view(result.dag, values, None, [result.output], reply.view == ":hessian",
+                           reply.view == ":check", fmt)
+    elif reply.view == ":graph":
+        _print_graph(result, "auto", fmt, unicode)
+    elif reply.view == ":explain":
+        _print_explanation(result, fmt, unicode)
+    elif reply.view == ":plot":
+        _session_plot(reply.extra, values)
+    else:
+        _print_results(result, fmt, True)
+
+
+def _session_plot(extra: tuple[str, str], values: dict[str, ArrayValue]) -> None:
+    raise InputError(":plot is not available yet")
 
 
 def _program_argument(program: str | None) -> str:
