@@ -433,8 +433,8 @@ def _session(program: str | None, others: list[str], values: dict[str, ArrayValu
         session.wrt, session.of = names, outputs[0] if outputs else None
         state["session"] = session
 
-    repl.run(show, f"gradcalc {__version__}: type statements and expressions, :help for "
-             "the commands, Ctrl-D to leave.\n", start)
+    repl.run(show, "gradcalc: type statements and expressions, :help for the commands, "
+             "Ctrl-D to leave.\n", start)
 
 
 def _show_answer(reply: Any, values: dict[str, ArrayValue]) -> None:

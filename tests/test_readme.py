@@ -70,8 +70,44 @@ def test_the_readme_has_examples() -> None:
     assert all(re.search(r"(^|\| )gradcalc ", e.command) for e in EXAMPLES), EXAMPLES
 
 
+def session_transcript(example: Example, tmp_path: Path) -> list[str]:
+    """A ``$ gradcalc --repl`` example is a session: its ``>>> `` lines are typed into the real
+    thing on a pseudo-terminal (100 columns, ``NO_COLOR``, ``TERM=dumb``), and what the
+    terminal shows, typed lines included, is the transcript."""
+    import io
+
+    import pexpect
+
+    env = {**os.environ, "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "100", "LINES": "40",
+           "XDG_DATA_HOME": str(tmp_path / "data")}
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    arguments = example.command.split()[1:]
+    child = pexpect.spawn(console_script(), arguments, cwd=str(tmp_path), env=env,
+                          encoding="utf-8", timeout=60, dimensions=(40, 100))
+    shown = io.StringIO()
+    child.logfile_read = shown
+    child.expect_exact(">>> ")
+    for line in example.expected:
+        if line.startswith(">>> "):
+            child.sendline(line[4:])
+            child.expect_exact(">>> ")
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    lines = shown.getvalue().replace("\r\n", "\n").split("\n")
+    while lines and lines[-1].strip() in ("", ">>>"):
+        lines.pop()  # the last prompt, left by Ctrl-D
+    return [line.rstrip() for line in lines]
+
+
 @pytest.mark.parametrize("example", EXAMPLES, ids=[f"README:{e.line}" for e in EXAMPLES])
 def test_readme_example_prints_what_the_readme_shows(example: Example, tmp_path: Path) -> None:
+    if example.command.startswith("gradcalc --repl"):
+        expected = [line.rstrip() for line in example.expected]
+        printed = session_transcript(example, tmp_path)
+        assert printed == expected, (
+            f"README.md:{example.line}: $ {example.command}\n--- README shows\n"
+            + "\n".join(expected) + "\n--- the session shows\n" + "\n".join(printed))
+        return
     bin_dir = str(Path(console_script()).parent)
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     env.update(NO_COLOR="1", PATH=bin_dir + os.pathsep + env.get("PATH", ""))
