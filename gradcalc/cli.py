@@ -16,6 +16,7 @@ import re
 import shutil
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, NoReturn
 
 import typer
@@ -215,7 +216,8 @@ def run(
     at: Annotated[list[str] | None, typer.Option(
         "--at", metavar="NAME=VALUE",
         help="Value of an input; repeat or separate with commas (--at A=1,B=2). A number, "
-        "or an expression of numbers: --at THETA=pi/4, --at A=2^-10. "
+        "or an expression of numbers: --at THETA=pi/4, --at A=2^-10; a vector or matrix: "
+        "--at 'W=[1, 2]'; a range sweeps the program: --at X=-2:2:0.5 or X=-2:2/41. "
         "Overrides a value set in the program.")] = None,
     wrt: Annotated[list[str] | None, typer.Option(
         "--wrt", metavar="NAME",
@@ -239,7 +241,8 @@ def run(
         "--format", "-F", case_sensitive=False,
         help="table (the default on a terminal), plain (the default otherwise: one "
         "'NAME GRADIENT' line per name) or json; with --batch: table, plain, jsonl (the "
-        "default off a terminal), csv or tsv.")] = None,
+        "default off a terminal), csv or tsv; for a sweep (a range in --at): table, plain, "
+        "jsonl, csv or tsv.")] = None,
     value: Annotated[bool, typer.Option(
         "--value", help="Plain format: start with a line 'OUTPUT = VALUE' (the table and "
         "JSON always show the value; plain shows it anyway when there is nothing to "
@@ -262,6 +265,15 @@ def run(
     ] = False,
     mermaid: Annotated[bool, typer.Option(
         "--mermaid", help="Print the graph as a Mermaid flowchart.")] = False,
+    plot: Annotated[list[str] | None, typer.Option(
+        "--plot", metavar="NAME=START:STOP",
+        help="Draw the output and its derivative over a range of an input (start:stop, or "
+        "start:stop/N for N points); twice (--plot X=-2:2 --plot Y=-2:2): a heat map with "
+        "the gradient as arrows.")] = None,
+    output_file: Annotated[str | None, typer.Option(
+        "--output", "-o", metavar="FILE",
+        help="Write the --plot to FILE, an .svg or a .png (PNG needs matplotlib: pip install "
+        "'gradcalc[plot]').")] = None,
     batch: Annotated[str | None, typer.Option(
         "--batch", metavar="FILE",
         help="Solve many independent problems, one per line of FILE ('-' for standard "
@@ -297,9 +309,11 @@ def run(
     view = _the_view(graph is not None, explain, dot, mermaid, hessian, check, len(outputs) > 1)
     others = _set_flags(view=view, batch=batch, stats=stats, symbolic=symbolic, value=value,
                         ascii=ascii_only, format=output_format, input=input_kind, jobs=jobs,
-                        max_size=max_size, fail_fast=fail_fast, range=ranges or None)
-    if repl or (program is None and not others and _interactive()):
-        return _session(program, others, values, names, outputs)
+                        max_size=max_size, fail_fast=fail_fast, range=ranges or None,
+                        plot=plot, output=output_file)
+    if _another_mode(repl, program, others, plot, output_file, ascii_only, values, names,
+                     outputs, limit):
+        return
     if ranges:
         _refuse_with_sweep(batch, view, stats, symbolic, ascii_only, value)
     if batch is not None:
@@ -373,6 +387,121 @@ def _sweep(program: str, text: str, name: str, limit: int, values: dict[str, Arr
     except GradcalcError as exc:
         _fail(exc)
     print_sweep(found, fmt)
+
+
+def _another_mode(repl: bool, program: str | None, others: list[str], plot: list[str] | None,
+                  output_file: str | None, ascii_only: bool, values: dict[str, ArrayValue],
+                  names: list[str] | None, outputs: list[str], limit: int) -> bool:
+    """The session (``--repl``, or nothing to do on a terminal) and ``--plot``; False when
+    the command is none of them."""
+    if repl or (program is None and not others and _interactive()):
+        _session(program, others, values, names, outputs)
+    elif plot or output_file is not None:
+        _plot_command(program, plot or [], output_file, others, ascii_only, values, names,
+                      outputs, limit)
+    else:
+        return False
+    return True
+
+
+def _plot_command(program: str | None, plots: list[str], output_file: str | None,
+                  others: list[str], ascii_only: bool, values: dict[str, ArrayValue],
+                  names: list[str] | None, outputs: list[str], limit: int) -> None:
+    """``--plot``: the options it has no use for are refused, then the program is drawn."""
+    if not plots:
+        raise _usage("--output writes a --plot", "add --plot NAME=START:STOP")
+    refused = [flag for flag in others if flag not in ("--plot", "--output", "--ascii",
+                                                      "--max-size")]
+    if refused or names is not None or len(outputs) > 1:
+        flag = refused[0] if refused else "--wrt" if names is not None else "several --of"
+        raise _usage(f"--plot cannot be combined with {flag}",
+                     "a plot draws the output and its derivative along the --plot ranges; "
+                     "give other inputs values with --at")
+    program = _program_argument(program)
+    text, name = _read_program(program, limit)
+    try:
+        dag = compile_program(text, name, max_size=limit, shapes=array_shapes(values))
+        _draw(dag, plots, values, outputs[0] if outputs else None, output_file, ascii_only)
+    except ParseError as exc:
+        _fail(_perhaps_a_missing_file(program, exc))
+    except GradcalcError as exc:
+        _fail(exc)
+
+
+#: A plot has at most this many points (a picture shows a few thousand at most).
+PLOT_LIMIT = 1_000_000
+#: Points along a --plot range given as start:stop: a terminal curve gets 2 a column (its
+#: braille dots), a file 400; a heat map 48 x 24 on a terminal, 60 x 60 in a file.
+_FILE_POINTS, _MAP_POINTS, _FILE_MAP_POINTS = 400, (48, 24), 60
+
+
+def _draw(dag: Dag, plots: list[str], values: dict[str, ArrayValue], of: str | None,
+          output_file: str | None, ascii_only: bool) -> None:
+    """Sweep ``dag`` over the ``--plot`` ranges and draw the result (terminal or file)."""
+    from gradcalc import plot
+    from gradcalc.sweep import sweep
+
+    if len(plots) > 2:
+        raise InputError(f"--plot takes one range (curves) or two (a heat map), not "
+                         f"{len(plots)}", hint="give the other inputs values with --at")
+    suffix = Path(output_file).suffix.lower() if output_file is not None else ""
+    if output_file is not None and suffix not in (".svg", ".png"):
+        raise InputError(f"--output {output_file}: a plot is written as .svg or .png",
+                         hint="name the file plot.svg or plot.png")
+    width = min(_terminal_width() or 100, plot.MAX_WIDTH)
+    height = max(plot.MIN_HEIGHT, min(24, shutil.get_terminal_size((100, 30)).lines - 10))
+    ranges: dict[str, list[float]] = {}
+    for index, item in enumerate(plots):
+        name, sep, text = item.partition("=")
+        name, text = name.strip(), text.strip()
+        if not sep or not name or not text:
+            raise InputError(f"--plot expects NAME=START:STOP, got {item!r}",
+                             hint="for example --plot X=-3:3")
+        if text.count(":") == 1 and "/" not in text.rpartition(":")[2]:
+            count = (_MAP_POINTS[index] if len(plots) == 2 else 2 * width) \
+                if output_file is None else (_FILE_MAP_POINTS if len(plots) == 2
+                                             else _FILE_POINTS)
+            text = f"{text}/{count}"
+        ranges[name] = _range(name, text)
+    points = math.prod(len(p) for p in ranges.values())
+    if points > PLOT_LIMIT:
+        raise InputError(f"the plot would have {points:,} points, more than the "
+                         f"{PLOT_LIMIT:,} a plot may have",
+                         hint="a picture shows a few thousand at most: take fewer points")
+    found = sweep(dag, ranges, values, list(ranges), of)
+    for note in found.notes:
+        _print_diagnostic(note)
+    color = output_file is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    if len(ranges) == 1:
+        line = plot.line_data(found)
+        arguments: tuple[Any, ...] = (line.x_name, line.output, line.xs, line.values,
+                                      line.slopes, line.kinks)
+        drawn: dict[str, Callable[..., Any]] = {".svg": plot.svg_line_plot,
+                                                ".png": plot.png_line_plot}
+        terminal: Callable[..., str] = plot.line_plot
+    else:
+        grid = plot.grid_data(found)
+        arguments = (grid.x_name, grid.y_name, grid.output, grid.xs, grid.ys, grid.values,
+                     grid.gradients)
+        drawn = {".svg": plot.svg_heat_map, ".png": plot.png_heat_map}
+        terminal = plot.heat_map
+    if output_file is not None:
+        picture = drawn[suffix](*arguments)
+        data = picture.encode("utf-8") if isinstance(picture, str) else picture
+        try:
+            Path(output_file).write_bytes(data)
+        except OSError as exc:
+            raise InputError(f"cannot write {output_file}: {exc.strerror}") from None
+        sys.stderr.write(f"wrote {output_file} ({len(data):,} bytes)\n")
+        return
+    text = terminal(*arguments, width=width, height=height, ascii=ascii_only
+                    or not _unicode_stdout(), color=color)
+    if color:
+        from rich.text import Text
+
+        _console().print(Text.from_markup(text), highlight=False, soft_wrap=True)
+    else:
+        sys.stdout.write(text + "\n")
 
 
 def _numbers_only(values: dict[str, ArrayValue]) -> dict[str, float]:
@@ -456,7 +585,14 @@ def _show_answer(reply: Any, values: dict[str, ArrayValue]) -> None:
 
 
 def _session_plot(extra: tuple[str, str], values: dict[str, ArrayValue]) -> None:
-    raise InputError(":plot is not available yet")
+    """``:plot X=-3:3`` in a session: the last expression drawn over the range(s)."""
+    program, ranges = extra
+    plots = [r for r in _top_level_split(ranges) if r.strip()]
+    swept = {r.partition("=")[0].strip() for r in plots}  # (the range wins over a value)
+    dag = compile_program(program, "<session>", shapes=array_shapes(values))
+    given = {n: v for n, v in values.items()
+             if (n in dag.inputs or n in dag.tensors) and n not in swept}
+    _draw(dag, plots, given, None, None, False)
 
 
 def _program_argument(program: str | None) -> str:

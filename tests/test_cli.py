@@ -621,3 +621,56 @@ def test_completion_offers_options_and_their_values(env: dict[str, str],
     r = run(env=env)
     assert r.exit_code == 0, r.stderr
     assert r.stdout.split() == expected
+
+
+# --- --plot ----------------------------------------------------------------------------------
+
+
+def test_plot_draws_the_output_and_its_derivative() -> None:
+    r = run("OUT = X^2", "--plot", "X=-1:1", "--ascii", env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert lines[-1].startswith("** OUT (left axis)") and "dOUT/dX (right axis)" in lines[-1]
+    assert "-1.0" in r.stdout and "1.0" in r.stdout
+
+
+def test_plot_marks_the_points_that_failed() -> None:
+    r = run("OUT = log(X)", "--plot", "X=-1:1/9", "--ascii", env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.stderr
+    assert "x failed (5)" in r.stdout
+
+
+def test_two_plots_draw_a_heat_map() -> None:
+    r = run("OUT = X^2 - Y^2", "--plot", "X=-2:2", "--plot", "Y=-1:1", "--ascii",
+            env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.stderr
+    assert "gradient: steepest ascent" in r.stdout and "OUT from" in r.stdout
+
+
+def test_plot_to_an_svg_file(tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ElementTree
+
+    path = tmp_path / "plot.svg"
+    r = run("OUT = relu(X)*X", "--plot", "X=-1:1:0.25", "--output", str(path))
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == "" and r.stderr == f"wrote {path} ({path.stat().st_size:,} bytes)\n"
+    root = ElementTree.fromstring(path.read_text("utf-8"))
+    assert root.tag.endswith("svg")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--plot", "X=0:1", "--wrt", "X"), "--plot cannot be combined with --wrt"),
+    (("--plot", "X=0:1", "--graph"), "--plot cannot be combined with --graph"),
+    (("--plot", "X=0:1", "--format", "json"), "--plot cannot be combined with --format"),
+    (("--plot", "X=0:1", "--at", "X=0:1:0.5"), "--plot cannot be combined with a range"),
+    (("--output", "p.svg"), "--output writes a --plot"),
+    (("--plot", "X=0:1", "--output", "p.pdf"), "a plot is written as .svg or .png"),
+    (("--plot", "X"), "--plot expects NAME=START:STOP"),
+    (("--plot", "X=0:1", "--plot", "Y=0:1", "--plot", "Z=0:1"), "one range (curves) or two"),
+    (("--plot", "Q=0:1"), "'Q' is not a name in the program"),
+])
+def test_plot_refusals(args: tuple[str, ...], message: str) -> None:
+    r = run("OUT = X*Y + Z", "--at", "Y=1,Z=2", *args)
+    assert r.exit_code == 2, r.stdout
+    assert message in r.stderr

@@ -269,3 +269,18 @@ def test_a_one_shot_command_never_loads_the_session() -> None:
     imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines()}
     assert "gradcalc.cli" in imported
     assert "readline" not in imported and "gradcalc.repl" not in imported
+
+
+def test_plot_in_a_session(tmp_path: Path) -> None:
+    child = spawn(tmp_path, "--repl")
+    assert ":plot needs an expression first" in ask(child, ":plot X=0:1")
+    ask(child, "sin(3*X)*Y")
+    ask(child, ":at Y=2")
+    drawn = ask(child, ":plot X=-1:1")
+    assert "OUT (left axis)" in drawn and "∂OUT/∂X (right axis)" in drawn
+    assert "error: no value for input X" in ask(child, ":plot Y=0:1")
+    ask(child, ":at X=0.5")
+    drawn = ask(child, ":plot Y=0:1")  # a range replaces the value given to the name
+    assert "OUT (left axis)" in drawn and "∂OUT/∂Y (right axis)" in drawn
+    child.sendline(":quit")
+    child.expect(pexpect.EOF)

@@ -79,7 +79,8 @@ def written(points: list[float]) -> float:
 def cli(count: int) -> float:
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "gradcalc", PROGRAM, "--at", f"A=0.1:10/{count}",
-                    "--at", "Y=2", "--wrt", "A,Y", "--format", "csv"], stdout=subprocess.DEVNULL, check=True)
+                    "--at", "Y=2", "--wrt", "A,Y", "--format", "csv"],
+                   stdout=subprocess.DEVNULL, check=True)
     return time.perf_counter() - start
 
 
