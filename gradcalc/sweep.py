@@ -75,16 +75,22 @@ def range_points(name: str, text: str, value: Callable[[str, str], float]) -> li
                                  hint="give 2 or more points, or one value")
             return [start]
         width = stop - start
-        return [start + width * k / (count - 1) if k < count - 1 else stop for k in range(count)]
+        if math.isfinite(width):
+            return [start + width * k / (count - 1) if k < count - 1 else stop
+                    for k in range(count)]
+        # (from near -max to near +max the width overflows: weigh the two ends instead)
+        return [start * (1 - k / (count - 1)) + stop * (k / (count - 1)) if k < count - 1
+                else stop for k in range(count)]
     step = value(found["step"], f"--at {name} (step)")
     if step == 0 or (stop - start) * step < 0:
         raise InputError(f"--at {name}: the step {step:g} never gets from {start:g} to {stop:g}",
                          hint="the step is not 0 and goes toward the stop: 2:-2:-0.5")
-    steps = (stop - start) / step
-    last = math.floor(steps + 1e-9 * max(1.0, abs(steps)))
-    if last + 1 > MAX_POINTS:
-        raise InputError(f"--at {name}: {last + 1:,} points, more than the {MAX_POINTS:,} a "
+    steps = stop / step - start / step  # (each term finite: stop - start may overflow)
+    if not steps + 1 <= MAX_POINTS:
+        shown = f"{steps + 1:,.0f}" if steps < 1e15 else f"about {steps + 1:.3g}"
+        raise InputError(f"--at {name}: {shown} points, more than the {MAX_POINTS:,} a "
                          "sweep may have", hint="take a larger step")
+    last = math.floor(steps + 1e-9 * max(1.0, abs(steps)))
     return [start + k * step for k in range(last + 1)]
 
 

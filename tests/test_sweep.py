@@ -203,3 +203,11 @@ def test_a_bad_range_on_the_command_line() -> None:
     assert r.exit_code == 2 and "the step 0 never gets from 0 to 1" in r.stderr
     r = run("OUT = A", "--at", "A=0:1:A")
     assert r.exit_code == 2 and "a value cannot use names: A" in r.stderr
+
+
+def test_ranges_near_the_largest_floats_stay_finite() -> None:
+    assert points("-1e308:1e308/3") == [-1e308, 0.0, 1e308]
+    found = points("-1e308:1e308:1e307")
+    assert len(found) == 21 and all(map(math.isfinite, found))
+    with pytest.raises(InputError, match="about 1e\\+300 points"):
+        points("0:1:1e-300")
