@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -226,17 +227,29 @@ class Session:
                           *([self.last] if self.last is not None else [])]) + "\n"
         try:
             Path(rest).expanduser().write_text(text, "utf-8")
-        except OSError as exc:
-            raise InputError(f"cannot write {rest}: {exc.strerror}") from None
+        except (OSError, ValueError) as exc:  # (ValueError: a NUL in the name)
+            raise InputError(f"cannot write {rest!r}: {getattr(exc, 'strerror', exc)}"
+                             ) from None
         return Reply(text=f"saved {len(text.splitlines())} lines to {rest}\n")
 
     def _load(self, rest: str) -> Reply:
         if not rest:
             raise InputError(":load needs a file name", hint=":load model.gc")
+        from gradcalc.parse import PROGRAM_LIMIT
+
         try:
-            text = Path(rest).expanduser().read_text("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"cannot read {rest}: {getattr(exc, 'strerror', exc)}") from None
+            path = Path(rest).expanduser()
+            info = path.stat()
+            if not stat.S_ISREG(info.st_mode):
+                raise InputError(f"cannot read {rest!r}: not a regular file")
+            if info.st_size > PROGRAM_LIMIT:
+                raise InputError(f"cannot read {rest!r}: {info.st_size:,} bytes, over the "
+                                 f"{PROGRAM_LIMIT:,} a program may have",
+                                 hint="run a larger program as gradcalc FILE --max-size ...")
+            text = path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise InputError(f"cannot read {rest!r}: {getattr(exc, 'strerror', None) or exc}"
+                             ) from None
         parsed = parse(text, rest)
         before = dict(self.statements)
         reply = Reply()

@@ -284,3 +284,25 @@ def test_plot_in_a_session(tmp_path: Path) -> None:
     assert "OUT (left axis)" in drawn and "∂OUT/∂Y (right axis)" in drawn
     child.sendline(":quit")
     child.expect(pexpect.EOF)
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    (":load /", "cannot read '/': not a regular file"),
+    (":load /dev/null", "not a regular file"),
+    (":load a\x00b", "embedded null byte"),
+    (":save a\x00b", "cannot write 'a\\x00b'"),
+    (":load", ":load needs a file name"),
+    (":save", ":save needs a file name"),
+])
+def test_files_that_cannot_be_read_or_written(line: str, message: str) -> None:
+    (error,) = errors(Session().feed(line))
+    assert message in error.message
+
+
+def test_load_refuses_a_file_over_the_program_limit(tmp_path: Path) -> None:
+    from gradcalc.parse import PROGRAM_LIMIT
+
+    path = tmp_path / "big.gc"
+    path.write_text("A = 1\n" * (PROGRAM_LIMIT // 6 + 1), "utf-8")
+    (error,) = errors(Session().feed(f":load {path}"))
+    assert "over the" in error.message
