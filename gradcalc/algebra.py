@@ -634,6 +634,9 @@ class _Printer:
             return
         shown = [self._term(monomial, coefficient) for monomial, coefficient in terms]
         shown.sort(key=lambda item: item[0])
+        if shown[0][1]:  # a leading positive term reads better: 1 - P, not -P + 1
+            first = next((i for i, item in enumerate(shown) if not item[1]), 0)
+            shown.insert(0, shown.pop(first))
         parts: list[Fragment] = []
         for index, (_, negative, text, _) in enumerate(shown):
             if index == 0:

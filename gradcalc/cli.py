@@ -72,6 +72,7 @@ class Format(str, enum.Enum):
     table = "table"
     plain = "plain"
     json = "json"
+    latex = "latex"
     jsonl = "jsonl"
     csv = "csv"
     tsv = "tsv"
@@ -242,7 +243,7 @@ def run(
         help="table (the default on a terminal), plain (the default otherwise: one "
         "'NAME GRADIENT' line per name) or json; with --batch: table, plain, jsonl (the "
         "default off a terminal), csv or tsv; for a sweep (a range in --at): table, plain, "
-        "jsonl, csv or tsv.")] = None,
+        "jsonl, csv or tsv. latex: each gradient as a LaTeX formula.")] = None,
     value: Annotated[bool, typer.Option(
         "--value", help="Plain format: start with a line 'OUTPUT = VALUE' (the table and "
         "JSON always show the value; plain shows it anyway when there is nothing to "
@@ -314,8 +315,8 @@ def run(
     if _another_mode(repl, program, others, plot, output_file, ascii_only, values, names,
                      outputs, limit):
         return
-    if ranges:
-        _refuse_with_sweep(batch, view, stats, symbolic, ascii_only, value)
+    _refuse_with_sweep(bool(ranges), output_format, batch, view, stats, symbolic, ascii_only,
+                       value)
     if batch is not None:
         _refuse_with_batch(program, view, stats, symbolic, ascii_only, value, outputs)
         from gradcalc.cli_batch import run_batch
@@ -348,7 +349,8 @@ def run(
         numbers_needed = view is not None
         result = gradients(dag, at=values, wrt=names, of=outputs[0] if outputs else None,
                            stats=stats,
-                           symbolic=False if numbers_needed else (True if symbolic else None),
+                           symbolic=False if numbers_needed else (
+                               True if symbolic or fmt is Format.latex else None),
                            record=explain)
     except ParseError as exc:
         _fail(_perhaps_a_missing_file(program, exc))
@@ -359,9 +361,16 @@ def run(
     _print_view(result, view, graph, fmt, not ascii_only and _unicode_stdout(), value)
 
 
-def _refuse_with_sweep(batch: str | None, view: str | None, stats: bool, symbolic: bool,
-                       ascii_only: bool, value: bool) -> None:
-    """A range in --at sweeps the program: the options that show one point are refused."""
+def _refuse_with_sweep(ranges: bool, output_format: Format | None, batch: str | None,
+                       view: str | None, stats: bool, symbolic: bool, ascii_only: bool,
+                       value: bool) -> None:
+    """A range in --at sweeps the program: the options that show one point are refused (and
+    LaTeX is only for one program's gradients)."""
+    if output_format is Format.latex and (batch is not None or ranges or view is not None):
+        raise _usage("--format latex is for the gradients of one program",
+                     "leave out --batch, ranges in --at and the other views")
+    if not ranges:
+        return
     flags = [flag for flag, on in (("--batch", batch is not None), (view, view is not None),
                                    ("--stats", stats), ("--symbolic", symbolic),
                                    ("--ascii", ascii_only), ("--value", value)) if on]
@@ -687,6 +696,11 @@ def _print_results(result: Result, fmt: Format, value: bool) -> None:
 
     if fmt is Format.table:
         _print_rich(render.to_table(result, _unicode_stdout()))
+    elif fmt is Format.latex:
+        from gradcalc.latex import formula_latex
+
+        sys.stdout.write("\n".join(formula_latex(f.text, result.output, name) + "\n"
+                                   for name, f in result.formulas.items()))
     else:
         sys.stdout.write(_dumps(render.to_json_object(result)) if fmt is Format.json
                          else render.to_plain(result, value=value))

@@ -33,8 +33,8 @@ _TABLE_BLOCK = 200  # rows per Rich table: memory stays flat however long the sw
 def print_sweep(found: Sweep, fmt: Format) -> None:
     """Write every row of ``found`` to standard output in ``fmt``; then, on standard error,
     how many points failed or warned. Exits 1 if any point failed."""
-    if fmt is Format.json:
-        raise _usage("--format json does not apply to a sweep",
+    if fmt in (Format.json, Format.latex):
+        raise _usage(f"--format {fmt.value} does not apply to a sweep",
                      "a sweep writes one row per point: use jsonl, csv, tsv, plain or table")
     for note in found.notes:
         _print_diagnostic(note)

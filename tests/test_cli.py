@@ -186,7 +186,7 @@ def test_clamp_end_to_end(a: str, value: float, gradients: tuple[float, ...]) ->
                            stdin=f"{CLAMPED}; A = {a}\n").stdout)
     assert batch["gradients"] == data["gradients"] and batch["value"] == value
     symbolic = json.loads(run(CLAMPED, "--symbolic", "--format", "json").stdout)["gradients"]
-    assert symbolic["X"] == "3*heaviside(-2*A + H, 1)*heaviside(2*A - L, 1)"  # X = 2*A
+    assert symbolic["X"] == "3*heaviside(2*A - L, 1)*heaviside(H - 2*A, 1)"  # X = 2*A
     for name, expected in zip("LHX", (gradients[0], gradients[1], gradients[3]), strict=True):
         at = {"A": float(a), "L": 0.0, "H": 1.0, "X": 2 * float(a)}
         got = gradcalc.gradients(symbolic[name], at={n: v for n, v in at.items()
