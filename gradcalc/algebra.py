@@ -510,12 +510,14 @@ class Algebra:
                          for name, text in self.program_parts(bindings, [expr], share_above))
 
     def program_parts(self, bindings: list[tuple[str, int]], exprs: list[int],
-                      share_above: int = 40) -> list[tuple[str | None, str]]:
+                      share_above: int = 40, reserved: Iterable[str] = ()
+                      ) -> list[tuple[str | None, str]]:
         """The statements of :meth:`program` for several expressions at once, as (name,
         text) pairs in order: the ``bindings``, generated ``t1 = ...`` statements for
         sub-expressions used more than once (across all of them) with text longer than
         ``share_above`` characters, each just before its first use, and each of ``exprs``
-        as ``(None, text)``, in the order given."""
+        as ``(None, text)``, in the order given. Generated names avoid ``reserved`` (the
+        program's own names) as well as every name used."""
         roots: list[tuple[str | None, int]] = [*bindings, *((None, e) for e in exprs)]
         uses: dict[int, int] = {}
         seen: set[int] = set()
@@ -523,7 +525,7 @@ class Algebra:
             for poly in self._postorder_polys(root, seen):
                 for child in set(self._children(poly)):
                     uses[child] = uses.get(child, 0) + 1
-        taken = {n for n, _ in bindings}
+        taken = {n for n, _ in bindings} | set(reserved)
         for _, root in roots:
             taken |= self.symbols(root)
         names = fresh(taken, "t")

@@ -15,6 +15,7 @@ import functools
 import math
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -22,6 +23,7 @@ from gradcalc.algebra import DEFAULT_BUDGET, MAX_BITS, Algebra, ConstantTooLarge
 from gradcalc.dag import Dag
 from gradcalc.engine import Plan, run_over
 from gradcalc.errors import EvaluationError, GradcalcError, LimitError, argument
+from gradcalc.fmt import format_number
 from gradcalc.ops import CONST, CONSTANTS, FUNCTIONS, INPUT, Op
 
 __all__ = ["Formula", "SymbolicGradients", "symbolic_gradients"]
@@ -147,7 +149,8 @@ def _symbolic_gradients(question: Plan, values: list[float | None],
             value = _value(X, definition, known, memo)
             if value is not None:
                 known[bound] = value
-    statements, texts = _print_all(X, ordered, list(final.values()))
+    statements, texts = _print_all(X, ordered, list(final.values()), dag.named)
+    statements = _set_inputs(dag, statements, texts) + statements
     masks, shared = _needs(statements, texts)
     formulas = {}
     for (name, expr), text, mask in zip(final.items(), texts, masks, strict=True):
@@ -167,12 +170,26 @@ def _identifier() -> re.Pattern[str]:
     return re.compile(NAME_PATTERN)
 
 
-def _print_all(X: Algebra, bindings: list[tuple[str, int]], exprs: list[int]
-               ) -> tuple[tuple[tuple[str, str], ...], list[str]]:
+def _set_inputs(dag: Dag, statements: tuple[tuple[str, str], ...], texts: list[str]
+                ) -> tuple[tuple[str, str], ...]:
+    """Statements ``H1 = -1.25`` for the inputs the program sets to a number that the
+    formulas use, so that each formula program is evaluable on its own given the free
+    inputs (an input set in a program stays an input: ``--at`` can still change it)."""
+    used: set[str] = set()
+    for text in (*texts, *(t for _, t in statements)):
+        used.update(_identifier().findall(text))
+    return tuple((name, format_number(dag.values[node]))  # type: ignore[arg-type]
+                 for name, node in dag.inputs.items()
+                 if name in used and dag.values[node] is not None)
+
+
+def _print_all(X: Algebra, bindings: list[tuple[str, int]], exprs: list[int],
+               reserved: Iterable[str] = ()) -> tuple[tuple[tuple[str, str], ...], list[str]]:
     """The texts of ``exprs`` and the statements they use: the ``bindings`` (each may use
     the names before it) and, for sub-expressions used more than once (across all of them)
-    whose text is long, generated ``t1 = ...`` statements just before their first use."""
-    lines = X.program_parts(bindings, exprs)
+    whose text is long, generated ``t1 = ...`` statements just before their first use
+    (never named as one of ``reserved``, the program's names)."""
+    lines = X.program_parts(bindings, exprs, reserved=reserved)
     statements = tuple((name, text) for name, text in lines if name is not None)
     texts = [text for name, text in lines if name is None]
     return statements, texts

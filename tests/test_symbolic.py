@@ -884,7 +884,8 @@ def test_diamond_chain_formula_grows_linearly(capsys):
         lengths[levels] = len(f.text)
         assert close(f.value, r.gradients["X0"]), (levels, f.value, r.gradients["X0"])
         assert close(evaluate_text(f.text, {"X0": 0.5}), r.gradients["X0"])
-        assert f.bindings == tuple(f"X{i}" for i in range(1, levels))
+        # X0 = 0.5 is set in the program: the formula program carries it (self-contained)
+        assert f.bindings == tuple(f"X{i}" for i in range(levels))
         with capsys.disabled():
             print(f"\n  diamond {levels:5d} levels: {len(f.text):7d} characters, "
                   f"{elapsed * 1000:7.1f} ms", end="")
@@ -1172,3 +1173,33 @@ def test_the_time_budget_covers_substituting_as_well_as_building(monkeypatch):
     program = "X0 = A\n" + "".join(f"X{i + 1} = sin(X{i})\n" for i in range(300))
     with pytest.raises(gradcalc.LimitError, match="took too long"):
         gradcalc.gradients(program, symbolic=True)
+
+
+# =============================================================================================
+# Self-contained formula programs (issue 16)
+# =============================================================================================
+
+
+def test_a_formula_program_defines_the_inputs_the_program_sets() -> None:
+    program = "H1 = -1.25; H2 = pow(tanh(h1), 0.3) - H1; OUT = pow(h1, 3) + cos(H2)"
+    r = gradcalc.gradients(program, wrt=["h1"], at={"h1": 0.7}, symbolic=True)
+    text = r.formulas["h1"].text
+    assert text.startswith("H1 = -1.25; H2 = ")
+    # fed back as a program, with only the free input given, it is the gradient's value
+    assert close(evaluate_text(text, {"h1": 0.7}), r.gradients["h1"])
+
+
+def test_generated_names_are_never_the_programs_names() -> None:
+    shared = "A*B + C*D + exp(A*C) + log(B*D)"
+    program = f"OUT = sin({shared})^2 * cos({shared})^3"
+    plain = gradcalc.gradients(program, wrt=["A", "B"], symbolic=True).formulas["A"]
+    assert plain.bindings == ("t1",)  # a long sub-expression used twice gets a name
+    # the program's own t1 and t2 (t2 substituted away, still not free for a helper)
+    named = gradcalc.gradients(f"t1 = 5; t2 = t1*2; {program.replace('OUT =', 'OUT = t2*')}",
+                               wrt=["A", "B"], symbolic=True).formulas["A"]
+    assert named.bindings == ("t1", "t3") and named.text.startswith("t1 = 5; t3 = ")
+    assert close(evaluate_text(named.text, {"A": 0.3, "B": 0.7, "C": 1.1, "D": 0.4}),
+                 gradcalc.gradients(f"t1 = 5; t2 = t1*2; "
+                                    f"{program.replace('OUT =', 'OUT = t2*')}",
+                                    at={"A": 0.3, "B": 0.7, "C": 1.1, "D": 0.4},
+                                    wrt=["A"]).gradients["A"])
