@@ -448,6 +448,43 @@ class Algebra:
                 memo[poly] = frozenset(names)
         return set(memo[expr])
 
+    def symbol_uses(self, roots: Iterable[int], names: Iterable[str]) -> dict[str, int]:
+        """How many times each of ``names`` is written in ``roots`` written out in full (the
+        paths from the roots to its occurrences), counted up to 2 (``0``, ``1``, or "more"),
+        without writing any text: a pass down the graph of parts, parents first."""
+        roots = list(roots)
+        atoms = {self._atom_ids[("sym", n, ())]: n for n in names
+                 if ("sym", n, ()) in self._atom_ids}
+        order: list[int] = []
+        seen: set[int] = set()
+        for root in roots:
+            order.extend(self._postorder_polys(root, seen))
+        # which atoms (operations, groups) use each part, once per use
+        users: dict[int, list[int]] = {}
+        containing: dict[int, list[int]] = {}  # atom -> the parts whose terms hold it
+        for poly in order:
+            for monomial, _ in self._polys[poly]:
+                for atom, _ in monomial:
+                    containing.setdefault(atom, []).append(poly)
+        for atom in containing:
+            for operand in self._atoms[atom][2]:
+                users.setdefault(operand, []).append(atom)
+        paths: dict[int, int] = {}
+        for root in roots:
+            paths[root] = min(2, paths.get(root, 0) + 1)
+        atom_paths: dict[int, int] = {}
+        counts = dict.fromkeys(names, 0)
+        for poly in reversed(order):  # every part after all the parts that use it
+            here = min(2, paths.get(poly, 0) + sum(atom_paths[a] for a in users.get(poly, ())))
+            paths[poly] = here
+            for monomial, _ in self._polys[poly]:
+                for atom, _ in monomial:
+                    atom_paths[atom] = min(2, atom_paths.get(atom, 0) + here)
+                    name = atoms.get(atom)
+                    if name is not None:
+                        counts[name] = min(2, counts[name] + here)
+        return counts
+
     def is_plain(self, expr: int) -> bool:
         """True for a polynomial of symbols only (no functions, no groups)."""
         return self._plain[expr]

@@ -142,7 +142,7 @@ def _symbolic_gradients(question: Plan, values: list[float | None],
         except EvaluationError:
             raise _infinite_derivative(dag, graph, targets, output, active) from None
         final[name] = expr
-    ordered = graph.bindings_for(list(final.values()))
+    ordered, final = _worth_their_names(X, graph.bindings_for(list(final.values())), final)
     memo: dict[int, float] = {}
     for bound, definition in ordered:
         if bound not in known:
@@ -168,6 +168,31 @@ def _identifier() -> re.Pattern[str]:
     from gradcalc.parse import NAME_PATTERN
 
     return re.compile(NAME_PATTERN)
+
+
+def _worth_their_names(X: Algebra, bindings: list[tuple[str, int]], final: dict[str, int]
+                       ) -> tuple[list[tuple[str, int]], dict[str, int]]:
+    """The bindings that pay for their names, and the formulas with the others written in:
+    a binding used once (``OUT = sqrt(Y); 1/(2*OUT)`` is ``1/(2*sqrt(Y))``), or whose text
+    is no longer than its name, is substituted where it is used."""
+    if not bindings:
+        return bindings, final
+    uses = X.symbol_uses([*(d for _, d in bindings), *final.values()], [n for n, _ in bindings])
+    dropped = {name for name, definition in bindings
+               if uses[name] <= 1 or (X.size(definition) <= 3
+                                      and len(X.text(definition)) <= len(name))}
+    if not dropped:
+        return bindings, final
+    replacements: dict[str, int] = {}
+    kept: list[tuple[str, int]] = []
+    for name, definition in bindings:  # (a definition uses only the names before it)
+        definition = X.substitute(definition, replacements)
+        if name in dropped:
+            replacements[name] = definition
+        else:
+            kept.append((name, definition))
+    memo: dict[int, int] = {}
+    return kept, {name: X.substitute(expr, replacements, memo) for name, expr in final.items()}
 
 
 def _set_inputs(dag: Dag, statements: tuple[tuple[str, str], ...], texts: list[str]

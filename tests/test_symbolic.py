@@ -1184,7 +1184,9 @@ def test_a_formula_program_defines_the_inputs_the_program_sets() -> None:
     program = "H1 = -1.25; H2 = pow(tanh(h1), 0.3) - H1; OUT = pow(h1, 3) + cos(H2)"
     r = gradcalc.gradients(program, wrt=["h1"], at={"h1": 0.7}, symbolic=True)
     text = r.formulas["h1"].text
-    assert text.startswith("H1 = -1.25; H2 = ")
+    # H1 is set in the program: it comes first; H2, used once, is written in
+    assert text == ("H1 = -1.25; 3*h1^2 - 3*(1 - tanh(h1)^2)*sin(tanh(h1)^(3/10) - H1)"
+                    "/(10*tanh(h1)^(7/10))")
     # fed back as a program, with only the free input given, it is the gradient's value
     assert close(evaluate_text(text, {"h1": 0.7}), r.gradients["h1"])
 
@@ -1203,3 +1205,15 @@ def test_generated_names_are_never_the_programs_names() -> None:
                                     f"{program.replace('OUT =', 'OUT = t2*')}",
                                     at={"A": 0.3, "B": 0.7, "C": 1.1, "D": 0.4},
                                     wrt=["A"]).gradients["A"])
+
+
+@pytest.mark.parametrize(("program", "wrt", "formula"), [
+    ("OUT = sqrt(Y)", "Y", "1/(2*sqrt(Y))"),  # a binding used once is written in
+    ("B = A*A*A; C = sin(B); OUT = C", "A", "3*A^2*cos(A^3)"),
+    # used twice: it keeps its name
+    ("P = sigmoid(W*X); OUT = P*(1 - P)", "W",
+     "P = sigmoid(W*X); 2*P^3*X - 3*P^2*X + P*X"),
+])
+def test_bindings_only_where_they_pay(program: str, wrt: str, formula: str) -> None:
+    r = gradcalc.gradients(program, wrt=[wrt], symbolic=True)
+    assert r.formulas[wrt].text == formula
