@@ -71,14 +71,17 @@ def program(rng: random.Random) -> str:
     return text
 
 
-SYMPY_CHILD = r"""
-import json, sys, time
+SYMPY_PRELUDE = r"""
+import json, re, sys, time
 import sympy
-program = sys.stdin.read()
 A, B, C = sympy.symbols("A B C")
 env = {"A": A, "B": B, "C": C, "sin": sympy.sin, "cos": sympy.cos, "exp": sympy.exp,
        "log": sympy.log, "tanh": sympy.tanh, "sqrt": sympy.sqrt,
        "sigmoid": lambda x: 1 / (1 + sympy.exp(-x)), "pow": lambda a, b: a**b}
+"""
+
+SYMPY_CHILD = SYMPY_PRELUDE + r"""
+program = sys.stdin.read()
 value = None
 for line in program.splitlines():
     name, _, text = line.partition(" = ")
@@ -92,14 +95,8 @@ print(json.dumps({"text": str(simple).replace("**", "^"), "ops": int(sympy.count
                   "seconds": seconds}))
 """
 
-GRADCALC_OPS_CHILD = r"""
-import json, re, sys
-import sympy
+GRADCALC_OPS_CHILD = SYMPY_PRELUDE + r"""
 text = sys.stdin.read()
-A, B, C = sympy.symbols("A B C")
-env = {"A": A, "B": B, "C": C, "sin": sympy.sin, "cos": sympy.cos, "exp": sympy.exp,
-       "log": sympy.log, "tanh": sympy.tanh, "sqrt": sympy.sqrt,
-       "sigmoid": lambda x: 1 / (1 + sympy.exp(-x)), "pow": lambda a, b: a**b}
 value = None
 for statement in text.split("; "):
     name, sep, body = statement.partition(" = ")
