@@ -545,6 +545,7 @@ def _session(program: str | None, others: list[str], values: dict[str, ArrayValu
                      "to begin with them")
     if len(outputs) > 1:
         raise _usage("a session takes one --of", "choose the output; :of changes it")
+    session = repl.Session(at=dict(values), wrt=names, of=outputs[0] if outputs else None)
 
     def show(reply: repl.Reply) -> None:
         for item in reply.diagnostics:
@@ -553,26 +554,15 @@ def _session(program: str | None, others: list[str], values: dict[str, ArrayValu
             sys.stdout.write(reply.text)
         if reply.result is not None or reply.view == ":plot":
             try:
-                _show_answer(reply, reply.extra if reply.result is not None
-                             else session_values())
+                _show_answer(reply, reply.extra if reply.result is not None else session.at)
             except GradcalcError as exc:
                 _print_diagnostic(exc)
             except typer.Exit:
                 pass  # (a refused view already said why: the session goes on)
         sys.stdout.flush()
 
-    state: dict[str, Any] = {}
-
-    def session_values() -> dict[str, ArrayValue]:
-        return state["session"].at
-
-    def start(session: repl.Session) -> None:
-        session.at.update(values)
-        session.wrt, session.of = names, outputs[0] if outputs else None
-        state["session"] = session
-
-    repl.run(show, "gradcalc: type statements and expressions, :help for the commands, "
-             "Ctrl-D to leave.\n", start)
+    repl.run(session, show, "gradcalc: type statements and expressions, :help for the "
+             "commands, Ctrl-D to leave.\n")
 
 
 def _show_answer(reply: Any, values: dict[str, ArrayValue]) -> None:

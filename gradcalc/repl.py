@@ -394,16 +394,11 @@ def _readline(session: Session) -> Callable[[], None]:
     return save
 
 
-def run(show: Callable[[Reply], None], banner: str,
-        start: Callable[[Session], None] | None = None) -> None:
-    """The session on the terminal: read lines until Ctrl-D or ``:quit``; ``show`` prints
-    each reply (the CLI's printers); ``start`` sets the new session up (the command's
-    ``--at``, ``--wrt``, ``--of``)."""
+def run(session: Session, show: Callable[[Reply], None], banner: str) -> None:
+    """``session`` on the terminal: read lines until Ctrl-D or ``:quit``; ``show`` prints
+    each reply (the CLI's printers)."""
     import signal
 
-    session = Session()
-    if start is not None:
-        start(session)
     save = _readline(session)
     # Every Ctrl-C drops the line being typed (the one-shot command's handler ignores a
     # second one, to finish its cleanup: a session has none to finish).
