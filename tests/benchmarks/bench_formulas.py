@@ -65,9 +65,10 @@ def program(rng: random.Random) -> str:
     lines[-1] = "OUT" + lines[-1][lines[-1].index(" ="):]
     text = "\n".join(lines)
     dag = gradcalc.compile_program(text)
-    output = dag.named[dag.output]
-    if "A" not in dag.inputs or not gradcalc.engine.cone(dag, [output])[dag.inputs["A"]]:
-        return program(rng)  # (the output must depend on A: draw again)
+    # OUT must be computed (not a number: an input) and depend on A: else draw again
+    if "A" not in dag.inputs or "OUT" in dag.inputs \
+            or not gradcalc.engine.cone(dag, [dag.named["OUT"]])[dag.inputs["A"]]:
+        return program(rng)
     return text
 
 
@@ -138,7 +139,7 @@ def main() -> None:
     for _ in range(args.programs):
         text = program(rng)
         start = time.perf_counter()
-        result = gradcalc.gradients(text, wrt=["A"], symbolic=True)
+        result = gradcalc.gradients(text, wrt=["A"], of="OUT", symbolic=True)
         ours_seconds += time.perf_counter() - start
         formula = result.formulas["A"].text
         theirs = child(SYMPY_CHILD, text, args.timeout)
