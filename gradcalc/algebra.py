@@ -234,9 +234,25 @@ class Algebra:
             for atom, exponent in common.items():
                 exponents[atom] -= exponent
             reduced = tuple(sorted((a, _q(e)) for a, e in exponents.items() if e != 0))
-            rest[reduced] = rest.get(reduced, ZERO) + coefficient
+            inner = self._bare_sum(reduced)
+            if inner is None:
+                rest[reduced] = rest.get(reduced, ZERO) + coefficient
+                continue
+            # a term that is a sum kept whole joins the others: (A - B) + A is 2*A - B
+            for term, factor in self._polys[inner]:
+                rest[term] = rest.get(term, ZERO) + coefficient * factor
         remainder = self._from(rest)
         return self._product([*common.items(), (self._group_atom(remainder), ONE)], ONE)
+
+    def _bare_sum(self, monomial: Monomial) -> int | None:
+        """The sum inside ``monomial`` when it is just one group of a sum, to the first power
+        (``(A - B)``); else None."""
+        if len(monomial) != 1 or monomial[0][1] != 1:
+            return None
+        kind, _, operands = self._atoms[monomial[0][0]]
+        if kind != "group" or len(self._polys[operands[0]]) < 2:
+            return None
+        return operands[0]
 
     def identity(self, expr: int) -> int:
         return expr

@@ -1217,3 +1217,14 @@ def test_generated_names_are_never_the_programs_names() -> None:
 def test_bindings_only_where_they_pay(program: str, wrt: str, formula: str) -> None:
     r = gradcalc.gradients(program, wrt=[wrt], symbolic=True)
     assert r.formulas[wrt].text == formula
+
+
+def test_a_sum_kept_whole_joins_the_terms_around_it() -> None:
+    """Found by tests/benchmarks/bench_formulas.py: ((A - B) + A) was printed for 2*A - B."""
+    r = gradcalc.gradients("N0 = cos((A - B) * A); OUT = sigmoid(N0)", wrt=["A"], symbolic=True)
+    assert r.formulas["A"].text == ("OUT = sigmoid(cos(A^2 - A*B)); "
+                                    "(2*A - B)*(OUT^2*sin(A^2 - A*B) - OUT*sin(A^2 - A*B))")
+    at = {"A": 0.3, "B": -0.8}
+    assert close(evaluate_text(r.formulas["A"].text, at),
+                 gradcalc.gradients("N0 = cos((A - B) * A); OUT = sigmoid(N0)", at=at,
+                                    wrt=["A"]).gradients["A"])
