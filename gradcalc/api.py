@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from gradcalc.symbolic import Formula
 
 __all__ = ["ArrayValue", "Result", "Stats", "array_shapes", "compile_program", "constant_value",
-           "element_names", "expand", "gradients"]
+           "element_names", "expand", "gradients", "split_items"]
 
 #: A value for an input: a number, or (for a vector or matrix) a list of numbers or of rows.
 ArrayValue: TypeAlias = "float | Sequence[float] | Sequence[Sequence[float]]"
@@ -146,6 +146,22 @@ def element_names(dag: Dag, name: str) -> list[str]:
         indices[axis] = index % shape[axis]
     prefix = base + "".join(f"[{i}]" for i in indices)
     return tensor.element_names(prefix, shape[len(indices):])
+
+
+def split_items(value: str) -> list[str]:
+    """``value`` cut at the commas outside parentheses and brackets: ``A=atan2(1, 2),B=3`` and
+    ``W=[1, 2],B=3`` are two items each."""
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(value):
+        if char in "([":
+            depth += 1
+        elif char in ")]":
+            depth = max(0, depth - 1)
+        elif char == "," and depth == 0:
+            parts.append(value[start:index])
+            start = index + 1
+    parts.append(value[start:])
+    return parts
 
 
 def expand(dag: Dag, names: Iterable[str]) -> list[str]:

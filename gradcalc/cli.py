@@ -31,6 +31,7 @@ from gradcalc.api import (
     expand,
     gradients,
     output_note,
+    split_items,
     unique,
 )
 from gradcalc.dag import Dag
@@ -586,7 +587,7 @@ def _show_answer(reply: Any, values: dict[str, ArrayValue]) -> None:
 def _session_plot(extra: tuple[str, str], values: dict[str, ArrayValue]) -> None:
     """``:plot X=-3:3`` in a session: the last expression drawn over the range(s)."""
     program, ranges = extra
-    plots = [r for r in _top_level_split(ranges) if r.strip()]
+    plots = [r for r in split_items(ranges) if r.strip()]
     swept = {r.partition("=")[0].strip() for r in plots}  # (the range wins over a value)
     dag = compile_program(program, "<session>", shapes=array_shapes(values))
     given = {n: v for n, v in values.items()
@@ -937,28 +938,12 @@ def _looks_like_path(text: str) -> bool:
 def _split(option: str, values: list[str] | None) -> list[str]:
     """The comma-separated items of a repeatable option; an empty item is an error (``--wrt ""``
     must not silently mean "the default")."""
-    items = [part.strip() for value in values or [] for part in _top_level_split(value)]
+    items = [part.strip() for value in values or [] for part in split_items(value)]
     if "" in items:
         raise _usage(f"{option} was given an empty {'item' if option == '--at' else 'name'}",
                      f"write {option} {'A=2' if option == '--at' else 'NAME'}; separate several "
                      "with commas, without an empty one")
     return items
-
-
-def _top_level_split(value: str) -> list[str]:
-    """``value`` cut at the commas outside parentheses and brackets: ``A=atan2(1, 2),B=3`` and
-    ``W=[1, 2],B=3`` are two items each."""
-    parts, depth, start = [], 0, 0
-    for index, char in enumerate(value):
-        if char in "([":
-            depth += 1
-        elif char in ")]":
-            depth = max(0, depth - 1)
-        elif char == "," and depth == 0:
-            parts.append(value[start:index])
-            start = index + 1
-    parts.append(value[start:])
-    return parts
 
 
 def _parse_at(values: list[str]) -> tuple[dict[str, ArrayValue], dict[str, list[float]]]:

@@ -40,14 +40,9 @@ def print_sweep(found: Sweep, fmt: Format) -> None:
         _print_diagnostic(note)
     header = [*found.names, found.output, *(f"d_{n}" for n in found.targets), "warning",
               "error"]
-    failed = warned = 0
-    out = sys.stdout
     rows = found.rows()
-    if fmt is Format.table:
-        counts = _tables(found, header, rows)
-    else:
-        counts = _text(found, header, rows, fmt, out)
-    failed, warned = counts
+    failed, warned = (_tables(found, header, rows) if fmt is Format.table
+                      else _text(found, header, rows, fmt, sys.stdout))
     _summary(found.size, failed, warned)
     if failed:
         raise typer.Exit(ExitStatus.FAILED)
