@@ -501,6 +501,40 @@ class Algebra:
                         counts[name] = min(2, counts[name] + here)
         return counts
 
+    # --- parts, for rewriting passes (gradcalc.tidy) ----------------------------------------
+
+    def terms(self, expr: int) -> Terms:
+        """The terms of ``expr``: (monomial, coefficient) pairs, each monomial a sorted tuple
+        of (atom, exponent)."""
+        return self._polys[expr]
+
+    def atom_key(self, atom: int) -> AtomKey:
+        """What ``atom`` is: ``("sym", name, ())``, ``("func", name, operands)`` or
+        ``("group", "", (sum,))``."""
+        return self._atoms[atom]
+
+    def atom_inner(self, atom: int) -> int:
+        """The sum inside a group atom."""
+        return self._atoms[atom][2][0]
+
+    def single(self, atom: int) -> int:
+        """The expression that is just ``atom``."""
+        return self._single(atom)
+
+    def as_atom(self, expr: int) -> int:
+        """``expr`` as one atom: itself where it is one, else a group of it."""
+        return self._group_atom(expr)
+
+    def from_terms(self, terms: dict[Monomial, Rational]) -> int:
+        """The expression with exactly these terms (sorted, zeros dropped), nothing else
+        simplified: rewriting passes choose their own form."""
+        return self._from(terms)
+
+    def postorder(self, expr: int, skip: Container[int] = ()) -> list[int]:
+        """The polys under ``expr`` (itself included), operands first, each once; polys in
+        ``skip`` are neither listed nor walked into."""
+        return self._postorder_polys(expr, skip=skip)
+
     def is_plain(self, expr: int) -> bool:
         """True for a polynomial of symbols only (no functions, no groups)."""
         return self._plain[expr]
@@ -672,6 +706,8 @@ class _Printer:
             return [name], Precedence.ATOM
         if kind == "group":
             return [operands[0]], self.precedence[operands[0]]
+        if name == "pow":
+            return self._power(*operands), Precedence.POWER
         parts: list[Fragment] = [name, "("]
         for index, operand in enumerate(operands):
             if index:
@@ -679,6 +715,18 @@ class _Printer:
             parts.append(operand)
         parts.append(")")
         return parts, Precedence.ATOM
+
+    def _power(self, base: int, exponent: int) -> list[Fragment]:
+        """``pow(a, b)`` as ``a^b``: the base in parentheses unless it is an atom (``^`` binds
+        tighter than a sign, and is right-associative), the exponent unless it is an atom or
+        a power (``x^y^z`` is ``x^(y^z)``)."""
+        below: list[Fragment] = [base]
+        if self.precedence[base] < Precedence.ATOM or self.prefix([base], 1) == "-":
+            below = ["(", base, ")"]
+        above: list[Fragment] = [exponent]
+        if self.precedence[exponent] < Precedence.POWER or self.prefix([exponent], 1) == "-":
+            above = ["(", exponent, ")"]
+        return [*below, "^", *above]
 
     def visit(self, poly: int) -> None:
         """Work out the text of ``poly``; its children must have been visited."""
@@ -734,7 +782,8 @@ class _Printer:
             below = _joined(denominator, "*")
             text += ["/(", *below, ")"] if len(denominator) > 1 else ["/", *below]
         is_product = len(numerator) + len(denominator) > 1
-        is_power = not is_product and any(e != 1 for _, e in monomial)
+        is_power = not is_product and any(
+            e != 1 or self._atom(a)[1] == Precedence.POWER for a, e in monomial)
         # Highest degree first; within a degree, by the atoms' text (A^2, A*B, B^2);
         # the constant term last.
         return ((-degree, not monomial, sorted(order)), coefficient < 0, text,

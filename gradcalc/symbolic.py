@@ -25,6 +25,7 @@ from gradcalc.engine import Plan, run_over
 from gradcalc.errors import EvaluationError, GradcalcError, LimitError, argument
 from gradcalc.fmt import format_number
 from gradcalc.ops import CONST, CONSTANTS, FUNCTIONS, INPUT, Op
+from gradcalc.tidy import Tidy
 
 __all__ = ["Formula", "SymbolicGradients", "symbolic_gradients"]
 
@@ -91,12 +92,15 @@ class SymbolicGradients:
 
 
 def symbolic_gradients(question: Plan, values: list[float | None],
-                       numbers: dict[str, float] | None = None) -> SymbolicGradients:
+                       numbers: dict[str, float] | None = None, expand: bool = False
+                       ) -> SymbolicGradients:
     """d(output)/d(target) as formulas, for each target of the plan (see
     :func:`gradcalc.engine.plan`); ``values`` holds the known input values (``None`` where
     unknown). A formula's number is taken from ``numbers`` (the
     numeric engine's gradients) where given, else the formula is evaluated where every name
-    it uses has a value.
+    it uses has a value. The formulas are written as a person would
+    (:class:`~gradcalc.tidy.Tidy`: common factors out, fractions together, factors
+    cancelled); with ``expand`` they stay in the algebra's multiplied-out form.
 
     Raises :class:`~gradcalc.errors.EvaluationError` where the program is undefined for every
     value (``A/(A - A)``), at that operation's position, and
@@ -105,7 +109,7 @@ def symbolic_gradients(question: Plan, values: list[float | None],
     :data:`~gradcalc.algebra.MAX_BITS` bits."""
     dag = question.dag
     try:
-        return _symbolic_gradients(question, values, numbers)
+        return _symbolic_gradients(question, values, numbers, expand)
     except ExpressionTooLarge as error:
         raise LimitError(
             f"the formulas are too large to build: {error}", dag.name_spans.get(dag.output),
@@ -114,7 +118,7 @@ def symbolic_gradients(question: Plan, values: list[float | None],
 
 
 def _symbolic_gradients(question: Plan, values: list[float | None],
-                        numbers: dict[str, float] | None) -> SymbolicGradients:
+                        numbers: dict[str, float] | None, expand: bool) -> SymbolicGradients:
     dag, output, targets, active = question.dag, question.output, question.targets, question.active
     X = Algebra(EXPRESSION_BUDGET, time.monotonic() + TIME_BUDGET)
     graph = _Expressions(X, dag)
@@ -143,6 +147,8 @@ def _symbolic_gradients(question: Plan, values: list[float | None],
             raise _infinite_derivative(dag, graph, targets, output, active) from None
         final[name] = expr
     ordered, final = _worth_their_names(X, graph.bindings_for(list(final.values())), final)
+    if not expand:
+        ordered, final = _tidied(X, graph, ordered, final)
     memo: dict[int, float] = {}
     for bound, definition in ordered:
         if bound not in known:
@@ -193,6 +199,15 @@ def _worth_their_names(X: Algebra, bindings: list[tuple[str, int]], final: dict[
             kept.append((name, definition))
     memo: dict[int, int] = {}
     return kept, {name: X.substitute(expr, replacements, memo) for name, expr in final.items()}
+
+
+def _tidied(X: Algebra, graph: _Expressions, bindings: list[tuple[str, int]],
+            final: dict[str, int]) -> tuple[list[tuple[str, int]], dict[str, int]]:
+    """The bindings and formulas rewritten as a person would write them, with the program's
+    own sums as the factors to look for."""
+    tidy = Tidy(X, graph.sums())
+    return ([(name, tidy(definition)) for name, definition in bindings],
+            {name: tidy(expr) for name, expr in final.items()})
 
 
 def _set_inputs(dag: Dag, statements: tuple[tuple[str, str], ...], texts: list[str]
@@ -338,6 +353,17 @@ class _Expressions:
             self._definition(name)
         with self.at(self.node if self.node is not None else 0):
             return self.X.substitute(expr, self.inlined, self.substituted)
+
+    def sums(self) -> list[int]:
+        """The program's own sums (its sub-expressions of two terms or more), with the names
+        defined by small polynomials substituted: the factors a formula is likely to have."""
+        X = self.X
+        found = [e for e in (*self.memo.values(), *self.definitions.values())
+                 if X.term_count(e) > 1]
+        try:
+            return [*found, *(self.inline(e) for e in found)]
+        except EvaluationError:
+            return found
 
     def bindings_for(self, exprs: list[int]) -> list[tuple[str, int]]:
         """The kept bindings the ``exprs`` use, directly or through other bindings, in program

@@ -2,7 +2,7 @@
 """Formula sizes: gradcalc's symbolic gradients against SymPy's ``simplify(diff(...))``.
 
     python tests/benchmarks/bench_formulas.py [--programs 300] [--seed 16] [--timeout 20]
-                                              [--worst 5]
+                                              [--worst 5] [--cache FILE]
 
 Workload: ``--programs`` random programs (seeded, deterministic) of 2 to 4 statements over the
 inputs ``A``, ``B``, ``C``, each statement an expression of depth up to 3 over the inputs and
@@ -18,17 +18,23 @@ sigmoid``. For each program, the gradient of its output with respect to ``A``:
 Printed: the ratio gradcalc / SymPy of ``count_ops`` and of characters (median, 90th
 percentile, worst), the total time of each side, and the ``--worst`` programs by ``count_ops``
 ratio with both formulas. SymPy is used only here and in the tests, never by gradcalc.
+
+With ``--cache FILE`` SymPy's results (and its time-outs) are kept in a JSON file keyed by
+program and read back on the next run, so that a change to gradcalc is measured again in
+seconds; SymPy's times are then the recorded ones.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import subprocess
 import sys
 import time
+from typing import Any
 
 import gradcalc
 import gradcalc.engine
@@ -97,21 +103,25 @@ print(json.dumps({"text": str(simple).replace("**", "^"), "ops": int(sympy.count
 """
 
 GRADCALC_OPS_CHILD = SYMPY_PRELUDE + r"""
-text = sys.stdin.read()
-value = None
-for statement in text.split("; "):
-    name, sep, body = statement.partition(" = ")
-    source = body if sep else name
-    for word in set(re.findall(r"[A-Za-z_]\w*", source)) - set(env):
-        env[word] = sympy.Symbol(word)
-    value = sympy.sympify(source.replace("^", "**"), locals=env)
-    if sep:
-        env[name] = value
-print(json.dumps({"ops": int(sympy.count_ops(value))}))
+base = dict(env)
+counts = []
+for text in json.load(sys.stdin):
+    env = dict(base)
+    value = None
+    for statement in text.split("; "):
+        name, sep, body = statement.partition(" = ")
+        source = body if sep else name
+        for word in set(re.findall(r"[A-Za-z_]\w*", source)) - set(env):
+            env[word] = sympy.Symbol(word)
+        value = sympy.sympify(source.replace("^", "**"), locals=env)
+        if sep:
+            env[name] = value
+    counts.append(int(sympy.count_ops(value)))
+print(json.dumps(counts))
 """
 
 
-def child(code: str, text: str, timeout: float) -> dict | None:
+def child(code: str, text: str, timeout: float) -> Any:
     try:
         done = subprocess.run([sys.executable, "-c", code], input=text, capture_output=True,
                               text=True, timeout=timeout, check=True)
@@ -131,26 +141,38 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--timeout", type=float, default=20.0)
     parser.add_argument("--worst", type=int, default=5)
+    parser.add_argument("--cache", help="a JSON file of SymPy's results to read and update")
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    rows = []
+    cache: dict[str, dict] = {}
+    if args.cache and os.path.exists(args.cache):
+        with open(args.cache) as file:
+            cache = json.load(file)
+    programs = [program(rng) for _ in range(args.programs)]
+    formulas = []
     ours_seconds = theirs_seconds = 0.0
-    timeouts = 0
-    for _ in range(args.programs):
-        text = program(rng)
+    for text in programs:
         start = time.perf_counter()
         result = gradcalc.gradients(text, wrt=["A"], of="OUT", symbolic=True)
         ours_seconds += time.perf_counter() - start
-        formula = result.formulas["A"].text
-        theirs = child(SYMPY_CHILD, text, args.timeout)
-        ours = child(GRADCALC_OPS_CHILD, formula, args.timeout)
-        if theirs is None or ours is None:
+        formulas.append(result.formulas["A"].text)
+    ours_ops = child(GRADCALC_OPS_CHILD, json.dumps(formulas), 60 + args.programs)
+    assert ours_ops is not None, "SymPy could not read gradcalc's formulas"
+    rows = []
+    timeouts = 0
+    for text, formula, ops in zip(programs, formulas, ours_ops, strict=True):
+        theirs = cache[text] if text in cache else child(SYMPY_CHILD, text, args.timeout)
+        cache[text] = theirs = theirs or {"timeout": args.timeout}
+        if "timeout" in theirs:
             timeouts += 1
             continue
         theirs_seconds += theirs["seconds"]
         rows.append({"program": text, "ours": formula, "theirs": theirs["text"],
-                     "ops": ours["ops"] / max(1, theirs["ops"]),
+                     "ops": ops / max(1, theirs["ops"]),
                      "chars": len(formula) / max(1, len(theirs["text"]))})
+    if args.cache:
+        with open(args.cache, "w") as file:
+            json.dump(cache, file)
     ops = [r["ops"] for r in rows]
     chars = [r["chars"] for r in rows]
     print(f"# gradcalc formulas against SymPy simplify(diff(...)): {len(rows)} programs "
