@@ -233,6 +233,9 @@ def run(
         "--symbolic", help="Give every gradient as a formula (with its value where the inputs "
         "have values). Without it, formulas appear only where an input has no value.")
     ] = False,
+    expand_formulas: Annotated[bool, typer.Option(
+        "--expand", help="Write formulas multiplied out (a polynomial in the atoms) instead "
+        "of factored as a person would.")] = False,
     hessian: Annotated[bool, typer.Option(
         "--hessian", help="The matrix of second derivatives with respect to the inputs "
         "(or --wrt), numbers where the inputs have values, formulas otherwise.")] = False,
@@ -309,7 +312,8 @@ def run(
     values, ranges = _parse_at(at or [])
     limit = _parse_size(max_size) if max_size is not None else PROGRAM_LIMIT
     view = _the_view(graph is not None, explain, dot, mermaid, hessian, check, len(outputs) > 1)
-    others = _set_flags(view=view, batch=batch, stats=stats, symbolic=symbolic, value=value,
+    others = _set_flags(view=view, batch=batch, stats=stats, symbolic=symbolic,
+                        expand=expand_formulas, value=value,
                         ascii=ascii_only, format=output_format, input=input_kind, jobs=jobs,
                         max_size=max_size, fail_fast=fail_fast, range=ranges or None,
                         plot=plot, output=output_file)
@@ -317,16 +321,18 @@ def run(
                      outputs, limit):
         return
     _refuse_with_sweep(bool(ranges), output_format, batch, view, stats, symbolic, ascii_only,
-                       value)
+                       value, expand_formulas)
     if batch is not None:
-        _refuse_with_batch(program, view, stats, symbolic, ascii_only, value, outputs)
+        _refuse_with_batch(program, view, stats, symbolic, ascii_only, value, outputs,
+                           expand_formulas)
         from gradcalc.cli_batch import run_batch
 
         run_batch(batch, input_kind or InputKind.text, _numbers_only(values), names,
                   outputs[0] if outputs else None, output_format, jobs or 1, fail_fast, limit)
         return
     _refuse_without_batch(input_kind, jobs, fail_fast)
-    _refuse_without_effect(view, stats, symbolic, ascii_only, value, names, output_format)
+    _refuse_without_effect(view, stats, symbolic, ascii_only, value, names, output_format,
+                           expand_formulas)
     if output_format in (Format.jsonl, Format.csv, Format.tsv) and not ranges:
         raise _usage(f"--format {output_format.value} is for --batch and sweeps",
                      "for one program at one point use table, plain or json")
@@ -340,19 +346,22 @@ def run(
         if view is None and len(expand(dag, outputs)) > 1:  # --of names a vector: Jacobian
             view = "several --of"
             _refuse_without_effect(view, stats, symbolic, ascii_only, value, names,
-                                   output_format)
+                                   output_format, expand_formulas)
         if view in ("--hessian", "--check", "several --of"):
             note = output_note(dag, outputs[0] if outputs else None)  # None with --of
             if note is not None:
                 _print_diagnostic(note)
-            _print_matrix_view(dag, values, names, outputs, hessian, check, fmt)
+            _print_matrix_view(dag, values, names, outputs, hessian, check, fmt,
+                               expand_formulas)
             return
         numbers_needed = view is not None
         result = gradients(dag, at=values, wrt=names, of=outputs[0] if outputs else None,
                            stats=stats,
                            symbolic=False if numbers_needed else (
                                True if symbolic or fmt is Format.latex else None),
-                           record=explain)
+                           record=explain, expand=expand_formulas)
+        _require_formulas(expand_formulas, any(f.value is None or result.symbolic
+                                               for f in result.formulas.values()))
     except ParseError as exc:
         _fail(_perhaps_a_missing_file(program, exc))
     except GradcalcError as exc:
@@ -364,7 +373,7 @@ def run(
 
 def _refuse_with_sweep(ranges: bool, output_format: Format | None, batch: str | None,
                        view: str | None, stats: bool, symbolic: bool, ascii_only: bool,
-                       value: bool) -> None:
+                       value: bool, expand_formulas: bool = False) -> None:
     """A range in --at sweeps the program: the options that show one point are refused (and
     LaTeX is only for one program's gradients)."""
     if output_format is Format.latex and (batch is not None or ranges or view is not None):
@@ -374,7 +383,8 @@ def _refuse_with_sweep(ranges: bool, output_format: Format | None, batch: str | 
         return
     flags = [flag for flag, on in (("--batch", batch is not None), (view, view is not None),
                                    ("--stats", stats), ("--symbolic", symbolic),
-                                   ("--ascii", ascii_only), ("--value", value)) if on]
+                                   ("--expand", expand_formulas), ("--ascii", ascii_only),
+                                   ("--value", value)) if on]
     if flags:
         raise _usage(f"a range in --at (a sweep) cannot be combined with {flags[0]}",
                      "a sweep gives the value and the gradients at every point; run the "
@@ -709,18 +719,26 @@ def _the_view(*chosen: bool) -> str | None:
 
 
 def _refuse_with_batch(program: str | None, view: str | None, stats: bool, symbolic: bool,
-                       ascii_only: bool, value: bool, outputs: list[str]) -> None:
+                       ascii_only: bool, value: bool, outputs: list[str],
+                       expand_formulas: bool) -> None:
     if program is not None:
         raise _usage("give either PROGRAM or --batch FILE, not both",
                      "--batch reads one problem per line of FILE")
     if view == "several --of":
         raise _usage("--batch takes one --of", "a Jacobian needs a single program")
     flags = [flag for flag, on in ((view, view is not None), ("--stats", stats),
-                                   ("--symbolic", symbolic), ("--ascii", ascii_only),
-                                   ("--value", value)) if on]
+                                   ("--symbolic", symbolic), ("--expand", expand_formulas),
+                                   ("--ascii", ascii_only), ("--value", value)) if on]
     if flags:
         raise _usage(f"--batch cannot be combined with {', '.join(map(str, flags))}",
                      "run those on a single program; batch results always include the value")
+
+
+def _require_formulas(expand_formulas: bool, any_formula: bool) -> None:
+    """--expand with nothing to expand is refused (every entry turned out a number)."""
+    if expand_formulas and not any_formula:
+        raise _usage("--expand changes formulas, and every result here is a number",
+                     "add --symbolic for formulas, or leave --expand out")
 
 
 def _refuse_without_batch(input_kind: InputKind | None, jobs: int | None,
@@ -735,8 +753,11 @@ def _refuse_without_batch(input_kind: InputKind | None, jobs: int | None,
 
 def _refuse_without_effect(view: str | None, stats: bool, symbolic: bool, ascii_only: bool,
                            value: bool, names: list[str] | None,
-                           output_format: Format | None) -> None:
+                           output_format: Format | None, expand_formulas: bool = False) -> None:
     """Options that would change nothing in the chosen view are refused, never ignored."""
+    if expand_formulas and view not in (None, "--hessian", "several --of"):
+        raise _usage(f"--expand does not apply to {view}",
+                     "it changes how formulas are written, and this view has none")
     if view is None:
         if ascii_only:
             raise _usage("--ascii only applies to --graph and --explain",
@@ -761,22 +782,26 @@ def _refuse_without_effect(view: str | None, stats: bool, symbolic: bool, ascii_
 
 
 def _print_matrix_view(dag: Dag, values: dict[str, ArrayValue], names: list[str] | None,
-                       outputs: list[str], hessian: bool, check: bool, fmt: Format) -> None:
+                       outputs: list[str], hessian: bool, check: bool, fmt: Format,
+                       expand_formulas: bool = False) -> None:
     from gradcalc import derivatives, render
 
     if check:
         return _print_checks(dag, values, names, outputs, fmt)
     if hessian:
         matrix = derivatives.hessian(dag, at=values, wrt=names,
-                                     of=outputs[0] if outputs else None)
+                                     of=outputs[0] if outputs else None, expand=expand_formulas)
         key = "hessian"
         if not matrix.columns and names is None:
             return _print_nothing_to_differentiate(dag, values, outputs, fmt)
     else:
-        matrix = derivatives.jacobian(dag, outputs, at=values, wrt=names)
+        matrix = derivatives.jacobian(dag, outputs, at=values, wrt=names,
+                                      expand=expand_formulas)
         key = "jacobian"
         if not matrix.columns and names is None:
             return _print_constant_outputs(dag, values, outputs, matrix, fmt)
+    _require_formulas(expand_formulas, any(
+        isinstance(entry, str) for row in matrix.entries.values() for entry in row.values()))
     for warning in matrix.warnings:
         _print_diagnostic(warning)
     if fmt is Format.json:

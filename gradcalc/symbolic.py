@@ -25,7 +25,7 @@ from gradcalc.engine import Plan, run_over
 from gradcalc.errors import EvaluationError, GradcalcError, LimitError, argument
 from gradcalc.fmt import format_number
 from gradcalc.ops import CONST, CONSTANTS, FUNCTIONS, INPUT, Op
-from gradcalc.tidy import Tidy
+from gradcalc.tidy import OutOfTime, Tidy
 
 __all__ = ["Formula", "SymbolicGradients", "symbolic_gradients"]
 
@@ -40,6 +40,13 @@ TIME_BUDGET = 30.0
 _INLINE_TERMS = 8
 
 _FUNCTIONS = {name: op.forward for name, op in FUNCTIONS.items()}
+
+#: Formulas of more parts than this (sums and products in their graph) are printed as built,
+#: multiplied out: rewriting them as a person would (:mod:`gradcalc.tidy`) is for formulas a
+#: person reads. Rewriting may also take as long as building took, and at least
+#: ``_TIDY_SECONDS``; past that they are printed as built too.
+TIDY_PARTS = 500
+_TIDY_SECONDS = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +127,8 @@ def symbolic_gradients(question: Plan, values: list[float | None],
 def _symbolic_gradients(question: Plan, values: list[float | None],
                         numbers: dict[str, float] | None, expand: bool) -> SymbolicGradients:
     dag, output, targets, active = question.dag, question.output, question.targets, question.active
-    X = Algebra(EXPRESSION_BUDGET, time.monotonic() + TIME_BUDGET)
+    started = time.monotonic()
+    X = Algebra(EXPRESSION_BUDGET, started + TIME_BUDGET)
     graph = _Expressions(X, dag)
 
     def local(node: int) -> tuple[int, ...]:
@@ -147,15 +155,16 @@ def _symbolic_gradients(question: Plan, values: list[float | None],
             raise _infinite_derivative(dag, graph, targets, output, active) from None
         final[name] = expr
     ordered, final = _worth_their_names(X, graph.bindings_for(list(final.values())), final)
+    statements, texts = _print_all(X, ordered, list(final.values()), dag.named)
     if not expand:
-        ordered, final = _tidied(X, graph, ordered, final)
+        ordered, final, statements, texts = _tidied(
+            X, graph, (ordered, final, statements, texts), dag.named, started)
     memo: dict[int, float] = {}
     for bound, definition in ordered:
         if bound not in known:
             value = _value(X, definition, known, memo)
             if value is not None:
                 known[bound] = value
-    statements, texts = _print_all(X, ordered, list(final.values()), dag.named)
     statements = _set_inputs(dag, statements, texts) + statements
     masks, shared = _needs(statements, texts)
     formulas = {}
@@ -201,13 +210,36 @@ def _worth_their_names(X: Algebra, bindings: list[tuple[str, int]], final: dict[
     return kept, {name: X.substitute(expr, replacements, memo) for name, expr in final.items()}
 
 
-def _tidied(X: Algebra, graph: _Expressions, bindings: list[tuple[str, int]],
-            final: dict[str, int]) -> tuple[list[tuple[str, int]], dict[str, int]]:
-    """The bindings and formulas rewritten as a person would write them, with the program's
-    own sums as the factors to look for."""
-    tidy = Tidy(X, graph.sums())
-    return ([(name, tidy(definition)) for name, definition in bindings],
-            {name: tidy(expr) for name, expr in final.items()})
+Printed = tuple[list[tuple[str, int]], dict[str, int], tuple[tuple[str, str], ...], list[str]]
+
+
+def _tidied(X: Algebra, graph: _Expressions, plain: Printed, reserved: Iterable[str],
+            started: float) -> Printed:
+    """The bindings and formulas rewritten as a person would write them (the program's own
+    sums are the factors looked for), printed; or ``plain`` as it was, where that prints
+    clearly shorter (the rewrites compare parts one at a time, and a part rewritten for one
+    use can lose its sharing with another), where they have more than :data:`TIDY_PARTS` parts, or
+    where rewriting takes longer than building took (and at least :data:`_TIDY_SECONDS`) or
+    would outgrow the expression budget."""
+    bindings, final, statements, texts = plain
+    deadline = time.monotonic() + max(_TIDY_SECONDS, time.monotonic() - started)
+    try:
+        tidy = Tidy(X, graph.sums(), deadline)
+        if tidy.count([*(d for _, d in bindings), *final.values()]) > TIDY_PARTS:
+            return plain
+        bindings = [(name, tidy(definition)) for name, definition in bindings]
+        final = {name: tidy(expr) for name, expr in final.items()}
+    except (OutOfTime, ExpressionTooLarge, ConstantTooLarge):
+        return plain
+    tidied = _print_all(X, bindings, list(final.values()), reserved)
+    # (a near tie goes to the rewritten form, as it does part by part: (1 - T^2)*V)
+    if _printed_size(*tidied) > 1.1 * _printed_size(statements, texts) + 3:
+        return plain
+    return bindings, final, *tidied
+
+
+def _printed_size(statements: tuple[tuple[str, str], ...], texts: list[str]) -> int:
+    return sum(len(t) for _, t in statements) + sum(map(len, texts))
 
 
 def _set_inputs(dag: Dag, statements: tuple[tuple[str, str], ...], texts: list[str]

@@ -22,13 +22,14 @@ share it, so the pass is linear in the size of the formulas' graph.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable
 from fractions import Fraction
 
 from gradcalc.algebra import Algebra, ConstantTooLarge, Monomial
 from gradcalc.ops import Rational
 
-__all__ = ["Tidy"]
+__all__ = ["OutOfTime", "Tidy"]
 
 # A sum is factored, or put over a common denominator, only up to this many terms (and the
 # numerator of a common denominator, multiplied out, up to as many).
@@ -37,6 +38,8 @@ _TERMS = 64
 _DIVISORS = 24
 # A polynomial is split into at most this many factors.
 _FACTORS = 12
+# A product is chosen over a sum up to this many characters longer.
+_PRODUCT_BONUS = 3
 # A sum is tried as one term plus a product of the others up to this many terms.
 _ONE_OUT = 16
 # A product of more factors than this stays one factor of the products it is used in (shared,
@@ -46,13 +49,23 @@ _FLAT = 8
 Poly = dict[Monomial, Rational]
 
 
+class OutOfTime(Exception):
+    """The rewriting took longer than its ``deadline``: keep the formulas as they were."""
+
+
 class Tidy:
     """Rewrites expressions of ``algebra`` (:meth:`__call__`); ``divisors`` are sums to try
     as factors (the program's own sub-expressions). Parts rewritten once are remembered, so
     one :class:`Tidy` should serve all the formulas of one result."""
 
-    def __init__(self, algebra: Algebra, divisors: Iterable[int] = ()) -> None:
+    def __init__(self, algebra: Algebra, divisors: Iterable[int] = (),
+                 deadline: float | None = None) -> None:
         self.X = algebra
+        self.deadline = deadline
+        # parts used in more than one place (and their rewritten forms): never copied into
+        # the parts that use them, or the text would lose its sharing (see count)
+        self.uses: dict[int, int] = {}
+        self.shared: set[int] = set()
         self.done: dict[int, int] = {}  # poly -> its rewritten form
         self.lengths: dict[int, int] = {}
         # sums kept as sums that are also products (their factored forms), for cancelling
@@ -66,15 +79,42 @@ class Tidy:
                 seen.add(expr)
                 poly = dict(algebra.terms(expr))
                 if _polynomial(poly):
+                    # its primitive part: B*N0 + N0*A divides what (A + B) divides
+                    poly = _content(poly, True)[2]
                     atoms = frozenset(_atoms(poly))
                     self.divisors.setdefault(min(atoms), []).append((poly, atoms))
+
+    def count(self, roots: Iterable[int]) -> int:
+        """Count the uses of every part under ``roots`` (all the expressions to be rewritten,
+        before the first is): a part used in two places is shared, and a rewrite that would
+        copy its terms into another part is not made. Returns the number of parts."""
+        seen: set[int] = set()
+        for root in roots:
+            for poly in self.X.postorder(root, skip=seen):
+                seen.add(poly)
+                for child in set(self.X._children(poly)):
+                    self.uses[child] = self.uses.get(child, 0) + 1
+        return len(seen)
+
+    def _share(self, rewritten: int) -> None:
+        """Mark a shared part's new form, and the sums it is a product of (``c*(R)``: R is
+        the shared sum now), as not to be copied."""
+        X = self.X
+        self.shared.add(rewritten)
+        terms = X.terms(rewritten)
+        if len(terms) == 1:
+            self.shared.update(X.atom_inner(a) for a, _ in terms[0][0]
+                               if X.atom_key(a)[0] == "group")
 
     def __call__(self, expr: int) -> int:
         """``expr`` written as a person would (an equal expression, never a longer one)."""
         X = self.X
         for poly in X.postorder(expr, skip=self.done):
-            X.check_time()
-            self.done[poly] = self._rewrite(poly)
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                raise OutOfTime
+            self.done[poly] = rewritten = self._rewrite(poly)
+            if self.uses.get(poly, 0) > 1:
+                self._share(rewritten)
         return self.done[expr]
 
     # --- one part ----------------------------------------------------------------------
@@ -87,15 +127,19 @@ class Tidy:
             if term is None:
                 return poly  # an exact number beyond the bound: keep the part as it was
             factors, scaled = term
-            terms[factors] = terms.get(factors, 0) + scaled
+            inner = self._bare_sum(factors)
+            for m, c in ((factors, 1),) if inner is None else X.terms(inner):
+                terms[m] = terms.get(m, 0) + scaled * c
         terms = {m: _q(c) for m, c in terms.items() if c != 0}
         best = self._make(terms)
         if 2 <= len(terms) <= _TERMS:
             products = []
             for candidate in self._candidates(terms):
-                if X.term_count(candidate) == 1:
+                product = X.term_count(candidate) == 1
+                if product:
                     products.append(candidate)
-                if self.length(candidate) < self.length(best):
+                # a product wins a near tie: P*(1 - P), not P - P^2 (the chain rule's form)
+                if self.length(candidate) - _PRODUCT_BONUS * product < self.length(best):
                     best = candidate
             if X.term_count(best) > 1 and best != self._make(terms):
                 # what collecting left may have a factor in common: a*x*y - a*x*z + a*w*y
@@ -106,6 +150,15 @@ class Tidy:
             if products and X.term_count(best) > 1:
                 self.products[poly] = products
         return self._signed(best) if X.term_count(best) == 1 else best
+
+    def _bare_sum(self, monomial: Monomial) -> int | None:
+        """The sum a term is, when it is just a sum (``sqrt(u)^2`` became ``u``), to join
+        the terms around it: ``(A^2 + 1) + 1`` is ``A^2 + 2``."""
+        if len(monomial) == 1 and monomial[0][1] == 1 and \
+                self.X.atom_key(monomial[0][0])[0] == "group":
+            inner = self.X.atom_inner(monomial[0][0])
+            return None if inner in self.shared else inner
+        return None
 
     def _candidates(self, terms: Poly) -> Iterable[int]:
         """The other forms of a sum: factored, over a common denominator, collected, one
@@ -132,8 +185,9 @@ class Tidy:
                 if X.term_count(rewritten) == 0:
                     return None if exponent < 0 else ((), 0)
                 kind, _, operands = X.atom_key(atom)
+                # (a shared sum keeps its one form: another one here would be a copy)
                 if kind == "group" and operands[0] in self.products and \
-                        exponent.denominator == 1:
+                        exponent.denominator == 1 and self.uses.get(operands[0], 0) <= 1:
                     deferred.append((rewritten, self.products[operands[0]], exponent))
                 else:
                     scaled = self._times(exponents, scaled, rewritten, exponent)
@@ -265,16 +319,15 @@ class Tidy:
         return self._product(coefficient, content, [(f, 1) for f in factors])
 
     def _all_but_one(self, terms: Poly) -> Iterable[int]:
-        """``terms`` as one term plus the others factored, for each term that leaves a
-        product: ``A^4 + 4*A^3*C + ... + C^4 + 1`` is ``(A + C)^4 + 1``."""
-        if not 3 <= len(terms) <= _ONE_OUT:
+        """``terms`` as its constant plus the others factored, where they are a product:
+        ``A^4 + 4*A^3*C + ... + C^4 + 1`` is ``(A + C)^4 + 1``."""
+        if not 3 <= len(terms) <= _ONE_OUT or () not in terms:
             return
-        for monomial, coefficient in terms.items():
-            others = {m: c for m, c in terms.items() if m != monomial}
-            product = self._factored(others)
-            if product is not None and self.X.term_count(product) == 1:
-                ((factors, scaled),) = self.X.terms(product)
-                yield self.X.from_terms({factors: scaled, monomial: coefficient})
+        others = {m: c for m, c in terms.items() if m != ()}
+        product = self._factored(others)
+        if product is not None and self.X.term_count(product) == 1:
+            ((factors, scaled),) = self.X.terms(product)
+            yield self.X.from_terms({factors: scaled, (): terms[()]})
 
     def _power_plus(self, terms: Poly) -> int | None:
         """``terms`` as a multiple of a known sum to a power plus a little: ``A^2*B^4 +
@@ -401,8 +454,8 @@ class Tidy:
 
     def _together(self, terms: Poly) -> int | None:
         """A sum with fractions as one fraction: its terms over the product of their
-        denominators, the numerator multiplied out (and cancelled against them)."""
-        X = self.X
+        denominators, the numerator multiplied out (and cancelled against them) or, where
+        that is shorter, with the denominators' sums kept whole in it."""
         denominator: dict[int, Rational] = {}
         for monomial in terms:
             for atom, exponent in monomial:
@@ -410,11 +463,21 @@ class Tidy:
                     denominator[atom] = max(denominator.get(atom, 0), -exponent)
         if not denominator:
             return None
-        numerator = self._numerator(terms, denominator)
-        if numerator is None:
-            return None
-        if not numerator:
-            return X.zero
+        best = None
+        for multiplied in (denominator, {}):
+            numerator = self._numerator(terms, denominator, multiplied)
+            if numerator is None:
+                continue
+            if not numerator:
+                return self.X.zero
+            candidate = self._over(numerator, denominator)
+            if best is None or self.length(candidate) < self.length(best):
+                best = candidate
+        return best
+
+    def _over(self, numerator: Poly, denominator: dict[int, Rational]) -> int:
+        """``numerator / denominator`` with the factors they share cancelled."""
+        X = self.X
         coefficient, content, rest = self._content(numerator)
         below = {a: -e for a, e in denominator.items()}
         for atom in list(below):  # a denominator that divides the numerator cancels
@@ -428,18 +491,22 @@ class Tidy:
         factors = self._split(rest) if _polynomial(rest) else [rest]
         return self._product(coefficient, below, [(f, 1) for f in factors])
 
-    def _numerator(self, terms: Poly, denominator: dict[int, Rational]) -> Poly | None:
-        """``terms`` times ``denominator``, multiplied out (None past the bound)."""
+    def _numerator(self, terms: Poly, denominator: dict[int, Rational],
+                   multiplied: dict[int, Rational]) -> Poly | None:
+        """``terms`` times ``denominator``, the sums among ``multiplied`` multiplied out
+        (None past the bound); a term that is a bare sum joins the others."""
         numerator: Poly = {}
         for monomial, coefficient in terms.items():
             exponents = dict(monomial)
             for atom, exponent in denominator.items():
                 exponents[atom] = exponents.get(atom, 0) + exponent
-            expanded = self._expanded(exponents, coefficient, denominator)
+            expanded = self._expanded(exponents, coefficient, multiplied)
             if expanded is None:
                 return None
             for m, c in expanded.items():
-                numerator[m] = numerator.get(m, 0) + c
+                inner = self._bare_sum(m)
+                for m2, c2 in ((m, 1),) if inner is None else self.X.terms(inner):
+                    numerator[m2] = numerator.get(m2, 0) + c * c2
             if len(numerator) > _TERMS:
                 return None
         return {m: _q(c) for m, c in numerator.items() if c != 0}
@@ -455,7 +522,7 @@ class Tidy:
             if exponent == 0:
                 continue
             if atom in multiplied and exponent > 0 and exponent.denominator == 1 and \
-                    X.atom_key(atom)[0] == "group":
+                    X.atom_key(atom)[0] == "group" and X.atom_inner(atom) not in self.shared:
                 inner = dict(X.terms(X.atom_inner(atom)))
                 for _ in range(exponent.numerator):
                     result = _times(result, inner)

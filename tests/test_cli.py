@@ -198,7 +198,7 @@ def test_formulas_of_the_newer_functions() -> None:
     r = run("OUT = gelu(A) + log1p(B)*ln(B) + leaky_relu(C, 0.1)", "--symbolic")
     assert r.stdout == ("A A*exp(-A^2/2)/sqrt(2*pi) + erfc(-A/sqrt(2))/2\n"
                         "B log(B)/(B + 1) + log1p(B)/B\n"
-                        "C 9*heaviside(C, 0)/10 + 1/10\n")
+                        "C (9*heaviside(C, 0) + 1)/10\n")
     data = json.loads(run("OUT = erf(A)*hypot(A, B)", "--symbolic", "--at", "A=0,B=1",
                           "--format", "json").stdout)
     assert data["gradients"] == {"A": "A*erf(A)/hypot(A, B) + 2*exp(-A^2)*hypot(A, B)/sqrt(pi)",
