@@ -503,6 +503,11 @@ class Algebra:
 
     # --- parts, for rewriting passes (gradcalc.tidy) ----------------------------------------
 
+    @property
+    def parts(self) -> int:
+        """The parts interned so far (what the ``budget`` counts)."""
+        return self._count
+
     def terms(self, expr: int) -> Terms:
         """The terms of ``expr``: (monomial, coefficient) pairs, each monomial a sorted tuple
         of (atom, exponent)."""

@@ -25,7 +25,7 @@ from gradcalc.engine import Plan, run_over
 from gradcalc.errors import EvaluationError, GradcalcError, LimitError, argument
 from gradcalc.fmt import format_number
 from gradcalc.ops import CONST, CONSTANTS, FUNCTIONS, INPUT, Op
-from gradcalc.tidy import OutOfTime, Tidy
+from gradcalc.tidy import Tidy, TooMuchWork
 
 __all__ = ["Formula", "SymbolicGradients", "symbolic_gradients"]
 
@@ -43,10 +43,11 @@ _FUNCTIONS = {name: op.forward for name, op in FUNCTIONS.items()}
 
 #: Formulas of more parts than this (sums and products in their graph) are printed as built,
 #: multiplied out: rewriting them as a person would (:mod:`gradcalc.tidy`) is for formulas a
-#: person reads. Rewriting may also take as long as building took, and at least
-#: ``_TIDY_SECONDS``; past that they are printed as built too.
+#: person reads. Rewriting may also build as many parts as building them did, and at least
+#: ``_TIDY_WORK``; past that they are printed as built too (a bound in parts, not seconds,
+#: so that the same program always prints the same formula).
 TIDY_PARTS = 500
-_TIDY_SECONDS = 0.5
+_TIDY_WORK = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +128,7 @@ def symbolic_gradients(question: Plan, values: list[float | None],
 def _symbolic_gradients(question: Plan, values: list[float | None],
                         numbers: dict[str, float] | None, expand: bool) -> SymbolicGradients:
     dag, output, targets, active = question.dag, question.output, question.targets, question.active
-    started = time.monotonic()
-    X = Algebra(EXPRESSION_BUDGET, started + TIME_BUDGET)
+    X = Algebra(EXPRESSION_BUDGET, time.monotonic() + TIME_BUDGET)
     graph = _Expressions(X, dag)
 
     def local(node: int) -> tuple[int, ...]:
@@ -158,7 +158,7 @@ def _symbolic_gradients(question: Plan, values: list[float | None],
     statements, texts = _print_all(X, ordered, list(final.values()), dag.named)
     if not expand:
         ordered, final, statements, texts = _tidied(
-            X, graph, (ordered, final, statements, texts), dag.named, started)
+            X, graph, (ordered, final, statements, texts), dag.named)
     memo: dict[int, float] = {}
     for bound, definition in ordered:
         if bound not in known:
@@ -213,23 +213,22 @@ def _worth_their_names(X: Algebra, bindings: list[tuple[str, int]], final: dict[
 Printed = tuple[list[tuple[str, int]], dict[str, int], tuple[tuple[str, str], ...], list[str]]
 
 
-def _tidied(X: Algebra, graph: _Expressions, plain: Printed, reserved: Iterable[str],
-            started: float) -> Printed:
+def _tidied(X: Algebra, graph: _Expressions, plain: Printed, reserved: Iterable[str]
+            ) -> Printed:
     """The bindings and formulas rewritten as a person would write them (the program's own
     sums are the factors looked for), printed; or ``plain`` as it was, where that prints
     clearly shorter (the rewrites compare parts one at a time, and a part rewritten for one
     use can lose its sharing with another), where they have more than :data:`TIDY_PARTS` parts, or
-    where rewriting takes longer than building took (and at least :data:`_TIDY_SECONDS`) or
+    where rewriting builds more parts than building did (and at least ``_TIDY_WORK``) or
     would outgrow the expression budget."""
     bindings, final, statements, texts = plain
-    deadline = time.monotonic() + max(_TIDY_SECONDS, time.monotonic() - started)
     try:
-        tidy = Tidy(X, graph.sums(), deadline)
+        tidy = Tidy(X, graph.sums(), max(_TIDY_WORK, X.parts))
         if tidy.count([*(d for _, d in bindings), *final.values()]) > TIDY_PARTS:
             return plain
         bindings = [(name, tidy(definition)) for name, definition in bindings]
         final = {name: tidy(expr) for name, expr in final.items()}
-    except (OutOfTime, ExpressionTooLarge, ConstantTooLarge):
+    except (TooMuchWork, ExpressionTooLarge, ConstantTooLarge):
         return plain
     tidied = _print_all(X, bindings, list(final.values()), reserved)
     # (a near tie goes to the rewritten form, as it does part by part: (1 - T^2)*V)

@@ -22,14 +22,13 @@ share it, so the pass is linear in the size of the formulas' graph.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterable
 from fractions import Fraction
 
 from gradcalc.algebra import Algebra, ConstantTooLarge, Monomial
 from gradcalc.ops import Rational
 
-__all__ = ["OutOfTime", "Tidy"]
+__all__ = ["Tidy", "TooMuchWork"]
 
 # A sum is factored, or put over a common denominator, only up to this many terms (and the
 # numerator of a common denominator, multiplied out, up to as many).
@@ -49,19 +48,20 @@ _FLAT = 8
 Poly = dict[Monomial, Rational]
 
 
-class OutOfTime(Exception):
-    """The rewriting took longer than its ``deadline``: keep the formulas as they were."""
+class TooMuchWork(Exception):
+    """The rewriting built more than its ``budget`` of parts: keep the formulas as they were."""
 
 
 class Tidy:
     """Rewrites expressions of ``algebra`` (:meth:`__call__`); ``divisors`` are sums to try
-    as factors (the program's own sub-expressions). Parts rewritten once are remembered, so
+    as factors (the program's own sub-expressions). Building more than ``budget`` parts
+    (:attr:`Algebra.parts`) raises :class:`TooMuchWork`. Parts rewritten once are remembered, so
     one :class:`Tidy` should serve all the formulas of one result."""
 
     def __init__(self, algebra: Algebra, divisors: Iterable[int] = (),
-                 deadline: float | None = None) -> None:
+                 budget: int | None = None) -> None:
         self.X = algebra
-        self.deadline = deadline
+        self.limit = None if budget is None else algebra.parts + budget
         # parts used in more than one place (and their rewritten forms): never copied into
         # the parts that use them, or the text would lose its sharing (see count)
         self.uses: dict[int, int] = {}
@@ -110,8 +110,8 @@ class Tidy:
         """``expr`` written as a person would (an equal expression, never a longer one)."""
         X = self.X
         for poly in X.postorder(expr, skip=self.done):
-            if self.deadline is not None and time.monotonic() > self.deadline:
-                raise OutOfTime
+            if self.limit is not None and X.parts > self.limit:
+                raise TooMuchWork
             self.done[poly] = rewritten = self._rewrite(poly)
             if self.uses.get(poly, 0) > 1:
                 self._share(rewritten)
@@ -318,6 +318,16 @@ class Tidy:
             return None
         return self._product(coefficient, content, [(f, 1) for f in factors])
 
+    def _as_written(self, factor: Poly) -> Poly | int:
+        """A factor left by :meth:`_factored` as a known sum to a power plus a little where
+        that is shorter (``A - 3*B^2*C - ... - C^3`` is ``A - (B + C)^3``), else itself."""
+        if len(factor) < 3:
+            return factor
+        plus = self._power_plus(factor)
+        if plus is not None and self.length(plus) < self.length(self.X.from_terms(factor)):
+            return plus
+        return factor
+
     def _all_but_one(self, terms: Poly) -> Iterable[int]:
         """``terms`` as its constant plus the others factored, where they are a product:
         ``A^4 + 4*A^3*C + ... + C^4 + 1`` is ``(A + C)^4 + 1``."""
@@ -405,6 +415,11 @@ class Tidy:
             if exponent.denominator == 1 and not self._positive(factor.items()):
                 factor = {m: -c for m, c in factor.items()}
                 coefficient = coefficient if exponent.numerator % 2 == 0 else -coefficient
+            written = self._as_written(factor)
+            if not isinstance(written, dict):
+                atom = X.as_atom(written)
+                exponents[atom] = exponents.get(atom, 0) + exponent
+                continue
             if len(factor) == 1:
                 ((monomial, c),) = factor.items()
                 if c != 1:  # a number from a split: into the coefficient

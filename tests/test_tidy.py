@@ -1,7 +1,7 @@
 """Formulas a person would write (gradcalc.tidy): the issue's examples, each rewrite on its own,
 and properties over random programs: a tidied formula is equal to the engine's gradient at
 points of both signs, reads back through gradcalc's grammar, and is never longer than the
-multiplied-out form by more than the near-tie a product is given."""
+multiplied-out form by more than the near tie a rewritten form is given."""
 
 from __future__ import annotations
 
@@ -226,17 +226,28 @@ def test_tidied_formulas_equal_the_engines_gradients(program: str, at: dict[str,
                                                      ) -> None:
     dag = gradcalc.compile_program(program)
     at = {n: v for n, v in at.items() if n in dag.inputs}
-    numeric = gradcalc.gradients(program, at=at)
+    try:
+        numeric = gradcalc.gradients(program, at=at)
+    except gradcalc.EvaluationError as error:
+        assume(error.kind != "overflow")  # exp(exp(exp(2))): no number to compare with
+        raise
     symbolic = gradcalc.gradients(program, symbolic=True)
     expanded = gradcalc.gradients(program, symbolic=True, expand=True)
     for name, f in symbolic.formulas.items():
         truth = numeric.gradients[name]
         assume(math.isfinite(truth) and abs(truth) < 1e12)
         for text in (f.text, expanded.formulas[name].text):
-            got = evaluate(text, at)
+            try:
+                got = evaluate(text, at)
+            except gradcalc.EvaluationError as error:
+                # equal formulas, but a float range is no algebra: A/(exp(N0)^2 + 1) is 0
+                # in the program, and its square overflows first in a formula
+                assume(error.kind != "overflow")
+                raise
             assert math.isclose(got, truth, rel_tol=1e-6, abs_tol=1e-9), (program, text)
-        # never longer than multiplied out, but for a product's near tie (P*(1 - P))
-        assert len(f.text) <= len(expanded.formulas[name].text) + 3, (program, f.text)
+        # never clearly longer than multiplied out: a near tie goes to the rewritten form
+        # ((1 - P)*P, not P - P^2), a tenth and 3 characters at most
+        assert len(f.text) <= 1.1 * len(expanded.formulas[name].text) + 3, (program, f.text)
 
 
 def test_cli_expand_is_refused_where_it_would_change_nothing() -> None:
