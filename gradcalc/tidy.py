@@ -11,7 +11,8 @@ finished formula and writes it as a person would, part by part, operands first:
   multiples of one sum (``H^2*P - H^2 - P + 1`` is ``(1 - H^2)*(1 - P)``);
 * **fractions** in a sum go over a common denominator, and factors of a product cancel:
   the logistic loss's ``(1/(1 - P) - Y/(1 - P) - Y/P)*P*(1 - P)*X`` is ``(P - Y)*X``;
-* ``pow(x, x - 1)*x`` is ``pow(x, x)``.
+* ``pow(x, x - 1)*x`` is ``pow(x, x)``, ``sqrt(u)^2`` is ``u``, ``exp(log(u))`` and
+  ``log(exp(u))`` are ``u``.
 
 Every rewrite holds for all real values where both sides are defined, and a rewrite is kept
 only when it makes the text shorter (by the estimate :meth:`Tidy.length`). The work on each
@@ -46,6 +47,9 @@ _ONE_OUT = 16
 _FLAT = 8
 
 Poly = dict[Monomial, Rational]
+
+# f(g(u)) is u for these pairs, wherever the left side is defined
+_INVERSES = {"exp": "log", "log": "exp"}
 
 
 class TooMuchWork(Exception):
@@ -150,6 +154,18 @@ class Tidy:
             if products and X.term_count(best) > 1:
                 self.products[poly] = products
         return self._signed(best) if X.term_count(best) == 1 else best
+
+    def _joined(self, terms: Poly) -> Poly:
+        """``terms`` with a term that is a bare sum written as its terms: what is left of
+        ``(A + C)*G + A*G`` once ``G`` is taken out is ``(A + C) + A``, that is ``2*A + C``."""
+        if not any(self._bare_sum(m) is not None for m in terms):
+            return terms
+        out: Poly = {}
+        for monomial, coefficient in terms.items():
+            inner = self._bare_sum(monomial)
+            for m, c in ((monomial, 1),) if inner is None else self.X.terms(inner):
+                out[m] = out.get(m, 0) + coefficient * c
+        return {m: _q(c) for m, c in out.items() if c != 0}
 
     def _bare_sum(self, monomial: Monomial) -> int | None:
         """The sum a term is, when it is just a sum (``sqrt(u)^2`` became ``u``), to join
@@ -302,7 +318,15 @@ class Tidy:
             return X.single(atom)
         if kind == "group":
             return self.done[operands[0]]
-        return X.call(name, *(self.done[a] for a in operands))
+        arguments = [self.done[a] for a in operands]
+        inverse = _INVERSES.get(name)
+        if inverse is not None:
+            terms = X.terms(arguments[0])
+            if len(terms) == 1 and terms[0][1] == 1 and len(terms[0][0]) == 1 and \
+                    terms[0][0][0][1] == 1 and X.atom_key(terms[0][0][0][0])[1] == inverse:
+                # exp(log(u)) is u where log(u) is defined, log(exp(u)) is u everywhere
+                return X.atom_key(terms[0][0][0][0])[2][0]
+        return X.call(name, *arguments)
 
     def _make(self, terms: Poly) -> int:
         return self.X.from_terms(terms)
@@ -313,6 +337,9 @@ class Tidy:
         """``terms`` as a number times a product times factors that are sums, or None when
         nothing comes out."""
         coefficient, content, rest = self._content(terms)
+        rest = self._joined(rest)
+        if not rest:
+            return self.X.zero
         factors = self._split(rest) if _polynomial(rest) else [rest]
         if not content and len(factors) == 1 and coefficient == 1:
             return None

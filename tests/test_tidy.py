@@ -101,6 +101,9 @@ def test_expand_gives_the_multiplied_out_form() -> None:
     # pow(x, y - 1)*x is pow(x, y), sqrt(u)^2 is u
     ("OUT = pow(x, y)", "x", "x^(y - 1)*y"),
     ("OUT = sqrt(A^2 + 1)^2 + A", "A", "2*A + 1"),
+    # a function of its inverse: exp(log(u)) is u where it is defined, and so on
+    ("OUT = exp(log((B*A)^2 + 1))", "A", "2*A*B^2"),
+    ("OUT = log(exp(A*B)) + A", "A", "B + 1"),
 ])
 def test_each_rewrite(program: str, wrt: str, expected: str) -> None:
     assert formula(program, wrt) == expected
