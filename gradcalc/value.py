@@ -29,15 +29,18 @@ with ``retain_graph=True``).
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import numbers
+import operator
 import re
+from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
 from gradcalc import engine
-from gradcalc.dag import Dag
+from gradcalc.dag import Dag, Spans
 from gradcalc.errors import EvaluationError, InputError, Source, Span
 from gradcalc.fmt import format_number
 from gradcalc.gcpause import paused_gc
@@ -74,7 +77,8 @@ class Value:
     gradients when an operand does; plain numbers in arithmetic are constants.
     """
 
-    __slots__ = ("_op", "_parents", "data", "grad", "name", "requires_grad")
+    __slots__ = ("_mark", "_op", "_parents", "_serial", "_slot", "data", "grad", "name",
+                 "requires_grad")
 
     def __init__(self, data: float, requires_grad: bool = True, name: str | None = None) -> None:
         self.data = _number(data, "data")
@@ -87,6 +91,8 @@ class Value:
         self.name = name
         self._op: Op | None = None
         self._parents: tuple[Value, ...] = ()
+        self._serial = _next_serial()
+        self._mark = self._slot = 0
 
     # --- building the graph ------------------------------------------------------------
 
@@ -100,7 +106,8 @@ class Value:
         except (ValueError, ZeroDivisionError, OverflowError):
             data = extended_value(op, *values)  # IEEE: the inf or nan where the op has no value
         out = cls.__new__(cls)
-        out.data, out.name = data, None
+        out.data, out.name, out._serial, out._mark, out._slot = (data, None, _next_serial(),
+                                                                 0, 0)
         for parent in parents:
             if parent.requires_grad:
                 out.requires_grad, out.grad = True, 0.0
@@ -291,7 +298,8 @@ class Value:
             self._backward(on_step)
 
     def _backward(self, on_step: Callable[[engine.Step], None] | None) -> None:
-        dag, nodes = self._layout()
+        nodes = _reached(self)
+        dag = _bare_dag(nodes)
         output = len(nodes) - 1
         vals = [v.data for v in nodes]
         inputs = {str(i): i for i, op in enumerate(dag.ops) if op is INPUT}
@@ -379,22 +387,10 @@ class Value:
         and the Dag for it: values that require grad and have no operation are inputs, values
         that do not require grad are constants. ``text_order`` numbers the nodes as the graph
         built from :meth:`to_program`'s text numbers them (:func:`_in_text_order`)."""
-        index: dict[int, int] = {}
-        nodes: list[Value] = []
-        stack: list[tuple[Value, bool]] = [(self, False)]
-        while stack:
-            value, expanded = stack.pop()
-            if id(value) in index:
-                continue
-            if expanded or not value._parents:
-                index[id(value)] = len(nodes)
-                nodes.append(value)
-                continue
-            stack.append((value, True))
-            stack.extend((p, False) for p in reversed(value._parents) if id(p) not in index)
+        nodes = _reached(self)
         if text_order:
             nodes = _in_text_order(nodes)
-            index = {id(v): i for i, v in enumerate(nodes)}
+        index = {id(v): i for i, v in enumerate(nodes)}
         dag = Dag(output=self.name or "OUT")
         taken = {v.name for v in nodes if v.name}
         new_name = fresh(taken, "X", first="capitals")  # A, B, ..., Z, X1, X2, ...
@@ -411,6 +407,66 @@ class Value:
                 dag.add(CONST, (), None, value=value.data)
         dag.output = dag.names[-1] or "OUT"
         return dag, nodes
+
+
+#: Each value's place in the order of creation: operands are always created before the values
+#: computed from them, so sorting a graph's values by it is a topological order.
+_next_serial = itertools.count().__next__
+
+
+def _reached(output: Value) -> list[Value]:
+    """The values ``output`` was computed from, itself included, in order of creation (a
+    topological order, operands first), found with a loop over the recorded operands; each
+    value's ``_slot`` is its place in that list. A walk marks the values it reaches with a
+    number of its own (``_mark``), so no set of ids is needed."""
+    mark = _next_mark()
+    output._mark = mark
+    nodes, stack = [output], [output]
+    pop, push, keep = stack.pop, stack.append, nodes.append
+    while stack:
+        for parent in pop()._parents:
+            if parent._mark != mark:
+                parent._mark = mark
+                keep(parent)
+                push(parent)
+    nodes.sort(key=_SERIAL)
+    for slot, value in enumerate(nodes):
+        value._slot = slot
+    return nodes
+
+
+_next_mark = itertools.count(1).__next__
+_SERIAL = operator.attrgetter("_serial")
+
+
+def _bare_dag(nodes: list[Value]) -> Dag:
+    """The Dag of ``nodes`` (in order of creation) as the engine needs it for a backward pass:
+    operations and operands only. Names are for showing a graph (:meth:`Value._layout` gives
+    them); a backward pass needs none, so it makes none (micrograd's loop does not either)."""
+    dag = Dag()
+    ops, operand_ids, operand_starts, values = (dag.ops, dag.operand_ids, dag.operand_starts,
+                                                dag.values)
+    add_op, add_value, add_start = ops.append, values.append, operand_starts.append
+    add_operand, add_operands = operand_ids.append, operand_ids.extend
+    for value in nodes:
+        op = value._op
+        if op is not None:
+            add_op(op)
+            parents = value._parents
+            if len(parents) == 2:
+                add_operand(parents[0]._slot)
+                add_operand(parents[1]._slot)
+            else:
+                add_operands([p._slot for p in parents])
+            add_value(None)
+        else:
+            add_op(INPUT if value.requires_grad else CONST)
+            add_value(value.data)
+        add_start(len(operand_ids))
+    count = len(nodes)
+    dag.names = [None] * count
+    dag.spans = Spans(array("i", [-1]) * count, array("i", [-1]) * count)
+    return dag
 
 
 def zero_grad(values: Iterable[Value], set_to_none: bool = False) -> None:
