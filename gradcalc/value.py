@@ -708,7 +708,9 @@ def _unary(op: Op, a: Value) -> Value:
 
 
 def _number(x: Any, what: str) -> float:
-    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+    kind = type(x)
+    if kind is not float and kind is not int and (  # (the common cases skip the ABC check)
+            isinstance(x, bool) or not isinstance(x, numbers.Real)):
         raise InputError(f"Value {what} must be a real number, not {x!r}")
     try:
         return float(x)
