@@ -5,10 +5,10 @@ its operation (the registry's :class:`~gradcalc.ops.Op`) and its operands, and a
 its place in the order of creation, which is a topological order. ``backward()`` walks the
 values in reverse order of creation, so each value's backward step runs exactly once, after
 every consumer has delivered, however many paths reach it: the engine's rule, without laying
-the graph out as a :class:`~gradcalc.dag.Dag` (the order is kept, so a second ``backward()``
-on the same value is the pass alone). With ``on_step``, and for ``to_dag()``, ``graph()``,
-``explain()`` and ``to_program()``, the graph is laid out as a Dag and the engine runs on it;
-names are made only there.
+the graph out as a :class:`~gradcalc.dag.Dag` (from a second ``backward()`` on the same value
+on, the order is kept, so further calls are the pass alone). With ``on_step``, and for
+``to_dag()``, ``graph()``, ``explain()`` and ``to_program()``, the graph is laid out as a Dag
+and the engine runs on it; names are made only there.
 
 Code written for micrograd runs unchanged, and so does PyTorch-style scalar code:
 
@@ -315,9 +315,9 @@ class Value:
         Each value's backward step runs once, after all of its consumers have delivered: the
         values are taken in reverse order of creation (a value is always created after its
         operands), each handing its gradient times the registry's local derivatives to its
-        operands. The order is worked out once per graph and kept with ``self``, so calling
-        ``backward()`` again on the same value does no more than the pass itself. Names are not
-        needed and none are made.
+        operands. Called a second time on the same value, it keeps that order with ``self``, so
+        that later calls do no more than the pass itself. Names are not needed and none are
+        made.
 
         ``on_step`` is called with each step as :func:`gradcalc.engine.run` takes it, on the
         graph laid out as a Dag (node ids are those of :meth:`to_dag`): the same gradients, by
@@ -335,11 +335,16 @@ class Value:
 
     def _order(self) -> list[Value]:
         """The values ``self`` was computed from that track gradients, latest first
-        (:func:`_ancestors`), kept in ``self._plan`` while no flag changed."""
+        (:func:`_ancestors`). From the second ``backward()`` on, the order is kept in
+        ``self._plan`` (while no flag changes): a value backpropagated once, as a training
+        step's loss is, keeps nothing, so many live outputs sharing a long history never hold
+        a list each of all of it."""
         plan = self._plan
-        if plan is None or plan.flag_changes != _flag_changes:
-            plan = self._plan = _Plan(_flag_changes, _ancestors(self))
-        return plan.order
+        if plan is not None and plan.order is not None and plan.flag_changes == _flag_changes:
+            return plan.order
+        order = _ancestors(self)
+        self._plan = _Plan(_flag_changes, order if plan is not None else None)
+        return order
 
     def _stepped(self, on_step: Callable[[engine.Step], None]) -> None:
         """The engine's backward pass on the graph laid out as a Dag, reporting each step."""
@@ -491,10 +496,11 @@ _flag_changes = 0
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    """What :meth:`Value.backward` keeps with its value: the order of the backward pass."""
+    """What :meth:`Value.backward` keeps with its value: the order of the backward pass
+    (``None`` after the first call: see :meth:`Value._order`)."""
 
     flag_changes: int
-    order: list[Value]
+    order: list[Value] | None
 
 
 def _ancestors(output: Value) -> list[Value]:

@@ -508,22 +508,28 @@ def test_backward_on_a_leaf():
 # --- the backward pass: a kept order, a value's flags, an interrupted pass ---------------------
 
 def test_backward_again_keeps_the_order(monkeypatch):
-    """The order of the pass is worked out once per output: a second backward() is the pass
-    alone (training loops call it on new graphs; repeated calls on one graph reuse it)."""
+    """A second backward() on the same value keeps the order of the pass with it, and later
+    calls are the pass alone; a value backpropagated once (a training step's loss) keeps
+    nothing."""
     a, b = leaf(2.0), leaf(-1.0)
     out = (a * b + a).tanh() * b
-    out.backward()
-    once = (a.grad, b.grad, out.grad)
     walks: list[Value] = []
     walk = value_module._ancestors
     monkeypatch.setattr(value_module, "_ancestors", lambda v: walks.append(v) or walk(v))
     out.backward()
+    once = (a.grad, b.grad, out.grad)
+    assert walks == [out] and out._plan.order is None
     out.backward()
-    assert walks == []
-    assert (a.grad, b.grad, out.grad) == tuple(3 * g for g in once)
+    assert walks == [out, out] and len(out._plan.order) == 5  # a*b, +a, tanh, a, b
+    out.backward()
+    out.backward()
+    assert walks == [out, out]
+    assert (a.grad, b.grad, out.grad) == tuple(4 * g for g in once)
     other = a * b  # another output: its own order
     other.backward()
-    assert walks == [other]
+    other.backward()
+    other.backward()
+    assert walks == [out, out, other, other]
 
 
 def test_backward_after_the_graph_grew():
