@@ -234,9 +234,25 @@ class Algebra:
             for atom, exponent in common.items():
                 exponents[atom] -= exponent
             reduced = tuple(sorted((a, _q(e)) for a, e in exponents.items() if e != 0))
-            rest[reduced] = rest.get(reduced, ZERO) + coefficient
+            inner = self._bare_sum(reduced)
+            if inner is None:
+                rest[reduced] = rest.get(reduced, ZERO) + coefficient
+                continue
+            # a term that is a sum kept whole joins the others: (A - B) + A is 2*A - B
+            for term, factor in self._polys[inner]:
+                rest[term] = rest.get(term, ZERO) + coefficient * factor
         remainder = self._from(rest)
         return self._product([*common.items(), (self._group_atom(remainder), ONE)], ONE)
+
+    def _bare_sum(self, monomial: Monomial) -> int | None:
+        """The sum inside ``monomial`` when it is just one group of a sum, to the first power
+        (``(A - B)``); else None."""
+        if len(monomial) != 1 or monomial[0][1] != 1:
+            return None
+        kind, _, operands = self._atoms[monomial[0][0]]
+        if kind != "group" or len(self._polys[operands[0]]) < 2:
+            return None
+        return operands[0]
 
     def identity(self, expr: int) -> int:
         return expr
@@ -448,6 +464,82 @@ class Algebra:
                 memo[poly] = frozenset(names)
         return set(memo[expr])
 
+    def symbol_uses(self, roots: Iterable[int], names: Iterable[str]) -> dict[str, int]:
+        """How many times each of ``names`` is written in ``roots`` written out in full (the
+        paths from the roots to its occurrences), counted up to 2 (``0``, ``1``, or "more"),
+        without writing any text: a pass down the graph of parts, parents first."""
+        roots = list(roots)
+        atoms = {self._atom_ids[("sym", n, ())]: n for n in names
+                 if ("sym", n, ()) in self._atom_ids}
+        order: list[int] = []
+        seen: set[int] = set()
+        for root in roots:
+            order.extend(self._postorder_polys(root, seen))
+        # which atoms (operations, groups) use each part, once per use
+        users: dict[int, list[int]] = {}
+        containing: dict[int, list[int]] = {}  # atom -> the parts whose terms hold it
+        for poly in order:
+            for monomial, _ in self._polys[poly]:
+                for atom, _ in monomial:
+                    containing.setdefault(atom, []).append(poly)
+        for atom in containing:
+            for operand in self._atoms[atom][2]:
+                users.setdefault(operand, []).append(atom)
+        paths: dict[int, int] = {}
+        for root in roots:
+            paths[root] = min(2, paths.get(root, 0) + 1)
+        atom_paths: dict[int, int] = {}
+        counts = dict.fromkeys(names, 0)
+        for poly in reversed(order):  # every part after all the parts that use it
+            here = min(2, paths.get(poly, 0) + sum(atom_paths[a] for a in users.get(poly, ())))
+            paths[poly] = here
+            for monomial, _ in self._polys[poly]:
+                for atom, _ in monomial:
+                    atom_paths[atom] = min(2, atom_paths.get(atom, 0) + here)
+                    name = atoms.get(atom)
+                    if name is not None:
+                        counts[name] = min(2, counts[name] + here)
+        return counts
+
+    # --- parts, for rewriting passes (gradcalc.tidy) ----------------------------------------
+
+    @property
+    def parts(self) -> int:
+        """The parts interned so far (what the ``budget`` counts)."""
+        return self._count
+
+    def terms(self, expr: int) -> Terms:
+        """The terms of ``expr``: (monomial, coefficient) pairs, each monomial a sorted tuple
+        of (atom, exponent)."""
+        return self._polys[expr]
+
+    def atom_key(self, atom: int) -> AtomKey:
+        """What ``atom`` is: ``("sym", name, ())``, ``("func", name, operands)`` or
+        ``("group", "", (sum,))``."""
+        return self._atoms[atom]
+
+    def atom_inner(self, atom: int) -> int:
+        """The sum inside a group atom."""
+        return self._atoms[atom][2][0]
+
+    def single(self, atom: int) -> int:
+        """The expression that is just ``atom``."""
+        return self._single(atom)
+
+    def as_atom(self, expr: int) -> int:
+        """``expr`` as one atom: itself where it is one, else a group of it."""
+        return self._group_atom(expr)
+
+    def from_terms(self, terms: dict[Monomial, Rational]) -> int:
+        """The expression with exactly these terms (sorted, zeros dropped), nothing else
+        simplified: rewriting passes choose their own form."""
+        return self._from(terms)
+
+    def postorder(self, expr: int, skip: Container[int] = ()) -> list[int]:
+        """The polys under ``expr`` (itself included), operands first, each once; polys in
+        ``skip`` are neither listed nor walked into."""
+        return self._postorder_polys(expr, skip=skip)
+
     def is_plain(self, expr: int) -> bool:
         """True for a polynomial of symbols only (no functions, no groups)."""
         return self._plain[expr]
@@ -510,12 +602,14 @@ class Algebra:
                          for name, text in self.program_parts(bindings, [expr], share_above))
 
     def program_parts(self, bindings: list[tuple[str, int]], exprs: list[int],
-                      share_above: int = 40) -> list[tuple[str | None, str]]:
+                      share_above: int = 40, reserved: Iterable[str] = ()
+                      ) -> list[tuple[str | None, str]]:
         """The statements of :meth:`program` for several expressions at once, as (name,
         text) pairs in order: the ``bindings``, generated ``t1 = ...`` statements for
         sub-expressions used more than once (across all of them) with text longer than
         ``share_above`` characters, each just before its first use, and each of ``exprs``
-        as ``(None, text)``, in the order given."""
+        as ``(None, text)``, in the order given. Generated names avoid ``reserved`` (the
+        program's own names) as well as every name used."""
         roots: list[tuple[str | None, int]] = [*bindings, *((None, e) for e in exprs)]
         uses: dict[int, int] = {}
         seen: set[int] = set()
@@ -523,7 +617,7 @@ class Algebra:
             for poly in self._postorder_polys(root, seen):
                 for child in set(self._children(poly)):
                     uses[child] = uses.get(child, 0) + 1
-        taken = {n for n, _ in bindings}
+        taken = {n for n, _ in bindings} | set(reserved)
         for _, root in roots:
             taken |= self.symbols(root)
         names = fresh(taken, "t")
@@ -617,6 +711,8 @@ class _Printer:
             return [name], Precedence.ATOM
         if kind == "group":
             return [operands[0]], self.precedence[operands[0]]
+        if name == "pow":
+            return self._power(*operands), Precedence.POWER
         parts: list[Fragment] = [name, "("]
         for index, operand in enumerate(operands):
             if index:
@@ -624,6 +720,18 @@ class _Printer:
             parts.append(operand)
         parts.append(")")
         return parts, Precedence.ATOM
+
+    def _power(self, base: int, exponent: int) -> list[Fragment]:
+        """``pow(a, b)`` as ``a^b``: the base in parentheses unless it is an atom (``^`` binds
+        tighter than a sign, and is right-associative), the exponent unless it is an atom or
+        a power (``x^y^z`` is ``x^(y^z)``)."""
+        below: list[Fragment] = [base]
+        if self.precedence[base] < Precedence.ATOM or self.prefix([base], 1) == "-":
+            below = ["(", base, ")"]
+        above: list[Fragment] = [exponent]
+        if self.precedence[exponent] < Precedence.POWER or self.prefix([exponent], 1) == "-":
+            above = ["(", exponent, ")"]
+        return [*below, "^", *above]
 
     def visit(self, poly: int) -> None:
         """Work out the text of ``poly``; its children must have been visited."""
@@ -634,6 +742,9 @@ class _Printer:
             return
         shown = [self._term(monomial, coefficient) for monomial, coefficient in terms]
         shown.sort(key=lambda item: item[0])
+        if shown[0][1]:  # a leading positive term reads better: 1 - P, not -P + 1
+            first = next((i for i, item in enumerate(shown) if not item[1]), 0)
+            shown.insert(0, shown.pop(first))
         parts: list[Fragment] = []
         for index, (_, negative, text, _) in enumerate(shown):
             if index == 0:
@@ -676,7 +787,8 @@ class _Printer:
             below = _joined(denominator, "*")
             text += ["/(", *below, ")"] if len(denominator) > 1 else ["/", *below]
         is_product = len(numerator) + len(denominator) > 1
-        is_power = not is_product and any(e != 1 for _, e in monomial)
+        is_power = not is_product and any(
+            e != 1 or self._atom(a)[1] == Precedence.POWER for a, e in monomial)
         # Highest degree first; within a degree, by the atoms' text (A^2, A*B, B^2);
         # the constant term last.
         return ((-degree, not monomial, sorted(order)), coefficient < 0, text,

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from gradcalc.symbolic import Formula
 
 __all__ = ["ArrayValue", "Result", "Stats", "array_shapes", "compile_program", "constant_value",
-           "element_names", "expand", "gradients"]
+           "element_names", "expand", "gradients", "split_items"]
 
 #: A value for an input: a number, or (for a vector or matrix) a list of numbers or of rows.
 ArrayValue: TypeAlias = "float | Sequence[float] | Sequence[Sequence[float]]"
@@ -148,6 +148,22 @@ def element_names(dag: Dag, name: str) -> list[str]:
     return tensor.element_names(prefix, shape[len(indices):])
 
 
+def split_items(value: str) -> list[str]:
+    """``value`` cut at the commas outside parentheses and brackets: ``A=atan2(1, 2),B=3`` and
+    ``W=[1, 2],B=3`` are two items each."""
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(value):
+        if char in "([":
+            depth += 1
+        elif char in ")]":
+            depth = max(0, depth - 1)
+        elif char == "," and depth == 0:
+            parts.append(value[start:index])
+            start = index + 1
+    parts.append(value[start:])
+    return parts
+
+
 def expand(dag: Dag, names: Iterable[str]) -> list[str]:
     """``names`` with every array replaced by its elements (:func:`element_names`), each
     name once, in order."""
@@ -199,6 +215,7 @@ def gradients(
     on_step: Callable[[engine.Step], None] | None = None,
     symbolic: bool | None = None,
     record: bool = False,
+    expand: bool = False,
 ) -> Result:
     """Evaluate ``program`` and differentiate its output by reverse mode.
 
@@ -215,6 +232,8 @@ def gradients(
     ``symbolic``: ``None`` (the default) gives formulas where an input has no value and numbers
     everywhere else; ``True`` gives formulas for every gradient (and numbers where the values
     are known); ``False`` requires numbers and raises ``InputError`` for a missing value.
+    Formulas are written as a person would (common factors out, fractions together, factors
+    cancelled: :mod:`gradcalc.tidy`); ``expand=True`` gives them multiplied out instead.
 
     Raises :class:`~gradcalc.errors.GradcalcError` subclasses: ``ParseError``,
     ``NameResolutionError``, ``CycleError``, ``ArityError`` for a bad program,
@@ -223,7 +242,7 @@ def gradients(
     """
     with paused_gc():
         dag = compile_program(program, shapes=array_shapes(at or {}))
-        return _gradients(dag, at, wrt, of, stats, on_step, symbolic, record)
+        return _gradients(dag, at, wrt, of, stats, on_step, symbolic, record, expand)
 
 
 def _gradients(
@@ -235,6 +254,7 @@ def _gradients(
     on_step: Callable[[engine.Step], None] | None,
     symbolic: bool | None,
     record: bool = False,
+    multiplied_out: bool = False,
 ) -> Result:
     output_name = scalar_output(dag, of)
     output = lookup(dag, output_name, "output")
@@ -252,7 +272,8 @@ def _gradients(
         _missing_error(dag, missing, output_name)
     notes = question_notes(dag, of, output_name, targets if wrt is None else None)
     if missing:
-        result = _symbolic_only(question, output_name, values, stats, bool(symbolic))
+        result = _symbolic_only(question, output_name, values, stats, bool(symbolic),
+                                multiplied_out)
         result.warnings[:0] = notes
         return result
     vals = engine.forward(dag, values, needed)
@@ -273,7 +294,7 @@ def _gradients(
     if symbolic:
         from gradcalc.symbolic import symbolic_gradients
 
-        found = symbolic_gradients(question, values, result.gradients)
+        found = symbolic_gradients(question, values, result.gradients, multiplied_out)
         result.formulas, result.bindings = found.formulas, found.shared
         result.symbolic = True
 
@@ -298,14 +319,14 @@ def _stats(question: engine.Plan) -> Stats:
 
 
 def _symbolic_only(question: engine.Plan, output_name: str, values: list[float | None],
-                   stats: bool, symbolic: bool) -> Result:
+                   stats: bool, symbolic: bool, expand: bool) -> Result:
     """Some input has no value: formulas for every gradient, numbers where the numeric engine
     can give them without the missing values (:func:`engine.known_gradients`)."""
     from gradcalc.symbolic import symbolic_gradients
 
     dag, targets = question.dag, question.targets
     known = engine.known_gradients(question, values)
-    found = symbolic_gradients(question, values, known.gradients)
+    found = symbolic_gradients(question, values, known.gradients, expand)
     formulas = found.formulas
     result = Result(
         output=output_name,

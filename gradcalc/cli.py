@@ -31,6 +31,7 @@ from gradcalc.api import (
     expand,
     gradients,
     output_note,
+    split_items,
     unique,
 )
 from gradcalc.dag import Dag
@@ -72,6 +73,7 @@ class Format(str, enum.Enum):
     table = "table"
     plain = "plain"
     json = "json"
+    latex = "latex"
     jsonl = "jsonl"
     csv = "csv"
     tsv = "tsv"
@@ -231,6 +233,9 @@ def run(
         "--symbolic", help="Give every gradient as a formula (with its value where the inputs "
         "have values). Without it, formulas appear only where an input has no value.")
     ] = False,
+    expand_formulas: Annotated[bool, typer.Option(
+        "--expand", help="Write formulas multiplied out (a polynomial in the atoms) instead "
+        "of factored as a person would.")] = False,
     hessian: Annotated[bool, typer.Option(
         "--hessian", help="The matrix of second derivatives with respect to the inputs "
         "(or --wrt), numbers where the inputs have values, formulas otherwise.")] = False,
@@ -242,7 +247,7 @@ def run(
         help="table (the default on a terminal), plain (the default otherwise: one "
         "'NAME GRADIENT' line per name) or json; with --batch: table, plain, jsonl (the "
         "default off a terminal), csv or tsv; for a sweep (a range in --at): table, plain, "
-        "jsonl, csv or tsv.")] = None,
+        "jsonl, csv or tsv. latex: each gradient as a LaTeX formula.")] = None,
     value: Annotated[bool, typer.Option(
         "--value", help="Plain format: start with a line 'OUTPUT = VALUE' (the table and "
         "JSON always show the value; plain shows it anyway when there is nothing to "
@@ -307,24 +312,27 @@ def run(
     values, ranges = _parse_at(at or [])
     limit = _parse_size(max_size) if max_size is not None else PROGRAM_LIMIT
     view = _the_view(graph is not None, explain, dot, mermaid, hessian, check, len(outputs) > 1)
-    others = _set_flags(view=view, batch=batch, stats=stats, symbolic=symbolic, value=value,
+    others = _set_flags(view=view, batch=batch, stats=stats, symbolic=symbolic,
+                        expand=expand_formulas, value=value,
                         ascii=ascii_only, format=output_format, input=input_kind, jobs=jobs,
                         max_size=max_size, fail_fast=fail_fast, range=ranges or None,
                         plot=plot, output=output_file)
     if _another_mode(repl, program, others, plot, output_file, ascii_only, values, names,
                      outputs, limit):
         return
-    if ranges:
-        _refuse_with_sweep(batch, view, stats, symbolic, ascii_only, value)
+    _refuse_with_sweep(bool(ranges), output_format, batch, view, stats, symbolic, ascii_only,
+                       value, expand_formulas)
     if batch is not None:
-        _refuse_with_batch(program, view, stats, symbolic, ascii_only, value, outputs)
+        _refuse_with_batch(program, view, stats, symbolic, ascii_only, value, outputs,
+                           expand_formulas)
         from gradcalc.cli_batch import run_batch
 
         run_batch(batch, input_kind or InputKind.text, _numbers_only(values), names,
                   outputs[0] if outputs else None, output_format, jobs or 1, fail_fast, limit)
         return
     _refuse_without_batch(input_kind, jobs, fail_fast)
-    _refuse_without_effect(view, stats, symbolic, ascii_only, value, names, output_format)
+    _refuse_without_effect(view, stats, symbolic, ascii_only, value, names, output_format,
+                           expand_formulas)
     if output_format in (Format.jsonl, Format.csv, Format.tsv) and not ranges:
         raise _usage(f"--format {output_format.value} is for --batch and sweeps",
                      "for one program at one point use table, plain or json")
@@ -338,18 +346,22 @@ def run(
         if view is None and len(expand(dag, outputs)) > 1:  # --of names a vector: Jacobian
             view = "several --of"
             _refuse_without_effect(view, stats, symbolic, ascii_only, value, names,
-                                   output_format)
+                                   output_format, expand_formulas)
         if view in ("--hessian", "--check", "several --of"):
             note = output_note(dag, outputs[0] if outputs else None)  # None with --of
             if note is not None:
                 _print_diagnostic(note)
-            _print_matrix_view(dag, values, names, outputs, hessian, check, fmt)
+            _print_matrix_view(dag, values, names, outputs, hessian, check, fmt,
+                               expand_formulas)
             return
         numbers_needed = view is not None
         result = gradients(dag, at=values, wrt=names, of=outputs[0] if outputs else None,
                            stats=stats,
-                           symbolic=False if numbers_needed else (True if symbolic else None),
-                           record=explain)
+                           symbolic=False if numbers_needed else (
+                               True if symbolic or fmt is Format.latex else None),
+                           record=explain, expand=expand_formulas)
+        _require_formulas(expand_formulas, any(f.value is None or result.symbolic
+                                               for f in result.formulas.values()))
     except ParseError as exc:
         _fail(_perhaps_a_missing_file(program, exc))
     except GradcalcError as exc:
@@ -359,12 +371,20 @@ def run(
     _print_view(result, view, graph, fmt, not ascii_only and _unicode_stdout(), value)
 
 
-def _refuse_with_sweep(batch: str | None, view: str | None, stats: bool, symbolic: bool,
-                       ascii_only: bool, value: bool) -> None:
-    """A range in --at sweeps the program: the options that show one point are refused."""
+def _refuse_with_sweep(ranges: bool, output_format: Format | None, batch: str | None,
+                       view: str | None, stats: bool, symbolic: bool, ascii_only: bool,
+                       value: bool, expand_formulas: bool = False) -> None:
+    """A range in --at sweeps the program: the options that show one point are refused (and
+    LaTeX is only for one program's gradients)."""
+    if output_format is Format.latex and (batch is not None or ranges or view is not None):
+        raise _usage("--format latex is for the gradients of one program",
+                     "leave out --batch, ranges in --at and the other views")
+    if not ranges:
+        return
     flags = [flag for flag, on in (("--batch", batch is not None), (view, view is not None),
                                    ("--stats", stats), ("--symbolic", symbolic),
-                                   ("--ascii", ascii_only), ("--value", value)) if on]
+                                   ("--expand", expand_formulas), ("--ascii", ascii_only),
+                                   ("--value", value)) if on]
     if flags:
         raise _usage(f"a range in --at (a sweep) cannot be combined with {flags[0]}",
                      "a sweep gives the value and the gradients at every point; run the "
@@ -536,6 +556,7 @@ def _session(program: str | None, others: list[str], values: dict[str, ArrayValu
                      "to begin with them")
     if len(outputs) > 1:
         raise _usage("a session takes one --of", "choose the output; :of changes it")
+    session = repl.Session(at=dict(values), wrt=names, of=outputs[0] if outputs else None)
 
     def show(reply: repl.Reply) -> None:
         for item in reply.diagnostics:
@@ -544,26 +565,15 @@ def _session(program: str | None, others: list[str], values: dict[str, ArrayValu
             sys.stdout.write(reply.text)
         if reply.result is not None or reply.view == ":plot":
             try:
-                _show_answer(reply, reply.extra if reply.result is not None
-                             else session_values())
+                _show_answer(reply, reply.extra if reply.result is not None else session.at)
             except GradcalcError as exc:
                 _print_diagnostic(exc)
             except typer.Exit:
                 pass  # (a refused view already said why: the session goes on)
         sys.stdout.flush()
 
-    state: dict[str, Any] = {}
-
-    def session_values() -> dict[str, ArrayValue]:
-        return state["session"].at
-
-    def start(session: repl.Session) -> None:
-        session.at.update(values)
-        session.wrt, session.of = names, outputs[0] if outputs else None
-        state["session"] = session
-
-    repl.run(show, "gradcalc: type statements and expressions, :help for the commands, "
-             "Ctrl-D to leave.\n", start)
+    repl.run(session, show, "gradcalc: type statements and expressions, :help for the "
+             "commands, Ctrl-D to leave.\n")
 
 
 def _show_answer(reply: Any, values: dict[str, ArrayValue]) -> None:
@@ -587,7 +597,7 @@ def _show_answer(reply: Any, values: dict[str, ArrayValue]) -> None:
 def _session_plot(extra: tuple[str, str], values: dict[str, ArrayValue]) -> None:
     """``:plot X=-3:3`` in a session: the last expression drawn over the range(s)."""
     program, ranges = extra
-    plots = [r for r in _top_level_split(ranges) if r.strip()]
+    plots = [r for r in split_items(ranges) if r.strip()]
     swept = {r.partition("=")[0].strip() for r in plots}  # (the range wins over a value)
     dag = compile_program(program, "<session>", shapes=array_shapes(values))
     given = {n: v for n, v in values.items()
@@ -687,6 +697,11 @@ def _print_results(result: Result, fmt: Format, value: bool) -> None:
 
     if fmt is Format.table:
         _print_rich(render.to_table(result, _unicode_stdout()))
+    elif fmt is Format.latex:
+        from gradcalc.latex import formula_latex
+
+        sys.stdout.write("\n".join(formula_latex(f.text, result.output, name) + "\n"
+                                   for name, f in result.formulas.items()))
     else:
         sys.stdout.write(_dumps(render.to_json_object(result)) if fmt is Format.json
                          else render.to_plain(result, value=value))
@@ -704,18 +719,26 @@ def _the_view(*chosen: bool) -> str | None:
 
 
 def _refuse_with_batch(program: str | None, view: str | None, stats: bool, symbolic: bool,
-                       ascii_only: bool, value: bool, outputs: list[str]) -> None:
+                       ascii_only: bool, value: bool, outputs: list[str],
+                       expand_formulas: bool) -> None:
     if program is not None:
         raise _usage("give either PROGRAM or --batch FILE, not both",
                      "--batch reads one problem per line of FILE")
     if view == "several --of":
         raise _usage("--batch takes one --of", "a Jacobian needs a single program")
     flags = [flag for flag, on in ((view, view is not None), ("--stats", stats),
-                                   ("--symbolic", symbolic), ("--ascii", ascii_only),
-                                   ("--value", value)) if on]
+                                   ("--symbolic", symbolic), ("--expand", expand_formulas),
+                                   ("--ascii", ascii_only), ("--value", value)) if on]
     if flags:
         raise _usage(f"--batch cannot be combined with {', '.join(map(str, flags))}",
                      "run those on a single program; batch results always include the value")
+
+
+def _require_formulas(expand_formulas: bool, any_formula: bool) -> None:
+    """--expand with nothing to expand is refused (every entry turned out a number)."""
+    if expand_formulas and not any_formula:
+        raise _usage("--expand changes formulas, and every result here is a number",
+                     "add --symbolic for formulas, or leave --expand out")
 
 
 def _refuse_without_batch(input_kind: InputKind | None, jobs: int | None,
@@ -730,8 +753,11 @@ def _refuse_without_batch(input_kind: InputKind | None, jobs: int | None,
 
 def _refuse_without_effect(view: str | None, stats: bool, symbolic: bool, ascii_only: bool,
                            value: bool, names: list[str] | None,
-                           output_format: Format | None) -> None:
+                           output_format: Format | None, expand_formulas: bool = False) -> None:
     """Options that would change nothing in the chosen view are refused, never ignored."""
+    if expand_formulas and view not in (None, "--hessian", "several --of"):
+        raise _usage(f"--expand does not apply to {view}",
+                     "it changes how formulas are written, and this view has none")
     if view is None:
         if ascii_only:
             raise _usage("--ascii only applies to --graph and --explain",
@@ -756,22 +782,26 @@ def _refuse_without_effect(view: str | None, stats: bool, symbolic: bool, ascii_
 
 
 def _print_matrix_view(dag: Dag, values: dict[str, ArrayValue], names: list[str] | None,
-                       outputs: list[str], hessian: bool, check: bool, fmt: Format) -> None:
+                       outputs: list[str], hessian: bool, check: bool, fmt: Format,
+                       expand_formulas: bool = False) -> None:
     from gradcalc import derivatives, render
 
     if check:
         return _print_checks(dag, values, names, outputs, fmt)
     if hessian:
         matrix = derivatives.hessian(dag, at=values, wrt=names,
-                                     of=outputs[0] if outputs else None)
+                                     of=outputs[0] if outputs else None, expand=expand_formulas)
         key = "hessian"
         if not matrix.columns and names is None:
             return _print_nothing_to_differentiate(dag, values, outputs, fmt)
     else:
-        matrix = derivatives.jacobian(dag, outputs, at=values, wrt=names)
+        matrix = derivatives.jacobian(dag, outputs, at=values, wrt=names,
+                                      expand=expand_formulas)
         key = "jacobian"
         if not matrix.columns and names is None:
             return _print_constant_outputs(dag, values, outputs, matrix, fmt)
+    _require_formulas(expand_formulas, any(
+        isinstance(entry, str) for row in matrix.entries.values() for entry in row.values()))
     for warning in matrix.warnings:
         _print_diagnostic(warning)
     if fmt is Format.json:
@@ -933,28 +963,12 @@ def _looks_like_path(text: str) -> bool:
 def _split(option: str, values: list[str] | None) -> list[str]:
     """The comma-separated items of a repeatable option; an empty item is an error (``--wrt ""``
     must not silently mean "the default")."""
-    items = [part.strip() for value in values or [] for part in _top_level_split(value)]
+    items = [part.strip() for value in values or [] for part in split_items(value)]
     if "" in items:
         raise _usage(f"{option} was given an empty {'item' if option == '--at' else 'name'}",
                      f"write {option} {'A=2' if option == '--at' else 'NAME'}; separate several "
                      "with commas, without an empty one")
     return items
-
-
-def _top_level_split(value: str) -> list[str]:
-    """``value`` cut at the commas outside parentheses and brackets: ``A=atan2(1, 2),B=3`` and
-    ``W=[1, 2],B=3`` are two items each."""
-    parts, depth, start = [], 0, 0
-    for index, char in enumerate(value):
-        if char in "([":
-            depth += 1
-        elif char in ")]":
-            depth = max(0, depth - 1)
-        elif char == "," and depth == 0:
-            parts.append(value[start:index])
-            start = index + 1
-    parts.append(value[start:])
-    return parts
 
 
 def _parse_at(values: list[str]) -> tuple[dict[str, ArrayValue], dict[str, list[float]]]:

@@ -33,21 +33,16 @@ _TABLE_BLOCK = 200  # rows per Rich table: memory stays flat however long the sw
 def print_sweep(found: Sweep, fmt: Format) -> None:
     """Write every row of ``found`` to standard output in ``fmt``; then, on standard error,
     how many points failed or warned. Exits 1 if any point failed."""
-    if fmt is Format.json:
-        raise _usage("--format json does not apply to a sweep",
+    if fmt in (Format.json, Format.latex):
+        raise _usage(f"--format {fmt.value} does not apply to a sweep",
                      "a sweep writes one row per point: use jsonl, csv, tsv, plain or table")
     for note in found.notes:
         _print_diagnostic(note)
     header = [*found.names, found.output, *(f"d_{n}" for n in found.targets), "warning",
               "error"]
-    failed = warned = 0
-    out = sys.stdout
     rows = found.rows()
-    if fmt is Format.table:
-        counts = _tables(found, header, rows)
-    else:
-        counts = _text(found, header, rows, fmt, out)
-    failed, warned = counts
+    failed, warned = (_tables(found, header, rows) if fmt is Format.table
+                      else _text(found, header, rows, fmt, sys.stdout))
     _summary(found.size, failed, warned)
     if failed:
         raise typer.Exit(ExitStatus.FAILED)

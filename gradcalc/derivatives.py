@@ -27,10 +27,12 @@ from gradcalc.api import (
     array_shapes,
     compile_program,
     default_targets,
-    expand,
     leaf_values,
     lookup,
     scalar_output,
+)
+from gradcalc.api import (
+    expand as elements,
 )
 from gradcalc.api import gradients as _gradients
 from gradcalc.dag import Dag
@@ -78,22 +80,23 @@ def _add_warnings(into: list[Diagnostic], found: Iterable[Diagnostic]) -> None:
 
 def jacobian(program: str | Dag, outputs: Iterable[str],
              at: Mapping[str, ArrayValue] | None = None,
-             wrt: Iterable[str] | None = None) -> Matrix:
+             wrt: Iterable[str] | None = None, expand: bool = False) -> Matrix:
     """d(output)/d(name) for several outputs: one row per output, one column per requested
     name (default: the inputs any of the outputs depend on); a vector or matrix among the
     outputs or the names stands for its elements. The forward pass runs once; the
     counting pass and the backward pass once per output. With numbers, ``warnings`` holds the
-    kinks each backward pass met and where each infinite or NaN entry arose."""
+    kinks each backward pass met and where each infinite or NaN entry arose. Formulas are
+    multiplied out with ``expand`` (see :func:`gradcalc.gradients`)."""
     with paused_gc():
         dag = compile_program(program, shapes=array_shapes(at or {}))
-        names = expand(dag, outputs)
+        names = elements(dag, outputs)
         nodes = [lookup(dag, name, "output") for name in names]
         values = leaf_values(dag, at or {})
         everything = engine.cone(dag, nodes)
         if wrt is None:
             columns = [n for n, i in dag.inputs.items() if everything[i]]
         else:
-            columns = expand(dag, wrt)
+            columns = elements(dag, wrt)
             for column in columns:
                 lookup(dag, column, "gradient")
         targets = {n: dag.named[n] for n in columns}
@@ -102,7 +105,7 @@ def jacobian(program: str | Dag, outputs: Iterable[str],
         plans = [engine.plan(dag, node, targets) for node in nodes]
         if missing:
             for name, question in zip(names, plans, strict=True):
-                formulas = symbolic_gradients(question, values).formulas
+                formulas = symbolic_gradients(question, values, expand=expand).formulas
                 matrix.entries[name] = {c: f.text if f.value is None else f.value
                                         for c, f in formulas.items()}
             return matrix
@@ -115,7 +118,8 @@ def jacobian(program: str | Dag, outputs: Iterable[str],
 
 
 def hessian(program: str | Dag, at: Mapping[str, ArrayValue] | None = None,
-            wrt: Iterable[str] | None = None, of: str | None = None) -> Matrix:
+            wrt: Iterable[str] | None = None, of: str | None = None,
+            expand: bool = False) -> Matrix:
     """Second derivatives d²(output)/d(row)d(column) over the requested names (default: the
     inputs the output depends on): reverse over reverse. The gradient is built as a graph
     (:func:`gradcalc.gradgraph.gradient_graph`: the registry's symbolic rules applied to
@@ -128,7 +132,8 @@ def hessian(program: str | Dag, at: Mapping[str, ArrayValue] | None = None,
     point (so a point where the program is undefined is an ``EvaluationError``, as for
     :func:`gradcalc.gradients`); ``warnings`` holds that computation's warnings and, for each
     infinite or NaN entry, the operation whose derivative made it so. A derivative that is
-    infinite at the point (``sqrt'(0)``) gives infinite or NaN entries, not an error."""
+    infinite at the point (``sqrt'(0)``) gives infinite or NaN entries, not an error.
+    Formulas are multiplied out with ``expand`` (see :func:`gradcalc.gradients`)."""
     with paused_gc():
         dag = compile_program(program, shapes=array_shapes(at or {}))
         output_name = scalar_output(dag, of)
@@ -138,7 +143,7 @@ def hessian(program: str | Dag, at: Mapping[str, ArrayValue] | None = None,
         if wrt is None:
             names = [n for n in default_targets(dag, output, within) if n in dag.inputs]
         else:
-            names = expand(dag, wrt)
+            names = elements(dag, wrt)
             for name in names:
                 if name not in dag.inputs:
                     lookup(dag, name, "gradient")
@@ -170,7 +175,8 @@ def hessian(program: str | Dag, at: Mapping[str, ArrayValue] | None = None,
                 question = engine.plan(gdag, node, columns)
                 known = engine.known_gradients(question, leaves,
                                                extended_from=graph.program_size)
-                formulas = symbolic_gradients(question, leaves, known.gradients).formulas
+                formulas = symbolic_gradients(question, leaves, known.gradients,
+                                              expand).formulas
                 entries = {c: f.value if f.value is not None else f.text
                            for c, f in formulas.items()}
                 row_values = known.values
@@ -279,7 +285,7 @@ def check_gradients(program: str | Dag, at: Mapping[str, ArrayValue] | None = No
     with paused_gc():
         dag = compile_program(program, shapes=array_shapes(at or {}))
         if wrt is not None:
-            wrt = expand(dag, wrt)
+            wrt = elements(dag, wrt)
             for name in wrt:
                 if name not in dag.inputs:
                     lookup(dag, name, "gradient")  # an unknown name: its own error

@@ -24,8 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gradcalc.api import ArrayValue, Result, gradients
+from gradcalc.api import (
+    ArrayValue,
+    Result,
+    array_shapes,
+    compile_program,
+    gradients,
+    split_items,
+)
 from gradcalc.ast import Program
+from gradcalc.dag import Dag
 from gradcalc.errors import Diagnostic, GradcalcError, InputError, Source, Span
 from gradcalc.parse import parse
 
@@ -80,6 +88,11 @@ class Session:
     of: str | None = None
     last: str | None = None  # the last expression typed
 
+    def compiled(self, program: str) -> Dag:
+        """``program`` (this session's, possibly with an expression) built as a graph, with
+        the array values given making their names arrays."""
+        return compile_program(program, "<session>", shapes=array_shapes(self.at))
+
     def program(self, expression: str | None = None) -> str:
         """The session's program text, with ``expression`` as its last line."""
         lines = list(self.statements.values())
@@ -129,21 +142,17 @@ class Session:
     def _check(self, text: str, start: int, line: str) -> GradcalcError | None:
         """The program with the new statement ``text`` last must build; an error in it is
         shown under the line typed."""
-        from gradcalc.api import array_shapes, compile_program
-
         program = self.program()
         try:
-            compile_program(program, "<session>", shapes=array_shapes(self.at))
+            self.compiled(program)
         except GradcalcError as exc:
             return _relocated(exc, program, len(program) - len(text), line, start)
         return None
 
     def _answer(self, text: str, start: int, line: str, view: str | None = None) -> Reply:
-        from gradcalc.api import array_shapes, compile_program
-
         program = self.program(text)
         try:
-            dag = compile_program(program, "<session>", shapes=array_shapes(self.at))
+            dag = self.compiled(program)
             # values given for names the program does not use (any more) wait for their use
             at = {n: v for n, v in self.at.items() if n in dag.inputs or n in dag.tensors}
             result = gradients(dag, at=at, wrt=self.wrt, of=self.of,
@@ -182,15 +191,13 @@ class Session:
         return self._answer(self.last, 0, self.last, view)
 
     def _at(self, rest: str) -> Reply:
-        from gradcalc.cli import _top_level_split
-
         if not rest:
             shown = ", ".join(f"{n}={v}" for n, v in self.at.items()) or "no values given"
             return Reply(text=shown + "\n")
         from gradcalc.api import constant_value
 
         given: dict[str, ArrayValue] = {}
-        for item in _top_level_split(rest):
+        for item in split_items(rest):
             name, sep, value = item.partition("=")
             if not sep or not name.strip() or not value.strip():
                 raise InputError(f":at expects NAME=VALUE, got {item.strip()!r}",
@@ -200,9 +207,7 @@ class Session:
         return Reply()
 
     def _wrt(self, rest: str) -> Reply:
-        from gradcalc.cli import _top_level_split
-
-        self.wrt = [n.strip() for n in _top_level_split(rest) if n.strip()] or None
+        self.wrt = [n.strip() for n in split_items(rest) if n.strip()] or None
         return Reply()
 
     def _of(self, rest: str) -> Reply:
@@ -261,9 +266,7 @@ class Session:
             self.statements.pop(statement.name, None)
             self.statements[statement.name] = piece
         try:
-            from gradcalc.api import array_shapes, compile_program
-
-            compile_program(self.program(), "<session>", shapes=array_shapes(self.at))
+            self.compiled(self.program())
         except GradcalcError as exc:
             self.statements = before
             reply.diagnostics.append(exc)
@@ -394,16 +397,11 @@ def _readline(session: Session) -> Callable[[], None]:
     return save
 
 
-def run(show: Callable[[Reply], None], banner: str,
-        start: Callable[[Session], None] | None = None) -> None:
-    """The session on the terminal: read lines until Ctrl-D or ``:quit``; ``show`` prints
-    each reply (the CLI's printers); ``start`` sets the new session up (the command's
-    ``--at``, ``--wrt``, ``--of``)."""
+def run(session: Session, show: Callable[[Reply], None], banner: str) -> None:
+    """``session`` on the terminal: read lines until Ctrl-D or ``:quit``; ``show`` prints
+    each reply (the CLI's printers)."""
     import signal
 
-    session = Session()
-    if start is not None:
-        start(session)
     save = _readline(session)
     # Every Ctrl-C drops the line being typed (the one-shot command's handler ignores a
     # second one, to finish its cleanup: a session has none to finish).

@@ -18,8 +18,9 @@ __all__ = ["diagnostic_object", "flat", "grouped", "names", "to_json_object", "w
 def to_json_object(result: Result, share: bool = True) -> dict[str, Any]:
     """The JSON object of one result (:func:`gradcalc.render.to_json` writes it). With
     ``share`` (the default), statements several formulas need are given once, as
-    ``bindings`` (name -> definition, in program order), and left out of the formulas;
-    without it every formula is a program of its own."""
+    ``bindings`` (name -> definition, in program order), and left out of the formulas, and
+    each formula is given as LaTeX too (``latex``); without it (a batch line) every formula
+    is a program of its own."""
     gradients: dict[str, Any] = {}
     for name in names(result):
         formula = result.formulas.get(name)
@@ -38,6 +39,11 @@ def to_json_object(result: Result, share: bool = True) -> dict[str, Any]:
     }
     if share and where(result) is not None:
         data["bindings"] = dict(result.bindings)
+    if result.formulas and share:  # (a single program's JSON: batch lines keep their keys)
+        from gradcalc.latex import formula_latex
+
+        data["latex"] = {n: formula_latex(f.text, result.output, n)
+                         for n, f in result.formulas.items()}
     if result.symbolic:
         # The engine's numbers where it ran (they follow the conventions at kinks exactly),
         # else the formulas' values where every name in them has a value.

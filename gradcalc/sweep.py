@@ -91,11 +91,11 @@ def range_points(name: str, text: str, value: Callable[[str, str], float]) -> li
         raise InputError(f"--at {name}: {shown} points, more than the {MAX_POINTS:,} a "
                          "sweep may have", hint="take a larger step")
     last = math.floor(steps + 1e-9 * max(1.0, abs(steps)))
-    found = [start + k * step for k in range(last + 1)]
-    if not math.isfinite(found[-1]):  # k*step overflowed on the way to a finite stop
-        found = [start + k * step if math.isfinite(start + k * step)
-                 else (start / step + k) * step for k in range(last + 1)]
-    return found
+    points = [start + k * step for k in range(last + 1)]
+    if not math.isfinite(points[-1]):  # k*step overflowed on the way to a finite stop
+        points = [start + k * step if math.isfinite(start + k * step)
+                  else (start / step + k) * step for k in range(last + 1)]
+    return points
 
 
 @dataclass(slots=True)

@@ -15,6 +15,7 @@ import functools
 import math
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -22,7 +23,9 @@ from gradcalc.algebra import DEFAULT_BUDGET, MAX_BITS, Algebra, ConstantTooLarge
 from gradcalc.dag import Dag
 from gradcalc.engine import Plan, run_over
 from gradcalc.errors import EvaluationError, GradcalcError, LimitError, argument
+from gradcalc.fmt import format_number
 from gradcalc.ops import CONST, CONSTANTS, FUNCTIONS, INPUT, Op
+from gradcalc.tidy import Tidy, TooMuchWork
 
 __all__ = ["Formula", "SymbolicGradients", "symbolic_gradients"]
 
@@ -37,6 +40,14 @@ TIME_BUDGET = 30.0
 _INLINE_TERMS = 8
 
 _FUNCTIONS = {name: op.forward for name, op in FUNCTIONS.items()}
+
+#: Formulas of more parts than this (sums and products in their graph) are printed as built,
+#: multiplied out: rewriting them as a person would (:mod:`gradcalc.tidy`) is for formulas a
+#: person reads. Rewriting may also build as many parts as building them did, and at least
+#: ``_TIDY_WORK``; past that they are printed as built too (a bound in parts, not seconds,
+#: so that the same program always prints the same formula).
+TIDY_PARTS = 500
+_TIDY_WORK = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,12 +100,15 @@ class SymbolicGradients:
 
 
 def symbolic_gradients(question: Plan, values: list[float | None],
-                       numbers: dict[str, float] | None = None) -> SymbolicGradients:
+                       numbers: dict[str, float] | None = None, expand: bool = False
+                       ) -> SymbolicGradients:
     """d(output)/d(target) as formulas, for each target of the plan (see
     :func:`gradcalc.engine.plan`); ``values`` holds the known input values (``None`` where
     unknown). A formula's number is taken from ``numbers`` (the
     numeric engine's gradients) where given, else the formula is evaluated where every name
-    it uses has a value.
+    it uses has a value. The formulas are written as a person would
+    (:class:`~gradcalc.tidy.Tidy`: common factors out, fractions together, factors
+    cancelled); with ``expand`` they stay in the algebra's multiplied-out form.
 
     Raises :class:`~gradcalc.errors.EvaluationError` where the program is undefined for every
     value (``A/(A - A)``), at that operation's position, and
@@ -103,7 +117,7 @@ def symbolic_gradients(question: Plan, values: list[float | None],
     :data:`~gradcalc.algebra.MAX_BITS` bits."""
     dag = question.dag
     try:
-        return _symbolic_gradients(question, values, numbers)
+        return _symbolic_gradients(question, values, numbers, expand)
     except ExpressionTooLarge as error:
         raise LimitError(
             f"the formulas are too large to build: {error}", dag.name_spans.get(dag.output),
@@ -112,7 +126,7 @@ def symbolic_gradients(question: Plan, values: list[float | None],
 
 
 def _symbolic_gradients(question: Plan, values: list[float | None],
-                        numbers: dict[str, float] | None) -> SymbolicGradients:
+                        numbers: dict[str, float] | None, expand: bool) -> SymbolicGradients:
     dag, output, targets, active = question.dag, question.output, question.targets, question.active
     X = Algebra(EXPRESSION_BUDGET, time.monotonic() + TIME_BUDGET)
     graph = _Expressions(X, dag)
@@ -140,14 +154,18 @@ def _symbolic_gradients(question: Plan, values: list[float | None],
         except EvaluationError:
             raise _infinite_derivative(dag, graph, targets, output, active) from None
         final[name] = expr
-    ordered = graph.bindings_for(list(final.values()))
+    ordered, final = _worth_their_names(X, graph.bindings_for(list(final.values())), final)
+    statements, texts = _print_all(X, ordered, list(final.values()), dag.named)
+    if not expand:
+        ordered, final, statements, texts = _tidied(
+            X, graph, (ordered, final, statements, texts), dag.named)
     memo: dict[int, float] = {}
     for bound, definition in ordered:
         if bound not in known:
             value = _value(X, definition, known, memo)
             if value is not None:
                 known[bound] = value
-    statements, texts = _print_all(X, ordered, list(final.values()))
+    statements = _set_inputs(dag, statements, texts) + statements
     masks, shared = _needs(statements, texts)
     formulas = {}
     for (name, expr), text, mask in zip(final.items(), texts, masks, strict=True):
@@ -167,12 +185,82 @@ def _identifier() -> re.Pattern[str]:
     return re.compile(NAME_PATTERN)
 
 
-def _print_all(X: Algebra, bindings: list[tuple[str, int]], exprs: list[int]
-               ) -> tuple[tuple[tuple[str, str], ...], list[str]]:
+def _worth_their_names(X: Algebra, bindings: list[tuple[str, int]], final: dict[str, int]
+                       ) -> tuple[list[tuple[str, int]], dict[str, int]]:
+    """The bindings that pay for their names, and the formulas with the others written in:
+    a binding used once (``OUT = sqrt(Y); 1/(2*OUT)`` is ``1/(2*sqrt(Y))``), or whose text
+    is no longer than its name, is substituted where it is used."""
+    if not bindings:
+        return bindings, final
+    uses = X.symbol_uses([*(d for _, d in bindings), *final.values()], [n for n, _ in bindings])
+    dropped = {name for name, definition in bindings
+               if uses[name] <= 1 or (X.size(definition) <= 3
+                                      and len(X.text(definition)) <= len(name))}
+    if not dropped:
+        return bindings, final
+    replacements: dict[str, int] = {}
+    kept: list[tuple[str, int]] = []
+    for name, definition in bindings:  # (a definition uses only the names before it)
+        definition = X.substitute(definition, replacements)
+        if name in dropped:
+            replacements[name] = definition
+        else:
+            kept.append((name, definition))
+    memo: dict[int, int] = {}
+    return kept, {name: X.substitute(expr, replacements, memo) for name, expr in final.items()}
+
+
+Printed = tuple[list[tuple[str, int]], dict[str, int], tuple[tuple[str, str], ...], list[str]]
+
+
+def _tidied(X: Algebra, graph: _Expressions, plain: Printed, reserved: Iterable[str]
+            ) -> Printed:
+    """The bindings and formulas rewritten as a person would write them (the program's own
+    sums are the factors looked for), printed; or ``plain`` as it was, where that prints
+    clearly shorter (the rewrites compare parts one at a time, and a part rewritten for one
+    use can lose its sharing with another), where they have more than :data:`TIDY_PARTS` parts, or
+    where rewriting builds more parts than building did (and at least ``_TIDY_WORK``) or
+    would outgrow the expression budget."""
+    bindings, final, statements, texts = plain
+    try:
+        tidy = Tidy(X, graph.sums(), max(_TIDY_WORK, X.parts))
+        if tidy.count([*(d for _, d in bindings), *final.values()]) > TIDY_PARTS:
+            return plain
+        bindings = [(name, tidy(definition)) for name, definition in bindings]
+        final = {name: tidy(expr) for name, expr in final.items()}
+    except (TooMuchWork, ExpressionTooLarge, ConstantTooLarge):
+        return plain
+    tidied = _print_all(X, bindings, list(final.values()), reserved)
+    # (a near tie goes to the rewritten form, as it does part by part: (1 - T^2)*V)
+    if _printed_size(*tidied) > 1.1 * _printed_size(statements, texts) + 3:
+        return plain
+    return bindings, final, *tidied
+
+
+def _printed_size(statements: tuple[tuple[str, str], ...], texts: list[str]) -> int:
+    return sum(len(t) for _, t in statements) + sum(map(len, texts))
+
+
+def _set_inputs(dag: Dag, statements: tuple[tuple[str, str], ...], texts: list[str]
+                ) -> tuple[tuple[str, str], ...]:
+    """Statements ``H1 = -1.25`` for the inputs the program sets to a number that the
+    formulas use, so that each formula program is evaluable on its own given the free
+    inputs (an input set in a program stays an input: ``--at`` can still change it)."""
+    used: set[str] = set()
+    for text in (*texts, *(t for _, t in statements)):
+        used.update(_identifier().findall(text))
+    return tuple((name, format_number(dag.values[node]))  # type: ignore[arg-type]
+                 for name, node in dag.inputs.items()
+                 if name in used and dag.values[node] is not None)
+
+
+def _print_all(X: Algebra, bindings: list[tuple[str, int]], exprs: list[int],
+               reserved: Iterable[str] = ()) -> tuple[tuple[tuple[str, str], ...], list[str]]:
     """The texts of ``exprs`` and the statements they use: the ``bindings`` (each may use
     the names before it) and, for sub-expressions used more than once (across all of them)
-    whose text is long, generated ``t1 = ...`` statements just before their first use."""
-    lines = X.program_parts(bindings, exprs)
+    whose text is long, generated ``t1 = ...`` statements just before their first use
+    (never named as one of ``reserved``, the program's names)."""
+    lines = X.program_parts(bindings, exprs, reserved=reserved)
     statements = tuple((name, text) for name, text in lines if name is not None)
     texts = [text for name, text in lines if name is None]
     return statements, texts
@@ -296,6 +384,17 @@ class _Expressions:
             self._definition(name)
         with self.at(self.node if self.node is not None else 0):
             return self.X.substitute(expr, self.inlined, self.substituted)
+
+    def sums(self) -> list[int]:
+        """The program's own sums (its sub-expressions of two terms or more), with the names
+        defined by small polynomials substituted: the factors a formula is likely to have."""
+        X = self.X
+        found = [e for e in (*self.memo.values(), *self.definitions.values())
+                 if X.term_count(e) > 1]
+        try:
+            return [*found, *(self.inline(e) for e in found)]
+        except EvaluationError:
+            return found
 
     def bindings_for(self, exprs: list[int]) -> list[tuple[str, int]]:
         """The kept bindings the ``exprs`` use, directly or through other bindings, in program

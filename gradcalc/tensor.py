@@ -24,8 +24,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, NamedTuple
 
 from gradcalc.ops import Op, op_named
 
@@ -40,8 +39,9 @@ MAX_RANK = 2
 ARRAY_LIMIT = 4_000_000
 
 
-@dataclass(frozen=True, slots=True, eq=True)
-class Tensor:
+# (NamedTuples, not dataclasses: this module is imported by every run, and a dataclass costs
+# a millisecond of start-up to make)
+class Tensor(NamedTuple):
     """A vector or matrix: its ``shape`` and its elements' node ids, row-major."""
 
     shape: tuple[int, ...]
@@ -70,20 +70,24 @@ class TooLarge(Mismatch):
     """The array operations would make more than :data:`ARRAY_LIMIT` nodes."""
 
 
-class Nodes(Protocol):
-    """What an expansion needs from the builder: unnamed scalar nodes (shared when they exist)
-    and constants, all written where the operation being expanded is written. ``many`` and
-    ``fold`` make many nodes in one call (the builder's loop, not one call a node)."""
+if TYPE_CHECKING:
+    from typing import Protocol
 
-    def scalar(self, op: Op, operands: tuple[int, ...]) -> int: ...
+    class Nodes(Protocol):
+        """What an expansion needs from the builder: unnamed scalar nodes (shared when
+        they exist) and constants, all written where the operation being expanded is
+        written. ``many`` and ``fold`` make many nodes in one call (the builder's loop,
+        not one call a node)."""
 
-    def many(self, op: Op, operands: Sequence[tuple[int, ...]]) -> list[int]:
-        """A node of ``op`` for each tuple of operands."""
+        def scalar(self, op: Op, operands: tuple[int, ...]) -> int: ...
 
-    def fold(self, op: Op, ids: Sequence[int]) -> int:
-        """``op`` over ``ids`` from the left, ``((a op b) op c) op d``: ``a`` for one id."""
+        def many(self, op: Op, operands: Sequence[tuple[int, ...]]) -> list[int]:
+            """A node of ``op`` for each tuple of operands."""
 
-    def constant(self, value: float) -> int: ...
+        def fold(self, op: Op, ids: Sequence[int]) -> int:
+            """``op`` over ``ids`` from the left: ``((a op b) op c) op d``."""
+
+        def constant(self, value: float) -> int: ...
 
 
 def shape_of(value: Value) -> tuple[int, ...]:
@@ -311,8 +315,7 @@ def _softmax(nodes: Nodes, x: Value) -> Value:
     return Tensor(vector.shape, tuple(nodes.many(_EXP, [(item,) for item in shifted])))
 
 
-@dataclass(frozen=True, slots=True)
-class ArrayFunction:
+class ArrayFunction(NamedTuple):
     """A function of arrays: its name, number of arguments, what it does (for messages and
     the README) and its expansion into scalar nodes, ``expand(nodes, *arguments)``."""
 

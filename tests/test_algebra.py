@@ -86,13 +86,13 @@ def test_tiny_root_degrees_stay_unevaluated():
     X = Algebra()
     for k in (10**20, 10**309):
         power = X.pow(X.number(3), X.number(Fraction(1, k)))
-        assert X.constant_value(power) is None  # 3 has no exact root: kept as pow(3, 1/k)
+        assert X.constant_value(power) is None  # 3 has no exact root: kept as 3^(1/k)
         parses(X.text(power))
         with mpmath.workdps(DIGITS):
             expected = mpmath.power(3, mpmath.mpf(1) / k)
         assert mp_close(X.evaluate(power, {}, EVAL_FUNCTIONS), expected, 1e-12)
     assert X.text(X.pow(X.number(3), X.number(Fraction(1, 10**20)))) == \
-        "pow(3, 1/100000000000000000000)"
+        "3^(1/100000000000000000000)"
     # 1 has every root, 8 its cube root, however the exponent is written.
     assert X.pow(X.number(1), X.number(Fraction(1, 10**20))) == X.one
     assert X.pow(X.number(8), X.number(Fraction(2, 3))) == X.number(4)
@@ -125,13 +125,13 @@ def test_powers_too_large_to_fold_stay_powers():
     X = Algebra()
     a, b = X.symbol("A"), X.symbol("B")
     cases = {
-        X.pow(a, X.pow(X.number(2), X.number(20000))): "pow(A, pow(2, 20000))",
+        X.pow(a, X.pow(X.number(2), X.number(20000))): "A^2^20000",
         X.pow(X.add(a, b), X.number(10**10)): "(A + B)^10000000000",
         X.pow(X.mul(X.number(2), a), X.number(10**9)): "(2*A)^1000000000",
-        X.pow(X.number(Fraction(1, 2)), X.number(10**9)): "pow(1/2, 1000000000)",
-        X.pow(X.number(3), X.number(10**7)): "pow(3, 10000000)",
-        X.call("log2", X.pow(X.number(2), X.number(10**6))): "log2(pow(2, 1000000))",
-        X.call("log10", X.pow(X.number(10), X.number(300000))): "log10(pow(10, 300000))",
+        X.pow(X.number(Fraction(1, 2)), X.number(10**9)): "(1/2)^1000000000",
+        X.pow(X.number(3), X.number(10**7)): "3^10000000",
+        X.call("log2", X.pow(X.number(2), X.number(10**6))): "log2(2^1000000)",
+        X.call("log10", X.pow(X.number(10), X.number(300000))): "log10(10^300000)",
     }
     for expr, text in cases.items():
         assert X.text(expr) == text

@@ -186,7 +186,7 @@ def test_clamp_end_to_end(a: str, value: float, gradients: tuple[float, ...]) ->
                            stdin=f"{CLAMPED}; A = {a}\n").stdout)
     assert batch["gradients"] == data["gradients"] and batch["value"] == value
     symbolic = json.loads(run(CLAMPED, "--symbolic", "--format", "json").stdout)["gradients"]
-    assert symbolic["X"] == "3*heaviside(-2*A + H, 1)*heaviside(2*A - L, 1)"  # X = 2*A
+    assert symbolic["X"] == "3*heaviside(2*A - L, 1)*heaviside(H - 2*A, 1)"  # X = 2*A
     for name, expected in zip("LHX", (gradients[0], gradients[1], gradients[3]), strict=True):
         at = {"A": float(a), "L": 0.0, "H": 1.0, "X": 2 * float(a)}
         got = gradcalc.gradients(symbolic[name], at={n: v for n, v in at.items()
@@ -198,7 +198,7 @@ def test_formulas_of_the_newer_functions() -> None:
     r = run("OUT = gelu(A) + log1p(B)*ln(B) + leaky_relu(C, 0.1)", "--symbolic")
     assert r.stdout == ("A A*exp(-A^2/2)/sqrt(2*pi) + erfc(-A/sqrt(2))/2\n"
                         "B log(B)/(B + 1) + log1p(B)/B\n"
-                        "C 9*heaviside(C, 0)/10 + 1/10\n")
+                        "C (9*heaviside(C, 0) + 1)/10\n")
     data = json.loads(run("OUT = erf(A)*hypot(A, B)", "--symbolic", "--at", "A=0,B=1",
                           "--format", "json").stdout)
     assert data["gradients"] == {"A": "A*erf(A)/hypot(A, B) + 2*exp(-A^2)*hypot(A, B)/sqrt(pi)",

@@ -111,7 +111,8 @@ def test_views_of_the_last_expression() -> None:
     for view in (":graph", ":explain", ":symbolic", ":hessian", ":check"):
         reply = session.feed(view)
         assert reply.view == view and reply.result is not None, view
-    assert session.feed(":symbolic").result.formulas["A"].text == "3*A^2"  # type: ignore[union-attr]
+    formula = session.feed(":symbolic").result.formulas["A"]  # type: ignore[union-attr]
+    assert formula.text == "A = 2; 3*A^2"  # A is set in the program: the formula says so
 
 
 def test_save_writes_a_program_gradcalc_reads_back(tmp_path: Path) -> None:

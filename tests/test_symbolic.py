@@ -89,8 +89,9 @@ def test_product_with_a_function():
 def test_canonical_order_of_terms():
     # Decreasing degree; within a degree by the atoms' text; the constant last.
     assert formulas("OUT = A^3*B + B^2*A + A + 7", wrt=["A"]) == {"A": "3*A^2*B + B^2 + 1"}
-    assert formulas("OUT = (A + B)^2", wrt=["A"]) == {"A": "2*A + 2*B"}
-    assert formulas("OUT = (A + 1)*(B - 2)*C", wrt=["C"]) == {"C": "A*B - 2*A + B - 2"}
+    assert formulas("OUT = (A + B)^2", wrt=["A"]) == {"A": "2*(A + B)"}
+    # a product of sums stays a product (shorter than multiplied out)
+    assert formulas("OUT = (A + 1)*(B - 2)*C", wrt=["C"]) == {"C": "(A + 1)*(B - 2)"}
 
 
 def test_sqrt_gradient_is_a_reciprocal():
@@ -100,8 +101,8 @@ def test_sqrt_gradient_is_a_reciprocal():
 @pytest.mark.parametrize(("program", "expected"), [
     ("OUT = abs(A)", {"A": "sign(A)"}),
     ("OUT = relu(A)", {"A": "heaviside(A, 0)"}),
-    ("OUT = max(A, B)", {"A": "heaviside(A - B, 1/2)", "B": "heaviside(-A + B, 1/2)"}),
-    ("OUT = min(A, B)", {"A": "heaviside(-A + B, 1/2)", "B": "heaviside(A - B, 1/2)"}),
+    ("OUT = max(A, B)", {"A": "heaviside(A - B, 1/2)", "B": "heaviside(B - A, 1/2)"}),
+    ("OUT = min(A, B)", {"A": "heaviside(B - A, 1/2)", "B": "heaviside(A - B, 1/2)"}),
 ])
 def test_kinks_are_written_exactly(program, expected):
     assert formulas(program) == expected
@@ -141,7 +142,7 @@ def test_sign_and_heaviside_functions_follow_numpy():
     assert X.text(X.call("heaviside", X.number(-3), X.number(Fraction(1, 2)))) == "0"
     # Their own derivatives: 0 for sign; heaviside's is 1 in h exactly at x = 0.
     assert formulas("OUT = sign(A)*B", wrt=["A"]) == {"A": "0"}
-    assert formulas("OUT = heaviside(A, H)", wrt=["H"]) == {"H": "-abs(sign(A)) + 1"}
+    assert formulas("OUT = heaviside(A, H)", wrt=["H"]) == {"H": "1 - abs(sign(A))"}
     r = gradcalc.gradients("OUT = heaviside(A, H)", at={"A": 0, "H": 0.3}, symbolic=True)
     assert r.formulas["H"].value == 1.0 == r.gradients["H"]
 
@@ -150,7 +151,7 @@ def test_gradient_of_a_polynomial_with_a_binding_kept():
     r = gradcalc.gradients("X1 = sin(X0) + cos(X0); OUT = X1*X1", wrt=["X0"], at={"X0": 0.5},
                            symbolic=True)
     f = r.formulas["X0"]
-    assert f.text == "X1 = cos(X0) + sin(X0); 2*X1*cos(X0) - 2*X1*sin(X0)"
+    assert f.text == "X1 = cos(X0) + sin(X0); 2*X1*(cos(X0) - sin(X0))"
     assert f.bindings == ("X1",)
     assert close(f.value, r.gradients["X0"])
     assert close(evaluate_text(f.text, {"X0": 0.5}), r.gradients["X0"])
@@ -884,7 +885,8 @@ def test_diamond_chain_formula_grows_linearly(capsys):
         lengths[levels] = len(f.text)
         assert close(f.value, r.gradients["X0"]), (levels, f.value, r.gradients["X0"])
         assert close(evaluate_text(f.text, {"X0": 0.5}), r.gradients["X0"])
-        assert f.bindings == tuple(f"X{i}" for i in range(1, levels))
+        # X0 = 0.5 is set in the program: the formula program carries it (self-contained)
+        assert f.bindings == tuple(f"X{i}" for i in range(levels))
         with capsys.disabled():
             print(f"\n  diamond {levels:5d} levels: {len(f.text):7d} characters, "
                   f"{elapsed * 1000:7.1f} ms", end="")
@@ -1172,3 +1174,58 @@ def test_the_time_budget_covers_substituting_as_well_as_building(monkeypatch):
     program = "X0 = A\n" + "".join(f"X{i + 1} = sin(X{i})\n" for i in range(300))
     with pytest.raises(gradcalc.LimitError, match="took too long"):
         gradcalc.gradients(program, symbolic=True)
+
+
+# =============================================================================================
+# Self-contained formula programs (issue 16)
+# =============================================================================================
+
+
+def test_a_formula_program_defines_the_inputs_the_program_sets() -> None:
+    program = "H1 = -1.25; H2 = pow(tanh(h1), 0.3) - H1; OUT = pow(h1, 3) + cos(H2)"
+    r = gradcalc.gradients(program, wrt=["h1"], at={"h1": 0.7}, symbolic=True)
+    text = r.formulas["h1"].text
+    # H1 is set in the program: it comes first; H2, used once, is written in
+    assert text == ("H1 = -1.25; 3*h1^2 - 3*(1 - tanh(h1)^2)*sin(tanh(h1)^(3/10) - H1)"
+                    "/(10*tanh(h1)^(7/10))")
+    # fed back as a program, with only the free input given, it is the gradient's value
+    assert close(evaluate_text(text, {"h1": 0.7}), r.gradients["h1"])
+
+
+def test_generated_names_are_never_the_programs_names() -> None:
+    shared = "A*B + C*D + exp(A*C) + log(B*D)"
+    program = f"OUT = sin({shared})^2 * cos({shared})^3"
+    plain = gradcalc.gradients(program, wrt=["A", "B"], symbolic=True).formulas["A"]
+    assert plain.bindings == ("t1",)  # a long sub-expression used twice gets a name
+    # the program's own t1 and t2 (t2 substituted away, still not free for a helper)
+    named = gradcalc.gradients(f"t1 = 5; t2 = t1*2; {program.replace('OUT =', 'OUT = t2*')}",
+                               wrt=["A", "B"], symbolic=True).formulas["A"]
+    assert named.bindings == ("t1", "t3") and named.text.startswith("t1 = 5; t3 = ")
+    assert close(evaluate_text(named.text, {"A": 0.3, "B": 0.7, "C": 1.1, "D": 0.4}),
+                 gradcalc.gradients(f"t1 = 5; t2 = t1*2; "
+                                    f"{program.replace('OUT =', 'OUT = t2*')}",
+                                    at={"A": 0.3, "B": 0.7, "C": 1.1, "D": 0.4},
+                                    wrt=["A"]).gradients["A"])
+
+
+@pytest.mark.parametrize(("program", "wrt", "formula"), [
+    ("OUT = sqrt(Y)", "Y", "1/(2*sqrt(Y))"),  # a binding used once is written in
+    ("B = A*A*A; C = sin(B); OUT = C", "A", "3*A^2*cos(A^3)"),
+    # used twice: it keeps its name
+    ("P = sigmoid(W*X); OUT = P*(1 - P)", "W",
+     "P = sigmoid(W*X); (1 - 2*P)*(1 - P)*P*X"),
+])
+def test_bindings_only_where_they_pay(program: str, wrt: str, formula: str) -> None:
+    r = gradcalc.gradients(program, wrt=[wrt], symbolic=True)
+    assert r.formulas[wrt].text == formula
+
+
+def test_a_sum_kept_whole_joins_the_terms_around_it() -> None:
+    """Found by tests/benchmarks/bench_formulas.py: ((A - B) + A) was printed for 2*A - B."""
+    r = gradcalc.gradients("N0 = cos((A - B) * A); OUT = sigmoid(N0)", wrt=["A"], symbolic=True)
+    assert r.formulas["A"].text == ("OUT = sigmoid(cos(A*(A - B))); "
+                                    "(1 - OUT)*(B - 2*A)*OUT*sin(A*(A - B))")
+    at = {"A": 0.3, "B": -0.8}
+    assert close(evaluate_text(r.formulas["A"].text, at),
+                 gradcalc.gradients("N0 = cos((A - B) * A); OUT = sigmoid(N0)", at=at,
+                                    wrt=["A"]).gradients["A"])
