@@ -1,9 +1,14 @@
-"""A PyTorch-like scalar ``Value`` for Python code, on the same DAG and engine as the CLI.
+"""A PyTorch-like scalar ``Value`` for Python code, on the same registry and engine as the CLI.
 
-Arithmetic on values records the graph as it computes (eagerly, in float64); ``backward()``
-lays the recorded graph out as a :class:`~gradcalc.dag.Dag` and runs the engine's counting pass
-and backward pass on it, so each node's backward step runs exactly once however many paths reach
-it. There is one engine: the command line and ``Value`` differentiate the same data structure.
+Arithmetic on values records the graph as it computes (eagerly, in float64): each result keeps
+its operation (the registry's :class:`~gradcalc.ops.Op`) and its operands, and a number telling
+its place in the order of creation, which is a topological order. ``backward()`` walks the
+values in reverse order of creation, so each value's backward step runs exactly once, after
+every consumer has delivered, however many paths reach it: the engine's rule, without laying
+the graph out as a :class:`~gradcalc.dag.Dag` (from a second ``backward()`` on the same value
+on, the order is kept, so further calls are the pass alone). With ``on_step``, and for
+``to_dag()``, ``graph()``, ``explain()`` and ``to_program()``, the graph is laid out as a Dag
+and the engine runs on it; names are made only there.
 
 Code written for micrograd runs unchanged, and so does PyTorch-style scalar code:
 
@@ -29,15 +34,18 @@ with ``retain_graph=True``).
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import numbers
+import operator
 import re
+from array import array
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gradcalc import engine
-from gradcalc.dag import Dag
+from gradcalc.dag import Dag, Spans
 from gradcalc.errors import EvaluationError, InputError, Source, Span
 from gradcalc.fmt import format_number
 from gradcalc.gcpause import paused_gc
@@ -74,12 +82,14 @@ class Value:
     gradients when an operand does; plain numbers in arithmetic are constants.
     """
 
-    __slots__ = ("_op", "_parents", "data", "grad", "name", "requires_grad")
+    __slots__ = ("_g", "_mark", "_op", "_parents", "_plan", "_serial", "_slot", "_tracks",
+                 "data", "grad", "name")
+    _slot: int  # a value's place in the last layout of a graph it is in (_reached)
 
     def __init__(self, data: float, requires_grad: bool = True, name: str | None = None) -> None:
         self.data = _number(data, "data")
-        self.requires_grad = bool(requires_grad)
-        self.grad: float | None = 0.0 if self.requires_grad else None
+        self._tracks = bool(requires_grad)
+        self.grad: float | None = 0.0 if self._tracks else None
         if name is not None and (not _name_pattern().fullmatch(name) or name in FUNCTIONS
                                  or name in CONSTANTS):
             raise InputError(f"{name!r} cannot name a Value: use letters, digits and '_', "
@@ -87,70 +97,90 @@ class Value:
         self.name = name
         self._op: Op | None = None
         self._parents: tuple[Value, ...] = ()
+        self._serial = _next_serial()
+        self._mark = 0
+        self._g = 0.0
+        self._plan: _Plan | None = None
+
+    @property
+    def requires_grad(self) -> bool:
+        """Whether the value tracks gradients; setting it is :meth:`requires_grad_`."""
+        return self._tracks
+
+    @requires_grad.setter
+    def requires_grad(self, flag: bool) -> None:
+        self.requires_grad_(flag)
 
     # --- building the graph ------------------------------------------------------------
+    #
+    # Every result is made by _result: its number, its operands and its operation. The
+    # operators +, -, * and unary - compute the number inline (float arithmetic never raises);
+    # everything else goes through the registry's forward rule (_binary, _unary, _apply).
 
     @classmethod
     def _apply(cls, op: Op, *operands: Value | float) -> Value:
-        parents = tuple([o if isinstance(o, Value) else Value(o, requires_grad=False)
-                         for o in operands])
+        parents = tuple([_as_value(o) for o in operands])
         values = [p.data for p in parents]
         try:
             data = op.forward(*values)
         except (ValueError, ZeroDivisionError, OverflowError):
             data = extended_value(op, *values)  # IEEE: the inf or nan where the op has no value
-        out = cls.__new__(cls)
-        out.data, out.name = data, None
-        for parent in parents:
-            if parent.requires_grad:
-                out.requires_grad, out.grad = True, 0.0
-                # The registry's partials are written for the finite points a program can
-                # reach; where an infinity or a NaN is met the node takes the op's IEEE twin.
-                finite = _isfinite(data) and all(map(_isfinite, values))
-                out._op, out._parents = (op if finite else _ieee(op)), parents
-                return out
-        # Values that need no gradient keep no graph: no memory, no work in backward.
-        out.requires_grad, out.grad, out._op, out._parents = False, None, None, ()
-        return out
+        return _result(op, parents, data, _isfinite(data) and all(map(_isfinite, values)))
+
+    # For +, - and *, a finite result means finite operands (inf + x, inf * x are never finite),
+    # so checking ``d - d == 0.0`` (false for inf and nan) is checking everything.
 
     def __add__(self, other: Value | float) -> Value:
-        return Value._apply(_ADD, self, other)
+        b = other if isinstance(other, Value) else _constant(other)
+        d = self.data + b.data
+        return _result(_ADD, (self, b), d, d - d == 0.0)
 
     def __radd__(self, other: float) -> Value:
-        return Value._apply(_ADD, other, self)
+        a = _constant(other)
+        d = a.data + self.data
+        return _result(_ADD, (a, self), d, d - d == 0.0)
 
     def __sub__(self, other: Value | float) -> Value:
-        return Value._apply(_SUB, self, other)
+        b = other if isinstance(other, Value) else _constant(other)
+        d = self.data - b.data
+        return _result(_SUB, (self, b), d, d - d == 0.0)
 
     def __rsub__(self, other: float) -> Value:
-        return Value._apply(_SUB, other, self)
+        a = _constant(other)
+        d = a.data - self.data
+        return _result(_SUB, (a, self), d, d - d == 0.0)
 
     def __mul__(self, other: Value | float) -> Value:
-        return Value._apply(_MUL, self, other)
+        b = other if isinstance(other, Value) else _constant(other)
+        d = self.data * b.data
+        return _result(_MUL, (self, b), d, d - d == 0.0)
 
     def __rmul__(self, other: float) -> Value:
-        return Value._apply(_MUL, other, self)
+        a = _constant(other)
+        d = a.data * self.data
+        return _result(_MUL, (a, self), d, d - d == 0.0)
 
     def __truediv__(self, other: Value | float) -> Value:
-        return Value._apply(_DIV, self, other)
+        return _binary(_DIV, self, other)
 
     def __rtruediv__(self, other: float) -> Value:
-        return Value._apply(_DIV, other, self)
+        return _binary(_DIV, other, self)
 
     def __pow__(self, other: Value | float) -> Value:
-        return Value._apply(_POW, self, other)
+        return _binary(_POW, self, other)
 
     def __rpow__(self, other: float) -> Value:
-        return Value._apply(_POW, other, self)
+        return _binary(_POW, other, self)
 
     def __neg__(self) -> Value:
-        return Value._apply(_NEG, self)
+        d = -self.data
+        return _result(_NEG, (self,), d, d - d == 0.0)
 
     def __pos__(self) -> Value:
         return self
 
     def __abs__(self) -> Value:
-        return Value._apply(FUNCTIONS["abs"], self)
+        return _unary(_ABS, self)
 
     def square(self) -> Value:
         """``self ** 2`` (PyTorch's ``Tensor.square``): gradient ``2 * self``."""
@@ -235,7 +265,7 @@ class Value:
 
     def __repr__(self) -> str:
         grad = "" if self.grad is None else f", grad={format_number(self.grad)}"
-        flag = "" if self.requires_grad else ", requires_grad=False"
+        flag = "" if self._tracks else ", requires_grad=False"
         name = f", name={self.name!r}" if self.name else ""
         return f"Value({format_number(self.data)}{grad}{flag}{name})"
 
@@ -254,7 +284,10 @@ class Value:
                              "v.detach() gives a copy that is a constant")
         if flag and self.grad is None:
             self.grad = 0.0
-        self.requires_grad = flag
+        if flag != self._tracks:
+            global _flag_changes
+            _flag_changes += 1  # the graphs this value is in change: no plan made before holds
+            self._tracks, self._g, self._plan = flag, 0.0, None
         return self
 
     def detach(self) -> Value:
@@ -270,7 +303,7 @@ class Value:
         called). It is here so that PyTorch code runs unchanged, silently (a warning would
         ask for a change that makes no difference); like PyTorch, it refuses a value that
         does not require grad."""
-        if not self.requires_grad:
+        if not self._tracks:
             raise InputError("retain_grad() on a value that does not require grad: it will "
                              "never have a gradient")
 
@@ -279,19 +312,44 @@ class Value:
     def backward(self, on_step: Callable[[engine.Step], None] | None = None) -> None:
         """Add d(self)/d(v) to ``v.grad`` for every value ``v`` in the graph that requires grad.
 
-        Runs the counting pass and the backward pass of :mod:`gradcalc.engine`: each node's
-        backward step runs once, after all of its consumers have delivered. ``on_step`` is
-        called with each step (node ids are those of :meth:`to_dag`).
+        Each value's backward step runs once, after all of its consumers have delivered: the
+        values are taken in reverse order of creation (a value is always created after its
+        operands), each handing its gradient times the registry's local derivatives to its
+        operands. Called a second time on the same value, it keeps that order with ``self``, so
+        that later calls do no more than the pass itself. Names are not needed and none are
+        made.
+
+        ``on_step`` is called with each step as :func:`gradcalc.engine.run` takes it, on the
+        graph laid out as a Dag (node ids are those of :meth:`to_dag`): the same gradients, by
+        the engine's counting pass.
         """
-        if not self.requires_grad:
+        if not self._tracks:
             raise InputError("backward() needs a value that requires grad: this one was "
                              "computed only from numbers and values created with "
                              "requires_grad=False")
         with paused_gc():
-            self._backward(on_step)
+            if on_step is None:
+                _propagate(self, self._order())
+            else:
+                self._stepped(on_step)
 
-    def _backward(self, on_step: Callable[[engine.Step], None] | None) -> None:
-        dag, nodes = self._layout()
+    def _order(self) -> list[Value]:
+        """The values ``self`` was computed from that track gradients, latest first
+        (:func:`_ancestors`). From the second ``backward()`` on, the order is kept in
+        ``self._plan`` (while no flag changes): a value backpropagated once, as a training
+        step's loss is, keeps nothing, so many live outputs sharing a long history never hold
+        a list each of all of it."""
+        plan = self._plan
+        if plan is not None and plan.order is not None and plan.flag_changes == _flag_changes:
+            return plan.order
+        order = _ancestors(self)
+        self._plan = _Plan(_flag_changes, order if plan is not None else None)
+        return order
+
+    def _stepped(self, on_step: Callable[[engine.Step], None]) -> None:
+        """The engine's backward pass on the graph laid out as a Dag, reporting each step."""
+        nodes = _reached(self)
+        dag = _bare_dag(nodes)
         output = len(nodes) - 1
         vals = [v.data for v in nodes]
         inputs = {str(i): i for i, op in enumerate(dag.ops) if op is INPUT}
@@ -347,12 +405,12 @@ class Value:
         ``None`` for a value that does not require grad. ``set_to_none=True`` makes it
         ``None`` (PyTorch's ``optimizer.zero_grad()`` default); the next ``backward()``
         starts from nothing either way."""
-        self.grad = 0.0 if self.requires_grad and not set_to_none else None
+        self.grad = 0.0 if self._tracks and not set_to_none else None
 
     def inputs(self) -> list[Value]:
-        """The values requiring grad that this one was computed from (its leaves)."""
-        _, nodes = self._layout()
-        return [v for v in nodes if v.requires_grad and v._op is None]
+        """The values requiring grad that this one was computed from (its leaves), in order of
+        creation."""
+        return [v for v in _reached(self) if v._tracks and v._op is None]
 
     def to_dag(self) -> Dag:
         """This value's graph as a :class:`~gradcalc.dag.Dag`, the value itself the last node.
@@ -379,22 +437,10 @@ class Value:
         and the Dag for it: values that require grad and have no operation are inputs, values
         that do not require grad are constants. ``text_order`` numbers the nodes as the graph
         built from :meth:`to_program`'s text numbers them (:func:`_in_text_order`)."""
-        index: dict[int, int] = {}
-        nodes: list[Value] = []
-        stack: list[tuple[Value, bool]] = [(self, False)]
-        while stack:
-            value, expanded = stack.pop()
-            if id(value) in index:
-                continue
-            if expanded or not value._parents:
-                index[id(value)] = len(nodes)
-                nodes.append(value)
-                continue
-            stack.append((value, True))
-            stack.extend((p, False) for p in reversed(value._parents) if id(p) not in index)
+        nodes = _reached(self)
         if text_order:
             nodes = _in_text_order(nodes)
-            index = {id(v): i for i, v in enumerate(nodes)}
+        index = {id(v): i for i, v in enumerate(nodes)}
         dag = Dag(output=self.name or "OUT")
         taken = {v.name for v in nodes if v.name}
         new_name = fresh(taken, "X", first="capitals")  # A, B, ..., Z, X1, X2, ...
@@ -404,13 +450,150 @@ class Value:
                 name = next(new_name)
             if value._op is not None:
                 dag.add(value._op, tuple(index[id(p)] for p in value._parents), None, name)
-            elif value.requires_grad:
+            elif value._tracks:
                 name = name or next(new_name)
                 dag.inputs[name] = dag.add(INPUT, (), None, name, value.data)
             else:
                 dag.add(CONST, (), None, value=value.data)
         dag.output = dag.names[-1] or "OUT"
         return dag, nodes
+
+
+#: Each value's place in the order of creation: operands are always created before the values
+#: computed from them, so sorting a graph's values by it is a topological order.
+_next_serial = itertools.count().__next__
+
+
+def _reached(output: Value) -> list[Value]:
+    """The values ``output`` was computed from, itself included, in order of creation (a
+    topological order, operands first), found with a loop over the recorded operands; each
+    value's ``_slot`` is its place in that list. A walk marks the values it reaches with a
+    number of its own (``_mark``), so no set of ids is needed."""
+    mark = _next_mark()
+    output._mark = mark
+    nodes, stack = [output], [output]
+    pop, push, keep = stack.pop, stack.append, nodes.append
+    while stack:
+        for parent in pop()._parents:
+            if parent._mark != mark:
+                parent._mark = mark
+                keep(parent)
+                push(parent)
+    nodes.sort(key=_SERIAL)
+    for slot, value in enumerate(nodes):
+        value._slot = slot
+    return nodes
+
+
+_next_mark = itertools.count(1).__next__
+_SERIAL = operator.attrgetter("_serial")
+
+
+#: How many times a value started or stopped tracking gradients: a kept order (:class:`_Plan`)
+#: made before the last change may miss values or hold constants, so it is made again.
+_flag_changes = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What :meth:`Value.backward` keeps with its value: the order of the backward pass
+    (``None`` after the first call: see :meth:`Value._order`)."""
+
+    flag_changes: int
+    order: list[Value] | None
+
+
+def _ancestors(output: Value) -> list[Value]:
+    """The values ``output`` was computed from that track gradients, ``output`` left out, in
+    reverse order of creation: each value comes after every value computed from it. (Leaving
+    ``output`` out keeps the list, which ``output`` holds, free of a reference cycle.)"""
+    mark = _next_mark()
+    output._mark = mark
+    found = [output]
+    keep = found.append
+    for value in found:  # (a list grown while it is read: a breadth-first walk, no stack)
+        for parent in value._parents:
+            if parent._mark != mark and parent._tracks:
+                parent._mark = mark
+                keep(parent)
+    found.sort(key=_SERIAL, reverse=True)  # C's sort; nearly sorted already (a chain: one run)
+    del found[0]  # the output: created last
+    return found
+
+
+def _propagate(output: Value, order: list[Value]) -> None:
+    """The backward pass: ``output`` gets 1, then every value of ``order`` (reverse order of
+    creation, so all of a value's consumers come before it) adds its gradient to ``grad`` and
+    hands it on, times its local derivatives, to the operands that track gradients. Gradients
+    of this pass gather in ``_g``, which is 0.0 outside a pass; a pass that stops half-way
+    puts it back."""
+    output._g = 1.0
+    try:
+        for value in itertools.chain((output,), order):
+            g = value._g
+            value._g = 0.0
+            grad = value.grad
+            value.grad = g if grad is None else grad + g
+            op = value._op
+            if op is None:
+                continue
+            parents = value._parents
+            if len(parents) == 2:
+                a, b = parents
+                da, db = op.partials(a.data, b.data, value.data)
+                if a._tracks:
+                    a._g += g * da
+                if b._tracks:
+                    b._g += g * db
+            elif len(parents) == 1:
+                a = parents[0]
+                if a._tracks:
+                    a._g += g * op.partials(a.data, value.data)[0]
+            else:
+                _hand_on(value, g)
+    except BaseException:
+        for value in itertools.chain((output,), order):
+            value._g = 0.0
+        raise
+
+
+def _hand_on(value: Value, g: float) -> None:
+    """:func:`_propagate`'s step for an operation of three operands or more (``clamp``)."""
+    parents = value._parents
+    parts = value._op.partials(*[p.data for p in parents], value.data)  # type: ignore[union-attr]
+    for parent, d in zip(parents, parts, strict=True):
+        if parent._tracks:
+            parent._g += g * d
+
+
+def _bare_dag(nodes: list[Value]) -> Dag:
+    """The Dag of ``nodes`` (in order of creation) as the engine needs it for a backward pass:
+    operations and operands only. Names are for showing a graph (:meth:`Value._layout` gives
+    them); a backward pass needs none, so it makes none (micrograd's loop does not either)."""
+    dag = Dag()
+    ops, operand_ids, operand_starts, values = (dag.ops, dag.operand_ids, dag.operand_starts,
+                                                dag.values)
+    add_op, add_value, add_start = ops.append, values.append, operand_starts.append
+    add_operand, add_operands = operand_ids.append, operand_ids.extend
+    for value in nodes:
+        op = value._op
+        if op is not None:
+            add_op(op)
+            parents = value._parents
+            if len(parents) == 2:
+                add_operand(parents[0]._slot)
+                add_operand(parents[1]._slot)
+            else:
+                add_operands([p._slot for p in parents])
+            add_value(None)
+        else:
+            add_op(INPUT if value._tracks else CONST)
+            add_value(value.data)
+        add_start(len(operand_ids))
+    count = len(nodes)
+    dag.names = [None] * count
+    dag.spans = Spans(array("i", [-1]) * count, array("i", [-1]) * count)
+    return dag
 
 
 def zero_grad(values: Iterable[Value], set_to_none: bool = False) -> None:
@@ -426,6 +609,8 @@ def function(name: str) -> Callable[..., Value]:
     def apply(*operands: Value | float) -> Value:
         if len(operands) != op.arity:
             raise TypeError(f"{name} takes {op.arity} argument(s), got {len(operands)}")
+        if len(operands) == 1:
+            return _unary(op, _as_value(operands[0]))
         return Value._apply(op, *operands)
 
     apply.__name__ = apply.__qualname__ = name
@@ -442,8 +627,12 @@ _METHOD_NAMES.update(pow="pow", atan2="atan2", maximum="max", minimum="min")
 
 
 def _method(op: Op) -> Callable[..., Value]:
-    def method(self: Value, *others: Any) -> Value:
-        return Value._apply(op, self, *others)
+    if op.arity == 1:
+        def method(self: Value) -> Value:
+            return _unary(op, self)
+    else:
+        def method(self: Value, *others: Any) -> Value:  # type: ignore[misc]
+            return Value._apply(op, self, *others)
 
     method.__name__ = op.name
     method.__doc__ = f"{op.name}(self{', other' if op.arity == 2 else ''}), differentiable."
@@ -453,14 +642,81 @@ def _method(op: Op) -> Callable[..., Value]:
 for _name, _op_name in _METHOD_NAMES.items():
     setattr(Value, _name, _method(FUNCTIONS[_op_name]))
 
-_ADD, _SUB, _MUL, _DIV, _POW, _NEG, _MAX, _MIN, _CLAMP = (
-    op_named(n) for n in ("add", "sub", "mul", "div", "pow", "neg", "max", "min", "clamp"))
+_ADD, _SUB, _MUL, _DIV, _POW, _NEG, _ABS, _MAX, _MIN, _CLAMP = (
+    op_named(n) for n in ("add", "sub", "mul", "div", "pow", "neg", "abs", "max", "min",
+                          "clamp"))
 
 _isfinite = math.isfinite
+_blank = object.__new__
+
+
+def _result(op: Op, parents: tuple[Value, ...], data: float, finite: bool) -> Value:
+    """A new value: ``data``, computed by ``op`` from ``parents``. It tracks gradients when a
+    parent does, and then records them and ``op`` (or ``op``'s IEEE twin where a number is not
+    ``finite``); otherwise it records nothing: no memory, no work in backward."""
+    out: Value = _blank(Value)
+    out.data = data
+    out.name = None
+    out._serial = _next_serial()
+    out._mark = 0
+    for parent in parents:
+        if parent._tracks:
+            out._tracks = True
+            out.grad = out._g = 0.0
+            out._plan = None
+            out._parents = parents
+            out._op = op if finite else _ieee(op)
+            return out
+    out._tracks = False
+    out.grad = out._op = None
+    out._parents = ()
+    return out
+
+
+def _constant(x: Any) -> Value:
+    """``x`` (a number in arithmetic) as a value that does not track gradients."""
+    if type(x) is not float:
+        x = _number(x, "data")
+    out: Value = _blank(Value)
+    out.data = x
+    out.name = out.grad = out._op = None
+    out._tracks = False
+    out._parents = ()
+    out._serial = _next_serial()
+    out._mark = 0
+    return out
+
+
+def _as_value(x: Any) -> Value:
+    return x if isinstance(x, Value) else _constant(x)
+
+
+def _binary(op: Op, a: Any, b: Any) -> Value:
+    """``op(a, b)`` through the registry's forward rule (IEEE where it has no value)."""
+    a, b = _as_value(a), _as_value(b)
+    x, y = a.data, b.data
+    try:
+        data = op.forward(x, y)
+    except (ValueError, ZeroDivisionError, OverflowError):
+        data = extended_value(op, x, y)
+    # 0 * inf and 0 * nan are nan: one product tells whether all three are finite
+    return _result(op, (a, b), data, x * 0.0 * y * data == 0.0)
+
+
+def _unary(op: Op, a: Value) -> Value:
+    """``op(a)`` through the registry's forward rule (IEEE where it has no value)."""
+    x = a.data
+    try:
+        data = op.forward(x)
+    except (ValueError, ZeroDivisionError, OverflowError):
+        data = extended_value(op, x)
+    return _result(op, (a,), data, x * 0.0 * data == 0.0)
 
 
 def _number(x: Any, what: str) -> float:
-    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+    kind = type(x)
+    if kind is not float and kind is not int and (  # (the common cases skip the ABC check)
+            isinstance(x, bool) or not isinstance(x, numbers.Real)):
         raise InputError(f"Value {what} must be a real number, not {x!r}")
     try:
         return float(x)
@@ -582,7 +838,7 @@ def _in_text_order(nodes: list[Value]) -> list[Value]:
 
     def statement(v: Value) -> bool:
         if v._op is None:
-            return v.requires_grad or v is output
+            return v._tracks or v is output
         return v is output or v.name is not None or uses[id(v)] > 1
 
     ordered: list[Value] = []

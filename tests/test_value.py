@@ -12,8 +12,12 @@ tests are in ``test_micrograd.py``.)
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import random
+import sys
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 from helpers import property_settings, reference
@@ -22,6 +26,7 @@ from hypothesis import strategies as st
 
 import gradcalc
 from gradcalc import EvaluationError, InputError, Value
+from gradcalc import value as value_module
 from gradcalc.engine import Step
 from gradcalc.ops import FUNCTIONS
 
@@ -498,6 +503,117 @@ def test_backward_on_a_leaf():
     a = leaf(4.0)
     a.backward()
     assert a.grad == 1.0
+
+
+# --- the backward pass: a kept order, a value's flags, an interrupted pass ---------------------
+
+def test_backward_again_keeps_the_order(monkeypatch):
+    """A second backward() on the same value keeps the order of the pass with it, and later
+    calls are the pass alone; a value backpropagated once (a training step's loss) keeps
+    nothing."""
+    a, b = leaf(2.0), leaf(-1.0)
+    out = (a * b + a).tanh() * b
+    walks: list[Value] = []
+    walk = value_module._ancestors
+    monkeypatch.setattr(value_module, "_ancestors", lambda v: walks.append(v) or walk(v))
+    out.backward()
+    once = (a.grad, b.grad, out.grad)
+    assert walks == [out] and out._plan.order is None
+    out.backward()
+    assert walks == [out, out] and len(out._plan.order) == 5  # a*b, +a, tanh, a, b
+    out.backward()
+    out.backward()
+    assert walks == [out, out]
+    assert (a.grad, b.grad, out.grad) == tuple(4 * g for g in once)
+    other = a * b  # another output: its own order
+    other.backward()
+    other.backward()
+    other.backward()
+    assert walks == [out, out, other, other]
+
+
+def test_backward_after_the_graph_grew():
+    """Values computed from ``c`` after its backward() are not in ``c``'s graph: ``c`` keeps
+    its order, and the new output gets its own."""
+    a, b = leaf(2.0), leaf(3.0)
+    c = a * b
+    c.backward()
+    assert (a.grad, b.grad, c.grad) == (3.0, 2.0, 1.0)
+    out = c * a + b  # a*b*a + b: d/da = 2ab = 12, d/db = a^2 + 1 = 5, d/dc = a = 2
+    out.backward()
+    assert (a.grad, b.grad, c.grad, out.grad) == (15.0, 7.0, 3.0, 1.0)
+    c.backward()
+    assert (a.grad, b.grad, c.grad, out.grad) == (18.0, 9.0, 4.0, 1.0)
+    out.backward()
+    assert (a.grad, b.grad, c.grad, out.grad) == (30.0, 14.0, 6.0, 2.0)
+
+
+def test_a_flag_changed_after_backward_counts_in_the_next():
+    """A kept order is dropped when a value starts or stops tracking gradients (by
+    requires_grad_ or by setting requires_grad): the next pass sees the graph as it is."""
+    a, k = leaf(2.0), Value(3.0, requires_grad=False)
+    out = a * k + a * 5.0
+    out.backward()
+    assert (a.grad, k.grad) == (8.0, None)
+    k.requires_grad_(True)
+    number = out._parents[1]._parents[1]  # the constant 5.0 made from a plain number
+    number.requires_grad = True
+    out.backward()
+    assert (a.grad, k.grad, number.grad) == (16.0, 2.0, 2.0)
+    a.requires_grad = False  # a leaf may stop: a constant from now on
+    out.backward()
+    assert (a.grad, k.grad, number.grad) == (16.0, 4.0, 4.0)
+    with pytest.raises(InputError, match="detach"):
+        out.requires_grad = False  # a result cannot stop, as in PyTorch
+
+
+def test_an_interrupted_backward_leaves_nothing_behind(monkeypatch):
+    """Gradients gather in the values during a pass; a pass that raises half-way clears them,
+    so the next pass starts from nothing."""
+    a = leaf(2.0)
+    b = a * 3
+    out = b.tanh() + b
+
+    def fails(*operands: float) -> tuple[float, ...]:
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(b, "_op", dataclasses.replace(b._op, partials=fails))
+    with pytest.raises(RuntimeError, match="stop"):
+        out.backward()  # out and tanh(b) have handed their gradients to b by then
+    monkeypatch.undo()
+    gradcalc.zero_grad([a, b, out])
+    out.backward()
+    assert b.grad == 1 - math.tanh(6.0) ** 2 + 1
+    assert a.grad == 3 * b.grad
+
+
+def test_a_small_tanh_network_against_finite_differences():
+    """A 3-4-1 tanh network, micrograd's neuron (tanh(sum(w*x, b))), with a squared loss over
+    two samples: every parameter's gradient against central differences."""
+    rng = random.Random(7)
+    layers = [[([leaf(rng.uniform(-1, 1)) for _ in range(n_in)], leaf(rng.uniform(-1, 1)))
+               for _ in range(n_out)] for n_in, n_out in ((3, 4), (4, 1))]
+    samples = (([0.5, -1.0, 2.0], 1.0), ([-0.3, 0.8, 0.1], -1.0))
+
+    def loss() -> Value:
+        total = Value(0.0, requires_grad=False)
+        for x, target in samples:
+            for layer in layers:
+                x = [sum((wi * xi for wi, xi in zip(w, x, strict=True)), b).tanh()
+                     for w, b in layer]
+            total = total + (x[0] - target) ** 2
+        return total
+
+    loss().backward()
+    params = [p for layer in layers for w, b in layer for p in (*w, b)]
+    h = 1e-6
+    for p in params:
+        p.data += h
+        up = loss().data
+        p.data -= 2 * h
+        down = loss().data
+        p.data += h
+        assert math.isclose(p.grad, (up - down) / (2 * h), rel_tol=1e-6, abs_tol=1e-8)
 
 
 # --- micrograd's defaults, PyTorch's methods ----------------------------------------------------
@@ -1061,6 +1177,27 @@ def test_random_programs_agree_with_values(case):
 
 
 @SETTINGS
+@given(case=statement_lists())
+def test_the_pass_and_the_engine_give_the_same_gradients(case):
+    """backward() and backward(on_step=...) (the engine's run on the laid-out Dag) agree, on
+    the same random programs as the text route."""
+    statements, at = case
+    fast, stepped = Interpreter(at).run(statements), Interpreter(at).run(statements)
+    assume(fast["OUT"].requires_grad)
+    assume(all(math.isfinite(v.data) and abs(v.data) < 1e6 for v in fast.values()))
+    fast["OUT"].backward()
+    steps_of(stepped["OUT"])
+    scale = (1.0 + max(abs(v.grad or 0.0) for v in fast.values())) * (
+        1.0 + max(abs(v.data) for v in fast.values()))
+    for name, value in fast.items():
+        other = stepped[name].grad
+        if value.grad is None or other is None:
+            assert value.grad is other, name
+        else:
+            assert close(value.grad, other, scale), (name, value.grad, other)
+
+
+@SETTINGS
 @given(case=statement_lists(), name_them=st.booleans())
 def test_to_program_reads_back_to_the_same_results(case, name_them):
     statements, at = case
@@ -1234,6 +1371,65 @@ def test_to_program_keeps_the_sign_of_a_negative_zero_constant():
     assert out.data == -math.pi
     result = gradcalc.gradients(out.to_program())  # was "A*0": +pi
     assert result.value == out.data
+
+
+# --- work linear in the graph: counted, not timed -------------------------------------------------
+
+def traced_lines(call: Callable[[], object]) -> int:
+    """How many lines of Python ``call`` runs (``sys.settrace``'s line events, in every
+    function it calls): the work done, counted, so the same on every machine and every run."""
+    count = 0
+
+    def local(frame: object, event: str, arg: object) -> Callable[..., object]:
+        nonlocal count
+        count += event == "line"
+        return local
+
+    previous = sys.gettrace()
+    sys.settrace(lambda frame, event, arg: local)
+    try:
+        call()
+    finally:
+        sys.settrace(previous)
+    return count
+
+
+def leaf_sum(count: int) -> tuple[list[Value], Value]:
+    leaves = [Value(float(i % 7) - 3.0) for i in range(count)]
+    return leaves, sum(v * v for v in leaves)
+
+
+def test_backward_work_is_linear_in_unnamed_leaves(monkeypatch):
+    """Unnamed leaves used to be named A..Z, X1, X2, ... by backward(), scanning the names
+    taken: quadratic. backward() now neither names nor lays out a Dag, and ten times the
+    leaves is ten times the lines of Python run (quadratic work would be a hundred times)."""
+    def refused(*args: object, **kwargs: object) -> None:
+        raise AssertionError("backward() named values or laid the graph out")
+
+    monkeypatch.setattr(value_module, "fresh", refused)
+    monkeypatch.setattr(value_module, "Dag", refused)
+    work = {}
+    for count in (2_000, 20_000):
+        leaves, out = leaf_sum(count)
+        work[count] = traced_lines(out.backward)
+        assert all(v.grad == 2 * v.data for v in leaves)
+        assert work[count] < 40 * 3 * count  # some lines a node, three nodes a leaf
+    assert 9 <= work[20_000] / work[2_000] <= 11, work
+
+
+def test_names_are_made_when_shown_with_a_counter():
+    """Names are for pictures and program text: to_dag() (behind to_program(), graph() and
+    explain()) gives unnamed leaves A..Z, X1, X2, ... from a counter, in linear work."""
+    work = {}
+    for count in (2_000, 20_000):
+        leaves, out = leaf_sum(count)
+        dags: list[gradcalc.Dag] = []
+        work[count] = traced_lines(lambda out=out, dags=dags: dags.append(out.to_dag()))
+        names = [dags[0].names[i] for i in dags[0].inputs.values()]
+        assert names[:3] == ["A", "B", "C"] and names[26:28] == ["X1", "X2"]
+        assert len(set(names)) == count
+        assert all(v.name is None for v in leaves)  # the values themselves stay unnamed
+    assert 9 <= work[20_000] / work[2_000] <= 11, work
 
 
 # --- deep graphs: no recursion anywhere ----------------------------------------------------------
