@@ -535,6 +535,10 @@ class Algebra:
         simplified: rewriting passes choose their own form."""
         return self._from(terms)
 
+    def children(self, poly: int) -> list[int]:
+        """The polys directly inside ``poly``'s atoms (one entry per use)."""
+        return self._children(poly)
+
     def postorder(self, expr: int, skip: Container[int] = ()) -> list[int]:
         """The polys under ``expr`` (itself included), operands first, each once; polys in
         ``skip`` are neither listed nor walked into."""

@@ -96,7 +96,7 @@ class Tidy:
         for root in roots:
             for poly in self.X.postorder(root, skip=seen):
                 seen.add(poly)
-                for child in set(self.X._children(poly)):
+                for child in set(self.X.children(poly)):
                     self.uses[child] = self.uses.get(child, 0) + 1
         return len(seen)
 
@@ -111,7 +111,8 @@ class Tidy:
                                if X.atom_key(a)[0] == "group")
 
     def __call__(self, expr: int) -> int:
-        """``expr`` written as a person would (an equal expression, never a longer one)."""
+        """``expr`` written as a person would: an equal expression, never longer but for the
+        near tie a product is given (:data:`_PRODUCT_BONUS` characters)."""
         X = self.X
         for poly in X.postorder(expr, skip=self.done):
             if self.limit is not None and X.parts > self.limit:
@@ -391,8 +392,8 @@ class Tidy:
                         (c, dict(m), []) for m, c in left.items())])
         return None
 
-    def _sum(self, parts: list[tuple[Rational, dict[int, Rational], list[tuple[Poly, int]]]]
-             ) -> int:
+    def _sum(self, parts: list[tuple[Rational, dict[int, Rational],
+                                     list[tuple[Poly, Rational]]]]) -> int:
         """A sum of products (:meth:`_product`'s arguments)."""
         out: Poly = {}
         for coefficient, content, factors in parts:
@@ -462,7 +463,8 @@ class Tidy:
     def _split(self, poly: Poly) -> list[Poly]:
         """A polynomial (non-negative integer powers) as factors: divided by the known sums,
         and split where the terms of one variable are multiples of one sum."""
-        pending, done = [poly], []
+        pending: list[Poly] = [poly]
+        done: list[Poly] = []
         while pending:
             current = pending.pop()
             if len(done) + len(pending) >= _FACTORS or len(current) < 2:
