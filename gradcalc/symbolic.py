@@ -223,9 +223,10 @@ def _tidied(X: Algebra, graph: _Expressions, plain: Printed, reserved: Iterable[
     would outgrow the expression budget."""
     bindings, final, statements, texts = plain
     try:
-        tidy = Tidy(X, graph.sums(), max(_TIDY_WORK, X.parts))
+        tidy = Tidy(X, max(_TIDY_WORK, X.parts))
         if tidy.count([*(d for _, d in bindings), *final.values()]) > TIDY_PARTS:
             return plain
+        tidy.know(graph.sums())
         bindings = [(name, tidy(definition)) for name, definition in bindings]
         final = {name: tidy(expr) for name, expr in final.items()}
     except (TooMuchWork, ExpressionTooLarge, ConstantTooLarge):

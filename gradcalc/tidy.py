@@ -40,7 +40,7 @@ _DIVISORS = 24
 _FACTORS = 12
 # A product is chosen over a sum up to this many characters longer.
 _PRODUCT_BONUS = 3
-# A sum is tried as one term plus a product of the others up to this many terms.
+# A sum is tried as its constant plus a product of the others up to this many terms.
 _ONE_OUT = 16
 # A product of more factors than this stays one factor of the products it is used in (shared,
 # not copied into each: a chain's adjoints would grow quadratic text).
@@ -57,13 +57,12 @@ class TooMuchWork(Exception):
 
 
 class Tidy:
-    """Rewrites expressions of ``algebra`` (:meth:`__call__`); ``divisors`` are sums to try
-    as factors (the program's own sub-expressions). Building more than ``budget`` parts
+    """Rewrites expressions of ``algebra`` (:meth:`__call__`); :meth:`know` gives it sums to
+    try as factors (the program's own sub-expressions). Building more than ``budget`` parts
     (:attr:`Algebra.parts`) raises :class:`TooMuchWork`. Parts rewritten once are remembered, so
     one :class:`Tidy` should serve all the formulas of one result."""
 
-    def __init__(self, algebra: Algebra, divisors: Iterable[int] = (),
-                 budget: int | None = None) -> None:
+    def __init__(self, algebra: Algebra, budget: int | None = None) -> None:
         self.X = algebra
         self.limit = None if budget is None else algebra.parts + budget
         # parts used in more than one place (and their rewritten forms): never copied into
@@ -77,11 +76,15 @@ class Tidy:
         # the known sums, by their first atom (a polynomial's candidates are found by its
         # atoms, not by scanning them all: a long program has thousands)
         self.divisors: dict[int, list[tuple[Poly, frozenset[int]]]] = {}
+
+    def know(self, sums: Iterable[int]) -> None:
+        """Try ``sums`` as factors of the polynomials met (small ones, by their primitive
+        part)."""
         seen: set[int] = set()
-        for expr in divisors:
-            if expr not in seen and 2 <= algebra.term_count(expr) <= _TERMS // 4:
+        for expr in sums:
+            if expr not in seen and 2 <= self.X.term_count(expr) <= _TERMS // 4:
                 seen.add(expr)
-                poly = dict(algebra.terms(expr))
+                poly = dict(self.X.terms(expr))
                 if _polynomial(poly):
                     # its primitive part: B*N0 + N0*A divides what (A + B) divides
                     poly = _content(poly, True)[2]
@@ -132,11 +135,9 @@ class Tidy:
             if term is None:
                 return poly  # an exact number beyond the bound: keep the part as it was
             factors, scaled = term
-            inner = self._bare_sum(factors)
-            for m, c in ((factors, 1),) if inner is None else X.terms(inner):
-                terms[m] = terms.get(m, 0) + scaled * c
-        terms = {m: _q(c) for m, c in terms.items() if c != 0}
-        best = self._make(terms)
+            terms[factors] = terms.get(factors, 0) + scaled
+        terms = {m: _q(c) for m, c in self._joined(terms).items() if c != 0}
+        as_is = best = X.from_terms(terms)
         if 2 <= len(terms) <= _TERMS:
             products = []
             for candidate in self._candidates(terms):
@@ -146,7 +147,7 @@ class Tidy:
                 # a product wins a near tie: P*(1 - P), not P - P^2 (the chain rule's form)
                 if self.length(candidate) - _PRODUCT_BONUS * product < self.length(best):
                     best = candidate
-            if X.term_count(best) > 1 and best != self._make(terms):
+            if X.term_count(best) > 1 and best != as_is:
                 # what collecting left may have a factor in common: a*x*y - a*x*z + a*w*y
                 # collected by y is a*(x + w)*y - a*x*z, and that is a*((x + w)*y - x*z)
                 again = self._factored(dict(X.terms(best)))
@@ -181,7 +182,7 @@ class Tidy:
         """The other forms of a sum: factored, over a common denominator, collected, one
         term plus a product, a power of a known sum plus a little."""
         for candidate in (self._factored(terms), self._together(terms),
-                          self._collected(terms), *self._all_but_one(terms),
+                          self._collected(terms), self._constant_plus(terms),
                           self._power_plus(terms)):
             if candidate is not None:
                 yield candidate
@@ -329,9 +330,6 @@ class Tidy:
                 return X.atom_key(terms[0][0][0][0])[2][0]
         return X.call(name, *arguments)
 
-    def _make(self, terms: Poly) -> int:
-        return self.X.from_terms(terms)
-
     # --- common factors ----------------------------------------------------------------
 
     def _factored(self, terms: Poly) -> int | None:
@@ -356,16 +354,17 @@ class Tidy:
             return plus
         return factor
 
-    def _all_but_one(self, terms: Poly) -> Iterable[int]:
+    def _constant_plus(self, terms: Poly) -> int | None:
         """``terms`` as its constant plus the others factored, where they are a product:
         ``A^4 + 4*A^3*C + ... + C^4 + 1`` is ``(A + C)^4 + 1``."""
         if not 3 <= len(terms) <= _ONE_OUT or () not in terms:
-            return
+            return None
         others = {m: c for m, c in terms.items() if m != ()}
         product = self._factored(others)
-        if product is not None and self.X.term_count(product) == 1:
-            ((factors, scaled),) = self.X.terms(product)
-            yield self.X.from_terms({factors: scaled, (): terms[()]})
+        if product is None or self.X.term_count(product) != 1:
+            return None
+        ((factors, scaled),) = self.X.terms(product)
+        return self.X.from_terms({factors: scaled, (): terms[()]})
 
     def _power_plus(self, terms: Poly) -> int | None:
         """``terms`` as a multiple of a known sum to a power plus a little: ``A^2*B^4 +
@@ -388,18 +387,14 @@ class Tidy:
                     left[m] = left.get(m, 0) - scale * c
                 left = {m: _q(c) for m, c in left.items() if c != 0}
                 if len(left) <= 2:
-                    return self._sum([(_q(scale), {}, [(divisor, k)]), *(
-                        (c, dict(m), []) for m, c in left.items())])
+                    out: Poly = dict(left)
+                    if not self._positive(divisor.items()):  # the sign every use shares
+                        divisor = {m: -c for m, c in divisor.items()}
+                        scale = -scale if k % 2 else scale
+                    atom = self.X.as_atom(self.X.from_terms(divisor))
+                    out[((atom, k),)] = _q(scale)
+                    return self.X.from_terms(out)
         return None
-
-    def _sum(self, parts: list[tuple[Rational, dict[int, Rational],
-                                     list[tuple[Poly, Rational]]]]) -> int:
-        """A sum of products (:meth:`_product`'s arguments)."""
-        out: Poly = {}
-        for coefficient, content, factors in parts:
-            ((monomial, c),) = self.X.terms(self._product(coefficient, content, factors))
-            out[monomial] = out.get(monomial, 0) + c
-        return self.X.from_terms(out)
 
     def _collected(self, terms: Poly) -> int | None:
         """``terms`` with the atom most of them share taken out of those, over and over:
@@ -548,12 +543,10 @@ class Tidy:
             if expanded is None:
                 return None
             for m, c in expanded.items():
-                inner = self._bare_sum(m)
-                for m2, c2 in ((m, 1),) if inner is None else self.X.terms(inner):
-                    numerator[m2] = numerator.get(m2, 0) + c * c2
+                numerator[m] = numerator.get(m, 0) + c
             if len(numerator) > _TERMS:
                 return None
-        return {m: _q(c) for m, c in numerator.items() if c != 0}
+        return {m: _q(c) for m, c in self._joined(numerator).items() if c != 0}
 
     def _expanded(self, exponents: dict[int, Rational], coefficient: Rational,
                   multiplied: dict[int, Rational]) -> Poly | None:
