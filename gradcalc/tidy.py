@@ -392,7 +392,8 @@ class Tidy:
                         divisor = {m: -c for m, c in divisor.items()}
                         scale = -scale if k % 2 else scale
                     atom = self.X.as_atom(self.X.from_terms(divisor))
-                    out[((atom, k),)] = _q(scale)
+                    key: Monomial = ((atom, k),)  # (the sum's power may be a term already)
+                    out[key] = _q(out.get(key, 0) + scale)
                     return self.X.from_terms(out)
         return None
 

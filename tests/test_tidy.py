@@ -109,6 +109,18 @@ def test_each_rewrite(program: str, wrt: str, expected: str) -> None:
     assert formula(program, wrt) == expected
 
 
+def test_a_power_of_a_known_sum_adds_to_the_same_power_already_there() -> None:
+    """Found by test_derivatives' random Hessians: 4*(X0 + 4)^2 - 2 - (X0 + 4)^2 lost its last
+    term when the power was written over the key it already had."""
+    program = "S2 = X0; S3 = ((S2) + (2)) + (2); OUT = (S3) + ((2) / (2 + (S3)^2))"
+    [[entry]] = [list(row.values()) for row in gradcalc.hessian(program, wrt=["X0"])
+                 .entries.values()]
+    assert entry == "4*(3*(X0 + 4)^2 - 2)/((X0 + 4)^2 + 2)^3"
+    [[number]] = [list(row.values()) for row in gradcalc.hessian(program, at={"X0": 0.0})
+                  .entries.values()]
+    assert math.isclose(evaluate(entry, {"X0": 0.0}), number, rel_tol=1e-12)
+
+
 def test_divide_is_exact_division_or_none() -> None:
     X = Algebra()
     a, b = X.symbol("A"), X.symbol("B")
